@@ -1,0 +1,68 @@
+"""The HTTP edge: validates, authenticates, enqueues and reports. No media code lives here."""
+
+from __future__ import annotations
+
+import redis
+from celery import Celery
+from flask import Flask
+
+from app.auth import make_backend
+from app.errors import register_error_handlers
+from app.services import Services
+from tasks.celery_app import create_celery
+from tasks.logs import configure_logging
+from tasks.registry import WorkerView
+from tasks.settings import Settings
+from tasks.storage import ObjectStore
+from tasks.store import ExportJobStore
+
+MAX_JSON_BODY = 1024 * 1024  # an export request is a few KB; the image bed sets its own limit
+
+
+def register_services(
+    app: Flask,
+    settings: Settings,
+    redis_client: redis.Redis | None,
+    celery: Celery | None,
+    store: ObjectStore | None,
+) -> Services:
+    client = redis_client or redis.Redis.from_url(
+        settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+    )
+    found = Services(
+        settings=settings,
+        redis=client,
+        jobs=ExportJobStore(client, settings.job_ttl_s),
+        store=store or ObjectStore(settings),
+        celery=celery or create_celery(settings),
+        sessions=make_backend(settings, client),
+        workers=WorkerView(client),
+    )
+    app.extensions["resourced"] = found
+    return found
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import export, health
+
+    app.register_blueprint(export.bp)
+    app.register_blueprint(health.bp)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis_client: redis.Redis | None = None,
+    celery: Celery | None = None,
+    store: ObjectStore | None = None,
+) -> Flask:
+    """The web app; tests pass their own settings and clients, production reads the environment."""
+    configure_logging("web")
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max(MAX_JSON_BODY, settings.imgbed_max_bytes + 64 * 1024)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    register_services(app, settings, redis_client, celery, store)
+    register_error_handlers(app)
+    register_blueprints(app)
+    return app

@@ -1,0 +1,171 @@
+"""POST /resource/v1/i/export-to-s3dir: submit an export, and poll it with the same request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from kombu.exceptions import OperationalError
+
+from app.errors import ApiError
+from app.schemas.export import ExportRequestSchema
+from app.schemas.fields import entry_for
+from app.services import Services, services
+from app.session_check import authenticate, require_bucket
+from tasks import estimate
+from tasks.celery_app import TaskName
+from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.routing import export_queue
+from tasks.store import JobRecord, JobState
+
+log = logging.getLogger(__name__)
+bp = Blueprint("export", __name__)
+
+HTTP_STATUS = {
+    ErrorCode.PROCESSING: 200,
+    ErrorCode.READY: 200,
+    ErrorCode.RESTORING: 200,
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.NO_MEDIA: 404,
+    ErrorCode.FAILED: 500,
+    ErrorCode.BUSY: 429,
+}
+
+
+def _location(entry: dict[str, Any], default_region: str) -> S3Location:
+    return S3Location(
+        bucket=entry["storage_name"],
+        region=entry.get("storage_location") or default_region,
+        prefix=entry.get("storage_root_folder", ""),
+    )
+
+
+def _default_dir(user: str, source: S3Location, live_path: str, start: int, data: dict[str, Any]) -> str:
+    """A deterministic folder per request, so a repeated request lands on the same keys."""
+    seed = json.dumps(
+        [user, source.bucket, source.prefix, live_path, start, data["Duration"], data["export_type"]]
+    )
+    return f"exports/{user}/{hashlib.sha256(seed.encode()).hexdigest()[:20]}"
+
+
+def build_spec(data: dict[str, Any], user: str, default_region: str) -> ExportSpec:
+    entries = data["storage_info"]
+    source = _location(entry_for(entries, "ts") or {}, default_region)
+    mp4 = entry_for(entries, "mp4")
+    start = data["StartPos"] + (data.get("StartTime") or 0)
+    if data["ExportS3Bucket"]:
+        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
+        if not region and mp4 is not None and mp4["storage_name"] == bucket:
+            region = mp4["storage_location"]
+    else:
+        assert mp4 is not None  # the schema refuses a request with neither
+        bucket, root = mp4["storage_name"], mp4.get("storage_root_folder", "")
+        region = data["ExportS3Region"] or mp4["storage_location"]
+    file_name = data["FileName"] or "export.mp4"
+    key = data["ExportS3Key"]
+    if key.lower().endswith(".mp4"):
+        s3_dir, file_name = posixpath.dirname(key), posixpath.basename(key)
+    elif key:
+        s3_dir = key
+    else:
+        s3_dir = _default_dir(user, source, data["LivePath"], start, data)
+    if not file_name.lower().endswith(".mp4"):
+        file_name += ".mp4"
+    prefix = "/".join(p for p in (root, s3_dir) if p)
+    return ExportSpec(
+        user=user,
+        source=source,
+        live_path=data["LivePath"].strip("/"),
+        start_ms=start,
+        duration_ms=data["Duration"],
+        export_type=ExportType(data["export_type"]),
+        destination=S3Location(bucket=bucket, region=region or default_region, prefix=prefix),
+        video_name=file_name,
+        peer_id=data["PeerId"],
+        service_caller=data["ServiceCaller"].lower(),
+    )
+
+
+def _slots(svc: Services, queue: str) -> int:
+    return max(svc.workers.slots(queue), 1)
+
+
+def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
+    if record.state is JobState.READY and record.result is not None:
+        result = record.result
+        body: dict[str, Any] = {
+            "ErrorCode": int(ErrorCode.READY),
+            "ErrorMessage": "ready",
+            "TimeWait": 0,
+            "VideoPath": svc.store.url(result.bucket, result.video_key, result.region),
+            "ImagePath": svc.store.url(result.bucket, result.image_key, result.region),
+            "S3Dir": result.s3_dir,
+            "Version": result.version,
+            "LackLength": result.lack_ms,
+        }
+        return body, 200
+    if record.state is JobState.FAILED:
+        code = ErrorCode(record.error_code or ErrorCode.FAILED)
+        return {"ErrorCode": int(code), "ErrorMessage": record.error or "export failed"}, HTTP_STATUS[code]
+    wait = estimate.wait_for(svc.jobs, record, _slots(svc, record.queue))
+    step = record.step or record.state.value
+    message = f"{record.state.value}: {step} {round(record.progress * 100)}%"
+    return {"ErrorCode": int(ErrorCode.PROCESSING), "ErrorMessage": message, "TimeWait": wait}, 200
+
+
+def _enqueue(svc: Services, spec: ExportSpec, attempt: int, queue: str) -> None:
+    try:
+        svc.celery.send_task(
+            TaskName.EXPORT.value,
+            args=[spec.job_id, attempt],
+            queue=queue,
+            task_id=f"export-{spec.job_id}-{attempt}",
+        )
+    except (OperationalError, OSError) as exc:
+        svc.jobs.fail(
+            spec.job_id, attempt, ErrorCode.FAILED, "could not queue the export: broker unreachable"
+        )
+        log.error("broker unreachable", extra={"job_id": spec.job_id, "reason": str(exc)})
+        raise ApiError(
+            int(ErrorCode.FAILED), "service temporarily unavailable: queue unreachable", 503, 5
+        ) from exc
+
+
+@bp.post("/resource/v1/i/export-to-s3dir")
+def export_to_s3dir() -> tuple[Response, int] | Response:
+    svc = services()
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
+    session = authenticate(body.get("SessionId"), body.get("userid"))
+    data = ExportRequestSchema(max_duration_ms=svc.settings.max_duration_ms).load(body)
+    spec = build_spec(data, session.user if not session.service else data["userid"], svc.settings.aws_region)
+    require_bucket(spec.source.bucket, "storage_info (ts)")
+    require_bucket(spec.destination.bucket, "the destination")
+    queue = export_queue(spec, svc.workers)
+    admission = svc.jobs.admit(
+        spec,
+        queue.value,
+        svc.settings.max_active_exports,
+        svc.settings.max_active_exports_per_user,
+        estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value)),
+    )
+    if admission.outcome == "busy":
+        wait = estimate.wait_for_slot(svc.jobs, spec)
+        scope = "for this user" if admission.detail == "user" else "on the service"
+        raise ApiError(int(ErrorCode.BUSY), f"too busy: too many exports queued {scope}", 429, wait)
+    if admission.outcome == "created":
+        log.info("export accepted", extra={"job_id": spec.job_id, "queue": queue.value})
+        _enqueue(svc, spec, int(admission.detail), queue.value)
+    record = svc.jobs.get(spec.job_id)
+    if record is None:  # expired between admission and now: answer as accepted, the next poll re-admits
+        return jsonify({"ErrorCode": 1, "ErrorMessage": "queued", "TimeWait": 1}), 200
+    payload, status = answer(svc, record)
+    response = jsonify(payload)
+    if status == 200 and payload["ErrorCode"] == int(ErrorCode.PROCESSING):
+        response.headers["Retry-After"] = str(payload["TimeWait"])
+    return response, status

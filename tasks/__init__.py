@@ -1,0 +1,5 @@
+"""The contract between the HTTP edge (app/) and the worker nodes (workers/).
+
+Both sides import this package; it imports neither. It holds the Celery app, task names and
+queues, the job spec and its idempotency key, the Redis key layout and the job-status store.
+"""

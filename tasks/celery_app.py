@@ -1,0 +1,57 @@
+"""The Celery app, its queues and task names: what the API sends and the workers consume.
+
+Late acks with reject-on-worker-lost mean a task whose worker dies is delivered again; the
+broker's visibility timeout is longer than the longest export, so a slow export is never
+handed to a second worker while the first still runs it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+from tasks.settings import Settings
+
+
+class Queue(StrEnum):
+    EXPORT_COPY = "export.copy"  # stream copy: disk and network bound, never waits for a GPU
+    EXPORT_CPU = "export.cpu"  # re-encoding with libx264/libx265
+    EXPORT_GPU = "export.gpu"  # re-encoding with NVENC
+    RESTORE = "restore"
+    CALLBACK = "callback"
+    MAINTENANCE = "maintenance"
+
+
+class TaskName(StrEnum):
+    EXPORT = "resourced.export"
+    RESTORE_START = "resourced.restore.start"
+    RESTORE_POLL = "resourced.restore.poll"
+    CALLBACK_DELIVER = "resourced.callback.deliver"
+    REAP = "resourced.maintenance.reap"
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app configured from settings; connects to nothing until used."""
+    app = Celery("resourced", broker=settings.celery_broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # the job record in Redis is the one truth, not a result backend
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # an export is long: never hoard tasks another worker could run
+        task_default_queue=Queue.MAINTENANCE.value,
+        task_queues=[KombuQueue(q.value) for q in Queue],
+        broker_transport_options={"visibility_timeout": settings.export_hard_limit_s * 2},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,  # Flower shows tasks live
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        beat_schedule={
+            "reap-stuck-exports": {"task": TaskName.REAP.value, "schedule": 60.0},
+        },
+    )
+    return app

@@ -1,0 +1,33 @@
+"""The one place that knows the Redis key layout; everything else asks here."""
+
+from __future__ import annotations
+
+PREFIX = "resourced"
+
+ACTIVE_EXPORTS = f"{PREFIX}:exports:active"  # ZSET job_id -> enqueue time (queued + running)
+EXPORT_STATS = f"{PREFIX}:stats:export"  # HASH of measured export speed, for TimeWait
+WORKERS = f"{PREFIX}:workers:"  # prefix of one STRING per live worker, with a heartbeat TTL
+
+
+def export_job(job_id: str) -> str:
+    return f"{PREFIX}:export:{job_id}"
+
+
+def active_exports_of(user: str) -> str:
+    return f"{PREFIX}:exports:active:user:{user}"
+
+
+def worker(name: str) -> str:
+    return f"{WORKERS}{name}"
+
+
+def session(session_id: str) -> str:
+    return f"{PREFIX}:session:{session_id}"
+
+
+def restore_job(task_id: str) -> str:
+    return f"{PREFIX}:restore:{task_id}"
+
+
+def imgbed_owner_lock(key: str) -> str:
+    return f"{PREFIX}:imgbed:lock:{key}"

@@ -1,0 +1,271 @@
+"""The one place that talks to S3. botocore errors become this module's errors.
+
+Both the web process (image bed) and the workers (archive reads, uploads, thumbnails) use it,
+so the same key rules, retries and error mapping apply everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tasks.settings import Settings
+
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # unreadable until restored
+
+
+class StorageError(RuntimeError):
+    """Any S3 failure."""
+
+
+class TransientStorageError(StorageError):
+    """S3 failed in a way that retrying later may fix (5xx, throttling, network)."""
+
+
+class ObjectNotFound(StorageError, FileNotFoundError):
+    pass
+
+
+class AccessDenied(StorageError, PermissionError):
+    pass
+
+
+class ObjectArchived(StorageError):
+    """The object is in an archival storage class and must be restored first."""
+
+
+class TooLarge(StorageError):
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    storage_class: str
+    restore: str  # S3's x-amz-restore header: ongoing-request="true"/"false", ...
+    metadata: dict[str, str]
+    content_type: str
+    version_id: str | None
+
+    @property
+    def archived(self) -> bool:
+        return self.storage_class in ARCHIVE_CLASSES and 'ongoing-request="false"' not in self.restore
+
+    @property
+    def restore_in_progress(self) -> bool:
+        return 'ongoing-request="true"' in self.restore
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    etag: str
+    version_id: str | None
+
+    @property
+    def version(self) -> str:
+        return self.version_id or self.etag
+
+
+def _translate(exc: Exception, bucket: str, key: str) -> StorageError:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        where = f"s3://{bucket}/{key}"
+        if code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion"} or status == 404:
+            return ObjectNotFound(f"{where}: not found ({code})")
+        if code in {"AccessDenied", "403", "AllAccessDisabled"} or status == 403:
+            return AccessDenied(f"{where}: access denied")
+        if code == "InvalidObjectState":
+            return ObjectArchived(f"{where}: in archival storage, restore it first")
+        if (
+            status is not None
+            and int(status) < 500
+            and code not in {"SlowDown", "RequestTimeout", "Throttling"}
+        ):
+            return StorageError(f"{where}: {code or status}: {exc}")
+        return TransientStorageError(f"{where}: {code or status}: {exc}")
+    return TransientStorageError(f"s3://{bucket}/{key}: {exc}")
+
+
+class ObjectStore:
+    """S3 (or an S3-compatible endpoint) with one client per region, shared across threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._config = Config(
+            retries={"max_attempts": 6, "mode": "adaptive"},  # throttling and 5xx back off
+            connect_timeout=5,
+            read_timeout=60,
+            max_pool_connections=32,
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
+        )
+
+    def client(self, region: str | None = None) -> Any:
+        region = region or self.settings.aws_region
+        with self._lock:
+            if region not in self._clients:
+                session = boto3.session.Session()
+                self._clients[region] = session.client(
+                    "s3",
+                    region_name=region,
+                    endpoint_url=self.settings.s3_endpoint_url,
+                    config=self._config,
+                )
+            return self._clients[region]
+
+    def list_keys(self, bucket: str, prefix: str, region: str | None = None) -> Iterator[str]:
+        """Keys directly under `prefix` (one folder level), never the whole bucket."""
+        paginator = self.client(region).get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, prefix) from exc
+
+    def head(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo:
+        try:
+            meta = self.client(region).head_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+        return ObjectInfo(
+            key=key,
+            size=int(meta.get("ContentLength", 0)),
+            etag=str(meta.get("ETag", "")).strip('"'),
+            storage_class=str(meta.get("StorageClass", "STANDARD")),
+            restore=str(meta.get("Restore", "")),
+            metadata={k.lower(): v for k, v in meta.get("Metadata", {}).items()},
+            content_type=str(meta.get("ContentType", "")),
+            version_id=meta.get("VersionId"),
+        )
+
+    def get_bytes(self, bucket: str, key: str, max_bytes: int, region: str | None = None) -> bytes:
+        try:
+            response = self.client(region).get_object(Bucket=bucket, Key=key)
+            if int(response.get("ContentLength", 0)) > max_bytes:
+                response["Body"].close()
+                raise TooLarge(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
+            return bytes(response["Body"].read(max_bytes + 1)[: max_bytes + 1])
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+
+    def open_stream(
+        self, bucket: str, key: str, region: str | None = None
+    ) -> tuple[BinaryIO, dict[str, Any]]:
+        """A streaming body and the response headers, for proxying without buffering."""
+        try:
+            response = self.client(region).get_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+        return response["Body"], response
+
+    def download(self, bucket: str, key: str, path: Path, max_bytes: int, region: str | None = None) -> int:
+        """Stream an object to a local file; returns its size. Bigger than `max_bytes` is refused."""
+        try:
+            response = self.client(region).get_object(Bucket=bucket, Key=key)
+            if int(response.get("ContentLength", 0)) > max_bytes:
+                response["Body"].close()
+                raise TooLarge(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
+            size = 0
+            with path.open("wb") as handle:
+                for chunk in response["Body"].iter_chunks(1024 * 1024):
+                    handle.write(chunk)
+                    size += len(chunk)
+            return size
+        except (ClientError, BotoCoreError) as exc:
+            path.unlink(missing_ok=True)
+            raise _translate(exc, bucket, key) from exc
+        except OSError as exc:  # a connection cut mid-body surfaces as urllib3's OSError subclasses
+            path.unlink(missing_ok=True)
+            raise TransientStorageError(f"s3://{bucket}/{key}: read failed: {exc}") from exc
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        region: str | None = None,
+        cache_control: str | None = None,
+    ) -> Uploaded:
+        extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata or {}}
+        if cache_control:
+            extra["CacheControl"] = cache_control
+        try:
+            response = self.client(region).put_object(Bucket=bucket, Key=key, Body=data, **extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+        return Uploaded(etag=str(response.get("ETag", "")).strip('"'), version_id=response.get("VersionId"))
+
+    def upload_file(
+        self, path: Path, bucket: str, key: str, content_type: str, region: str | None = None
+    ) -> Uploaded:
+        """Parallel multipart upload; a failure aborts the multipart upload, leaving nothing."""
+        part = self.settings.upload_part_mib * 1024 * 1024
+        config = TransferConfig(
+            multipart_threshold=part,
+            multipart_chunksize=part,
+            max_concurrency=self.settings.upload_concurrency,
+            use_threads=True,
+        )
+        client = self.client(region)
+        try:
+            client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type}, Config=config)
+            meta = client.head_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+        except Exception as exc:  # s3transfer wraps client errors in its own types
+            raise TransientStorageError(f"s3://{bucket}/{key}: upload failed: {exc}") from exc
+        return Uploaded(etag=str(meta.get("ETag", "")).strip('"'), version_id=meta.get("VersionId"))
+
+    def delete(self, bucket: str, key: str, region: str | None = None) -> None:
+        try:
+            self.client(region).delete_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+
+    def restore(self, bucket: str, key: str, days: int, tier: str, region: str | None = None) -> None:
+        request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        try:
+            self.client(region).restore_object(Bucket=bucket, Key=key, RestoreRequest=request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "RestoreAlreadyInProgress":
+                return
+            raise _translate(exc, bucket, key) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, bucket, key) from exc
+
+    def pending_multipart_uploads(
+        self, bucket: str, prefix: str = "", region: str | None = None
+    ) -> list[str]:
+        try:
+            response = self.client(region).list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, prefix) from exc
+        return [u["Key"] for u in response.get("Uploads", [])]
+
+    def url(self, bucket: str, key: str, region: str | None = None) -> str:
+        """A URL that downloads the object: under the public base URL, or presigned."""
+        if self.settings.public_base_url:
+            return f"{self.settings.public_base_url}/{bucket}/{key}"
+        return str(
+            self.client(region).generate_presigned_url(
+                "get_object",
+                Params={"Bucket": bucket, "Key": key},
+                ExpiresIn=self.settings.presign_ttl_s,
+            )
+        )

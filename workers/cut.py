@@ -1,0 +1,135 @@
+"""Where a stream-copied clip starts and ends.
+
+Copying cannot start between keyframes, so the clip starts at the keyframe at or before the
+requested start (or, with an edit list, keeps that keyframe but presents from the requested
+start). It ends at the requested end; with B-frames, a frame shown after the end is kept only
+while a frame shown before the end still needs it as a reference.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from workers.timeline import CLOCK, TimedPacket
+
+REORDER_WINDOW = 16  # H.264/H.265 never reorder more frames than this (max DPB size)
+AUDIO_LOOKBEHIND = 512  # audio packets kept while looking for the start: >10 s of AAC
+
+
+@dataclass
+class CutPacket:
+    item: TimedPacket
+    pts: int  # ticks on the clip's own clock: 0 is the first presented instant
+    dts: int
+
+
+@dataclass
+class CopyCut:
+    """Feed packets in file order; returns those to write, with the clip's timestamps."""
+
+    start_ms: float
+    end_ms: float
+    edit_list: bool = False  # present from start_ms exactly (MP4 edit list) instead of the keyframe
+    origin: int | None = None  # output tick that becomes clip time 0, once started
+    covered_ms: float = 0.0  # media time inside [start_ms, end_ms) that was written
+    first_at_ms: float | None = None
+    last_end_at_ms: float | None = None
+    video_done: bool = False
+    audio_done: bool = False
+    has_audio: bool = True
+    _buffer: list[TimedPacket] = field(default_factory=list)  # video from the last keyframe on
+    _audio: deque[TimedPacket] = field(default_factory=lambda: deque(maxlen=AUDIO_LOOKBEHIND))
+    _held: list[TimedPacket] = field(default_factory=list)
+    frame_ticks: int = CLOCK // 25  # refined from packet durations as they come
+
+    @property
+    def done(self) -> bool:
+        return self.video_done and (self.audio_done or not self.has_audio)
+
+    def feed(self, item: TimedPacket) -> list[CutPacket]:
+        if item.kind == "video" and item.duration > 0:
+            self.frame_ticks = item.duration
+        if self.origin is None:
+            return self._before_start(item)
+        return self._running(item)
+
+    def finish(self) -> list[CutPacket]:
+        """End of input: a clip that never passed its start begins at its last keyframe."""
+        if self.origin is None and self._buffer and self._frame_end_ms(self._buffer[-1]) > self.start_ms:
+            return self._start()
+        return []
+
+    def _before_start(self, item: TimedPacket) -> list[CutPacket]:
+        if item.kind == "video":
+            if item.keyframe and item.at_ms <= self.start_ms:
+                self._buffer = [item]  # a later keyframe at or before the start is a better one
+                return []
+            if item.keyframe and item.at_ms > self.start_ms:
+                if not self._buffer:
+                    self._buffer = [item]  # the range starts in a hole: begin at the first keyframe
+                    return self._start()
+                return [*self._start(), *self._running(item)]
+            if not self._buffer:
+                return []  # undecodable without its keyframe
+            self._buffer.append(item)
+            if item.at_ms >= self.start_ms:
+                return self._start()
+            return []
+        self._audio.append(item)  # TS interleaving may put it before the keyframe it goes with
+        return []
+
+    def _start(self) -> list[CutPacket]:
+        keyframe = self._buffer[0]
+        if self.edit_list and keyframe.at_ms < self.start_ms:
+            # Present from the frame on screen at the start: snap down to the frame grid.
+            offset = round((self.start_ms - keyframe.at_ms) * CLOCK / 1000)
+            self.origin = keyframe.pts + offset - offset % self.frame_ticks
+        else:
+            self.origin = keyframe.pts
+        video, self._buffer = self._buffer, []
+        audio = [a for a in self._audio if a.pts >= self.origin]  # earlier audio has no picture
+        self._audio.clear()
+        out: list[CutPacket] = []
+        for item in [*video, *audio]:
+            out.extend(self._running(item))
+        return out
+
+    def _running(self, item: TimedPacket) -> list[CutPacket]:
+        if item.kind == "audio":
+            if self.audio_done:
+                return []
+            if item.at_ms >= self.end_ms:
+                self.audio_done = True
+                return []
+            if item.pts < (self.origin or 0):
+                return []
+            return [self._emit(item)]
+        if self.video_done:
+            return []
+        if item.at_ms >= self.end_ms:
+            if item.keyframe or len(self._held) >= REORDER_WINDOW:
+                self.video_done = True
+                self._held.clear()
+                return []
+            self._held.append(item)  # shown after the end; kept if an earlier frame refers to it
+            return []
+        out = [self._emit(held) for held in self._held]
+        self._held.clear()
+        out.append(self._emit(item))
+        return out
+
+    def _frame_end_ms(self, item: TimedPacket) -> float:
+        return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK
+
+    def _emit(self, item: TimedPacket) -> CutPacket:
+        if item.kind == "video":
+            shown_from = max(item.at_ms, self.start_ms)
+            shown_to = min(self._frame_end_ms(item), self.end_ms)
+            self.covered_ms += max(0.0, shown_to - shown_from)
+            if self.first_at_ms is None or item.at_ms < self.first_at_ms:
+                self.first_at_ms = item.at_ms
+            end = self._frame_end_ms(item)
+            self.last_end_at_ms = end if self.last_end_at_ms is None else max(self.last_end_at_ms, end)
+        origin = self.origin or 0
+        return CutPacket(item=item, pts=item.pts - origin, dts=item.dts - origin)

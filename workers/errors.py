@@ -1,0 +1,32 @@
+"""Export failures a client is told about, each with its API ErrorCode."""
+
+from __future__ import annotations
+
+from tasks.jobs import ErrorCode
+
+
+class ExportError(Exception):
+    """A failure that retrying will not fix: recorded on the job and answered to the client."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NoMedia(ExportError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.NO_MEDIA, message)
+
+
+class CodecChanged(ExportError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.FAILED, message)
+
+
+class SegmentsArchived(ExportError):
+    """Segments the range needs are in archival storage; a restore must run first."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(ErrorCode.RESTORING, f"{len(keys)} segment(s) are in archival storage")
+        self.keys = keys

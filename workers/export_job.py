@@ -1,0 +1,65 @@
+"""Running an export job: the job record in, the job record out; idempotent under redelivery.
+
+A failure a client caused (no media, codec change) is recorded, not retried; a transient
+system failure (S3 5xx, a network cut) propagates so the task layer retries it; anything else
+is recorded as a failed export with what it said, never left at "processing".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from tasks.estimate import speed_kind
+from tasks.jobs import ErrorCode
+from tasks.settings import Settings
+from tasks.storage import ObjectStore
+from tasks.store import ExportJobStore
+from workers.errors import ExportError
+from workers.export import run_export
+from workers.progress import ThrottledProgress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    state: str  # ready, failed, or why nothing was done (stale, missing, ready, failed)
+    error_code: int = 0
+    wall_s: float = 0.0
+
+
+def process_export(
+    job_id: str,
+    attempt: int,
+    jobs: ExportJobStore,
+    store: ObjectStore,
+    settings: Settings,
+    worker: str,
+) -> JobOutcome:
+    claimed = jobs.claim(job_id, attempt, worker)
+    if claimed != "running":
+        log.info("export not run", extra={"job_id": job_id, "reason": claimed})
+        return JobOutcome(claimed)
+    record = jobs.get(job_id)
+    if record is None:
+        return JobOutcome("missing")
+    report = ThrottledProgress(lambda fraction, step: jobs.progress(job_id, attempt, fraction, step))
+    started = time.monotonic()
+    try:
+        result = run_export(record.spec, store, settings, report)
+    except ExportError as exc:
+        jobs.fail(job_id, attempt, exc.code, exc.message)
+        log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
+        return JobOutcome("failed", int(exc.code), time.monotonic() - started)
+    wall = time.monotonic() - started
+    jobs.finish(job_id, attempt, result)
+    jobs.record_speed(speed_kind(record.spec), record.spec.duration_ms / 1000, wall)
+    log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
+    return JobOutcome("ready", 0, wall)
+
+
+def record_failure(jobs: ExportJobStore, job_id: str, attempt: int, reason: str) -> None:
+    """The last word on a job whose task gave up: failed with the reason, never stuck at 1."""
+    jobs.fail(job_id, attempt, ErrorCode.FAILED, reason)

@@ -1,0 +1,73 @@
+"""`python -m workers.launch [--gpu]`: start a Celery worker on the queues this node can serve.
+
+It first finds which encoders really work here. A GPU worker without working NVENC (a data
+-centre card, or no card) says so and serves the CPU encode queue instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from tasks.celery_app import Queue
+from tasks.logs import configure_logging
+from tasks.settings import get_settings
+from workers.encoders import has_nvenc, working_encoders
+
+log = logging.getLogger("workers.launch")
+
+SHARED_QUEUES = (Queue.EXPORT_COPY, Queue.RESTORE, Queue.CALLBACK, Queue.MAINTENANCE)
+
+
+def choose_queues(gpu_only: bool, configured: tuple[str, ...], nvenc: bool) -> list[str]:
+    if configured:
+        return list(configured)
+    encode = Queue.EXPORT_GPU if nvenc else Queue.EXPORT_CPU
+    if gpu_only:
+        return [encode.value]
+    return [encode.value, *(q.value for q in SHARED_QUEUES)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gpu", action="store_true", help="serve only GPU encodes (NVENC)")
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="worker processes (default: suits the node)"
+    )
+    parser.add_argument("--name", default="", help="worker name (default: role@hostname)")
+    args, extra = parser.parse_known_args(argv)
+    configure_logging("launcher")
+    settings = get_settings()
+    nvenc = has_nvenc()
+    if args.gpu and not nvenc:
+        log.warning(
+            "no working NVENC on this node (data-centre GPUs have none): serving CPU encodes instead",
+            extra={"encoders": working_encoders()},
+        )
+    queues = choose_queues(args.gpu, settings.worker_queues, nvenc)
+    if args.concurrency:
+        concurrency = args.concurrency
+    elif args.gpu and nvenc:
+        concurrency = settings.gpu_max_sessions  # NVENC caps concurrent sessions per card
+    else:
+        concurrency = max(2, os.cpu_count() or 2)  # copies wait on I/O; encodes thread internally
+    role = "gpu" if args.gpu else "worker"
+    name = args.name or f"{role}-{os.getpid()}@{socket.gethostname()}"
+    log.info(
+        "starting worker",
+        extra={"queues": queues, "concurrency": concurrency, "encoders": working_encoders()},
+    )
+    command = [
+        sys.executable, "-m", "celery", "-A", "workers.celery_worker", "worker",
+        "-Q", ",".join(queues), "--concurrency", str(concurrency), "--hostname", name,
+        "--loglevel", os.environ.get("RESOURCED_LOG_LEVEL", "INFO"), "-E", *extra,
+    ]  # fmt: skip
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # noqa: S606 - replace ourselves: signals reach Celery directly
+
+
+if __name__ == "__main__":
+    main()

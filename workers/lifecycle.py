@@ -1,0 +1,58 @@
+"""Worker process start and stop: announce this node (queues, slots, encoders) in Redis and
+keep the heartbeat going, so the API routes and estimates with what is really running."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from tasks.registry import HEARTBEAT_EVERY_S, WorkerInfo, announce, withdraw
+from workers.encoders import working_encoders
+from workers.runtime import runtime
+
+log = logging.getLogger(__name__)
+_stop = threading.Event()
+
+
+def _worker_info(consumer: Any) -> WorkerInfo:
+    queues = tuple(sorted(q.name for q in consumer.task_consumer.queues))
+    concurrency = int(getattr(consumer.controller, "concurrency", 1) or 1)
+    return WorkerInfo(
+        name=consumer.hostname,
+        queues=queues,
+        concurrency=concurrency,
+        encoders=working_encoders(),
+    )
+
+
+def _heartbeat(info: WorkerInfo) -> None:
+    client = runtime().redis
+    while not _stop.is_set():
+        try:
+            announce(client, info)
+        except Exception as exc:  # Redis down: keep beating; the API treats us as gone meanwhile
+            log.warning("heartbeat failed", extra={"reason": str(exc)})
+        _stop.wait(HEARTBEAT_EVERY_S)
+
+
+def connect_worker_signals(celery: Celery) -> None:
+    @worker_ready.connect(weak=False)
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        info = _worker_info(sender)
+        log.info(
+            "worker ready",
+            extra={"queues": info.queues, "concurrency": info.concurrency, "encoders": info.encoders},
+        )
+        threading.Thread(target=_heartbeat, args=(info,), name="heartbeat", daemon=True).start()
+
+    @worker_shutdown.connect(weak=False)
+    def on_shutdown(sender: Any = None, **_: Any) -> None:
+        _stop.set()
+        try:
+            withdraw(runtime().redis, str(sender.hostname if sender is not None else ""))
+        except Exception as exc:
+            log.warning("could not withdraw from the registry", extra={"reason": str(exc)})

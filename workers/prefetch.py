@@ -1,0 +1,64 @@
+"""Segments downloaded ahead, in parallel, while earlier ones are being remuxed.
+
+Only `ahead` segments are on disk at once, so disk use is flat in clip length; each file is
+deleted as soon as the consumer moves past it, also when it stops early or fails.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from tasks.jobs import S3Location
+from tasks.storage import ObjectNotFound, ObjectStore, TooLarge
+from workers.hls import Segment
+from workers.timeline import SegmentInput
+
+MAX_SEGMENT_BYTES = 2 * 1024**3  # an HLS segment is seconds of video; gigabytes is hostile
+
+
+def prefetch(
+    store: ObjectStore,
+    source: S3Location,
+    segments: list[Segment],
+    workdir: Path,
+    ahead: int,
+) -> Iterator[SegmentInput]:
+    """Yield each segment, in order, once its bytes are on local disk (or with why they are not)."""
+    pending: deque[tuple[Segment, Path, Future[int]]] = deque()
+    queue = iter(enumerate(segments))
+    with ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="prefetch") as pool:
+
+        def submit_next() -> None:
+            for index, segment in queue:
+                path = workdir / f"segment-{index:06d}.ts"
+                future = pool.submit(
+                    store.download, source.bucket, segment.key, path, MAX_SEGMENT_BYTES, source.region
+                )
+                pending.append((segment, path, future))
+                return
+
+        try:
+            for _ in range(max(1, ahead)):
+                submit_next()
+            while pending:
+                segment, path, future = pending.popleft()
+                try:
+                    future.result()
+                    yield SegmentInput(segment, path)
+                except ObjectNotFound:
+                    yield SegmentInput(segment, None, "missing from storage")
+                except TooLarge as exc:
+                    yield SegmentInput(segment, None, str(exc))
+                finally:
+                    path.unlink(missing_ok=True)
+                submit_next()
+        finally:
+            for _, _path, future in pending:
+                future.cancel()
+            for _, path, future in pending:
+                if not future.cancelled():
+                    future.exception()  # wait, so the file is complete before it is removed
+                path.unlink(missing_ok=True)

@@ -1,0 +1,31 @@
+"""Progress from the pipeline into the job record, throttled: clients poll, they need ~1 s."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+MIN_INTERVAL_S = 1.0
+
+STEPS = ("indexing", "remuxing", "encoding", "thumbnail", "uploading")
+
+
+class ThrottledProgress:
+    """Call it with a named step and a 0..1 fraction; writes at most once a second per step."""
+
+    def __init__(self, write: Callable[[float, str], object], interval_s: float = MIN_INTERVAL_S) -> None:
+        self.write = write
+        self.interval_s = interval_s
+        self._last_step = ""
+        self._last_time = 0.0
+        self._last_fraction = -1.0
+
+    def __call__(self, step: str, fraction: float) -> None:
+        fraction = min(max(fraction, 0.0), 1.0)
+        now = time.monotonic()
+        if step == self._last_step and (
+            now - self._last_time < self.interval_s or fraction <= self._last_fraction
+        ):
+            return
+        self._last_step, self._last_time, self._last_fraction = step, now, fraction
+        self.write(fraction, step)

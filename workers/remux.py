@@ -1,0 +1,98 @@
+"""Stream copy: segments in, one MP4 out, packet by packet; nothing holds the whole clip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workers.cut import CopyCut
+from workers.errors import CodecChanged, NoMedia
+from workers.mp4 import Mp4Writer
+from workers.timeline import Gap, OpenSegment, PacketTimeline, SegmentInput, StreamParams
+
+ProgressFn = Callable[[float], None]
+
+
+@dataclass
+class ClipStats:
+    covered_ms: float
+    video_frames: int
+    video_codec: str
+    audio_codec: str | None
+    gaps: list[Gap] = field(default_factory=list)
+
+
+@dataclass
+class _Tracks:
+    """The first segment's parameters; later segments must match them to be copied."""
+
+    video: StreamParams | None = None
+    audio: StreamParams | None = None
+
+
+def check_same_params(first: _Tracks, segment: OpenSegment) -> None:
+    assert first.video is not None
+    if not segment.video_params.same_as(first.video):
+        raise CodecChanged(
+            f"video parameters change inside the range at {segment.segment.key} "
+            f"({first.video.describe()} -> {segment.video_params.describe()}); a stream copy "
+            "would play broken, ask for export_type 1 or 2 to re-encode"
+        )
+    if first.audio and segment.audio_params and not segment.audio_params.same_as(first.audio):
+        raise CodecChanged(
+            f"audio parameters change inside the range at {segment.segment.key} "
+            f"({first.audio.describe()} -> {segment.audio_params.describe()}); "
+            "ask for export_type 1 or 2 to re-encode"
+        )
+
+
+def remux(
+    inputs: Iterable[SegmentInput],
+    start_ms: float,
+    end_ms: float,
+    out_path: Path,
+    edit_list: bool = False,
+    on_progress: ProgressFn | None = None,
+) -> ClipStats:
+    """Copy the packets of [start_ms, end_ms) into `out_path`; raises NoMedia if there are none."""
+    tracks = _Tracks()
+    writer: Mp4Writer | None = None
+    cut = CopyCut(start_ms, end_ms, edit_list=edit_list)
+
+    def on_open(segment: OpenSegment) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = Mp4Writer(out_path)
+            writer.add_copy_streams(segment.video, segment.audio)
+            tracks.video, tracks.audio = segment.video_params, segment.audio_params
+            cut.has_audio = segment.audio is not None
+        else:
+            check_same_params(tracks, segment)
+
+    timeline = PacketTimeline(on_open)
+    span = max(end_ms - start_ms, 1.0)
+    try:
+        for item in timeline.packets(inputs):
+            assert writer is not None  # on_open made it before the segment's first packet
+            for packet in cut.feed(item):
+                writer.write(packet.item.packet, packet.item.kind, packet.pts, packet.dts)
+            if on_progress is not None and item.kind == "video":
+                on_progress((item.at_ms - start_ms) / span)
+            if cut.done:
+                break
+        for packet in cut.finish():
+            assert writer is not None
+            writer.write(packet.item.packet, packet.item.kind, packet.pts, packet.dts)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None or writer.video_frames == 0 or cut.covered_ms <= 0:
+        raise NoMedia("no readable media in the requested range")
+    return ClipStats(
+        covered_ms=cut.covered_ms,
+        video_frames=writer.video_frames,
+        video_codec=tracks.video.codec if tracks.video else "",
+        audio_codec=tracks.audio.codec if tracks.audio else None,
+        gaps=timeline.gaps,
+    )

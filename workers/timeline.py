@@ -1,0 +1,214 @@
+"""Downloaded segments -> one stream of packets on a continuous output clock.
+
+Each segment is opened on its own, so a corrupt one costs only its own time. A segment whose
+first timestamp follows on from the previous one (modulo the 33-bit MPEG-TS wrap) keeps the
+source's exact spacing; after an #EXT-X-DISCONTINUITY, a timestamp jump, a missing segment or
+a hole in the timeline, the next segment's first picture follows the previous last picture, so
+gaps are cut out of the clip instead of becoming frozen frames. Segments are anchored on their
+first video packet: a playlist's PROGRAM-DATE-TIME names the time of the segment's first picture.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from workers.hls import Segment
+
+log = logging.getLogger(__name__)
+
+CLOCK = 90_000  # output ticks per second: the MPEG-TS clock, so no precision is lost
+WRAP = 1 << 33
+CONTINUITY_TOLERANCE = CLOCK  # EXTINF rounding and PDT jitter stay well under a second
+DEFAULT_FRAME_TICKS = CLOCK // 25
+MAX_EARLY_AUDIO = 256  # audio packets read before a segment's first picture; more is no video
+PROBE_OPTIONS = {"analyzeduration": "2000000", "probesize": "5000000"}
+
+
+@dataclass(frozen=True)
+class SegmentInput:
+    """A segment of the range and where its bytes are; `path` None when it could not be read."""
+
+    segment: Segment
+    path: Path | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """What must stay the same for packets to be copied into one MP4 track."""
+
+    kind: str
+    codec: str
+    width: int = 0
+    height: int = 0
+    sample_rate: int = 0
+    channels: int = 0
+    extradata: bytes | None = None
+
+    def describe(self) -> str:
+        if self.kind == "video":
+            return f"{self.codec} {self.width}x{self.height}"
+        return f"{self.codec} {self.sample_rate} Hz {self.channels} ch"
+
+    def same_as(self, other: StreamParams) -> bool:
+        shape = (self.codec, self.width, self.height, self.sample_rate, self.channels)
+        if shape != (other.codec, other.width, other.height, other.sample_rate, other.channels):
+            return False
+        return self.extradata is None or other.extradata is None or self.extradata == other.extradata
+
+
+def stream_params(stream: av.stream.Stream) -> StreamParams:
+    ctx = stream.codec_context
+    if stream.type == "video":
+        return StreamParams("video", ctx.name, ctx.width, ctx.height, extradata=ctx.extradata)
+    return StreamParams("audio", ctx.name, sample_rate=ctx.sample_rate, channels=ctx.channels)
+
+
+@dataclass(frozen=True)
+class OpenSegment:
+    """A segment as opened: its streams, for the consumer to create outputs and check params."""
+
+    segment: Segment
+    video: av.VideoStream
+    audio: av.AudioStream | None
+    video_params: StreamParams
+    audio_params: StreamParams | None
+
+
+@dataclass
+class TimedPacket:
+    packet: av.Packet
+    kind: str  # "video" or "audio"
+    pts: int  # output clock ticks, continuous across segments
+    dts: int
+    duration: int  # ticks, 0 when unknown
+    at_ms: float  # presentation position on the recording's timeline
+    keyframe: bool
+
+
+@dataclass(frozen=True)
+class Gap:
+    at_ms: float
+    duration_ms: float
+    reason: str
+
+
+def _ticks(value: int, time_base: Fraction) -> int:
+    return round(value * time_base * CLOCK)
+
+
+class PacketTimeline:
+    """Iterate `packets(inputs)`; gaps met on the way are collected in `gaps`."""
+
+    def __init__(self, on_open: Callable[[OpenSegment], None]) -> None:
+        self.on_open = on_open
+        self.gaps: list[Gap] = []
+        self.video_end = 0  # ticks: decode end of the last video frame placed so far
+        self._prev: tuple[Segment, int, int, float] | None = None  # segment, anchor, out_start, at_ms
+
+    def packets(self, inputs: Iterable[SegmentInput]) -> Iterator[TimedPacket]:
+        for item in inputs:
+            if item.path is None:
+                self._gap(item.segment, item.reason or "missing")
+                continue
+            yield from self._segment_packets(item)
+
+    def _gap(self, segment: Segment, reason: str) -> None:
+        log.warning("segment skipped", extra={"segment": segment.key, "reason": reason})
+        self.gaps.append(Gap(segment.start_ms, segment.duration_ms, reason))
+        self._prev = None  # what follows a hole is butt-joined, never continued across it
+
+    def _segment_packets(self, item: SegmentInput) -> Iterator[TimedPacket]:
+        try:
+            container = av.open(str(item.path), options=PROBE_OPTIONS)
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            self._gap(item.segment, f"unreadable: {exc}")
+            return
+        with container:
+            videos = [s for s in container.streams.video if s.codec_context.width]
+            if not videos:
+                self._gap(item.segment, "no decodable video stream")
+                return
+            video = videos[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            self.on_open(
+                OpenSegment(
+                    item.segment,
+                    video,
+                    audio,
+                    stream_params(video),
+                    stream_params(audio) if audio is not None else None,
+                )
+            )
+            wanted = [video] if audio is None else [video, audio]
+            try:
+                yield from self._place_packets(item.segment, container.demux(*wanted))
+            except av.FFmpegError as exc:
+                self._gap(item.segment, f"corrupt: {exc}")
+
+    def _place_packets(self, segment: Segment, packets: Iterator[av.Packet]) -> Iterator[TimedPacket]:
+        """Anchor the segment on its first video packet; audio read before it waits for it."""
+        anchor: int | None = None
+        early: list[tuple[av.Packet, int, int]] = []
+        out_start, at_start = 0, 0.0
+        for packet in packets:
+            if packet.dts is None or packet.size == 0:
+                continue
+            tb = packet.time_base
+            dts = _ticks(packet.dts, tb)
+            pts = _ticks(packet.pts, tb) if packet.pts is not None else dts
+            if anchor is None:
+                if packet.stream.type != "video":
+                    if len(early) < MAX_EARLY_AUDIO:
+                        early.append((packet, pts, dts))
+                    continue
+                anchor = dts
+                out_start, at_start = self._place(segment, anchor)
+                # The playlist's time is that of the first picture shown, not the first decoded.
+                at_start -= (pts - dts) / (CLOCK / 1000)
+                for held, held_pts, held_dts in early:
+                    yield self._timed(held, held_pts, held_dts, anchor, out_start, at_start)
+                early.clear()
+            yield self._timed(packet, pts, dts, anchor, out_start, at_start)
+        if anchor is None:
+            self._gap(segment, "no video packets")
+
+    def _timed(
+        self, packet: av.Packet, pts: int, dts: int, anchor: int, out_start: int, at_start: float
+    ) -> TimedPacket:
+        duration = _ticks(packet.duration or 0, packet.time_base)
+        kind = packet.stream.type
+        out_dts = out_start + dts - anchor
+        if kind == "video":
+            self.video_end = max(self.video_end, out_dts + (duration or DEFAULT_FRAME_TICKS))
+        return TimedPacket(
+            packet=packet,
+            kind=kind,
+            pts=out_start + pts - anchor,
+            dts=out_dts,
+            duration=duration,
+            at_ms=at_start + (pts - anchor) / (CLOCK / 1000),
+            keyframe=bool(packet.is_keyframe),
+        )
+
+    def _place(self, segment: Segment, anchor: int) -> tuple[int, float]:
+        """Where a segment's first packet goes on the output clock and on the timeline."""
+        prev = self._prev
+        if prev is not None and not segment.discontinuity:
+            prev_segment, prev_anchor, prev_out, prev_at = prev
+            adjacent = abs(segment.start_ms - prev_segment.end_ms) * (CLOCK / 1000) <= CONTINUITY_TOLERANCE
+            delta = (anchor - prev_anchor) % WRAP
+            expected = (segment.start_ms - prev_segment.start_ms) * (CLOCK / 1000)
+            if adjacent and abs(delta - expected) <= CONTINUITY_TOLERANCE:
+                placed = (prev_out + delta, prev_at + delta / (CLOCK / 1000))
+                self._prev = (segment, anchor, placed[0], placed[1])
+                return placed
+        out_start = self.video_end
+        self._prev = (segment, anchor, out_start, segment.start_ms)
+        return out_start, segment.start_ms
