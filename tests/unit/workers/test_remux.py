@@ -22,7 +22,9 @@ def timeline(recording: SampleRecording, text: str | None = None) -> list[Segmen
     return parse_playlist(text or recording.playlist.read_text(), "rec/index.m3u8", "rec")
 
 
-def inputs(recording: SampleRecording, segments: list[Segment], drop: set[int] = frozenset()) -> list[SegmentInput]:
+def inputs(
+    recording: SampleRecording, segments: list[Segment], drop: set[int] = frozenset()
+) -> list[SegmentInput]:
     items = []
     for index, segment in enumerate(segments):
         path = recording.directory / Path(segment.key).name
@@ -42,7 +44,9 @@ def cut(
     segments = timeline(recording, playlist)
     origin = segments[0].start_ms
     start, end = origin + start_s * 1000, origin + (start_s + duration_s) * 1000
-    wanted = [item for item in inputs(recording, segments, drop) if item.segment in covering(segments, start, end)]
+    wanted = [
+        item for item in inputs(recording, segments, drop) if item.segment in covering(segments, start, end)
+    ]
     return remux(wanted, start, end, out, edit_list=edit_list)
 
 
@@ -147,7 +151,8 @@ def test_video_only_recording(tmp_path: Path) -> None:
 def test_resolution_change_inside_the_range_is_refused(tmp_path: Path) -> None:
     first = generate_recording(tmp_path / "rec", SampleSpec(seconds=4))
     second = generate_recording(
-        tmp_path / "rec", SampleSpec(seconds=4, width=192, height=108, first_frame_index=100, segment_prefix="big")
+        tmp_path / "rec",
+        SampleSpec(seconds=4, width=192, height=108, first_frame_index=100, segment_prefix="big"),
     )
     segments = [*first.segments, *[replace(s, discontinuity=True) for s in second.segments]]
     text = playlist_text(segments, first.spec.program_date_time_ms)

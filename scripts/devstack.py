@@ -1,0 +1,120 @@
+"""Local stand-ins for production parts, started as real processes: redis-server, moto's S3
+server, and the Procfile's own entries. The demo and the integration tests both use them."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: object, what: str, timeout_s: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except (OSError, requests.RequestException):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not come up within {timeout_s} s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM the process group (a shell, gunicorn and its workers alike), SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def spawn(args: list[str], env: dict[str, str] | None, log: Path | None) -> subprocess.Popen:
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )
+
+
+@contextmanager
+def redis_server(log: Path | None = None) -> Iterator[str]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed: run scripts/bootstrap.sh")
+    port = free_port()
+    proc = spawn(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], None, log
+    )
+    try:
+        wait_for(lambda: port_open(port), "redis-server", proc=proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def moto_s3(log: Path | None = None) -> Iterator[str]:
+    """moto's S3 server over real HTTP: presigned URLs, multipart uploads and all."""
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], None, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(url + "/moto-api/", timeout=1).ok, "moto server", proc=proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+def procfile_command(name: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} entry in the Procfile")
+
+
+def start_procfile(name: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    """Run a Procfile entry as written, the way foreman/honcho do: through a shell."""
+    full_env = {**os.environ, **env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return spawn(["/bin/sh", "-c", f"exec {procfile_command(name)}"], full_env, log)
+
+
+def wait_http_ok(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    wait_for(lambda: requests.get(url, timeout=1).ok, url, timeout_s, proc)
+
+
+def quote_env(env: dict[str, str]) -> str:
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))

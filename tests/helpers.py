@@ -1,0 +1,59 @@
+"""Building requests the way real clients do, and putting recordings into S3."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+from workers.samples import SampleRecording
+
+
+def storage_info(
+    ts_bucket: str, mp4_bucket: str | None = None, region: str = "us-east-1", root: str = ""
+) -> str:
+    entries = [
+        {
+            "storage_purpose": "ts",
+            "storage_type": "S3",
+            "storage_enable": True,
+            "storage_name": ts_bucket,
+            "storage_location": region,
+            "storage_description": "",
+            "storage_root_folder": root,
+        }
+    ]
+    if mp4_bucket:
+        entries.append(
+            {**entries[0], "storage_purpose": "mp4", "storage_name": mp4_bucket, "storage_root_folder": ""}
+        )
+    return base64.b64encode(json.dumps(entries).encode()).decode()
+
+
+def export_body(session: str, user: str, start_pos: int, duration: int, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "_ServiceName": "resourced",
+        "_UrlPath": "/resource/v1/i/export-to-s3dir",
+        "_Version": 1,
+        "ServiceCaller": "mma",
+        "StartPos": start_pos,
+        "StartTime": "0",
+        "Duration": duration,
+        "PeerId": "peer-1",
+        "LivePath": "live/cam1",
+        "FileName": "clip",
+        "SessionId": session,
+        "export_type": 0,
+        "storage_info": storage_info("archive", "exports"),
+        "userid": user,
+    }
+    body.update(overrides)
+    return body
+
+
+def upload_recording(client: Any, bucket: str, prefix: str, recording: SampleRecording) -> None:
+    """Put a generated recording's playlist and segments under s3://bucket/prefix/."""
+    for path in sorted(Path(recording.directory).iterdir()):
+        if path.suffix in {".ts", ".m3u8"}:
+            client.upload_file(str(path), bucket, f"{prefix}/{path.name}")

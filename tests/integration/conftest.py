@@ -1,0 +1,128 @@
+"""Real parts, started as an operator would: redis-server, moto's S3 server over HTTP, and the
+Procfile's web and worker entries with only the documented environment variables set."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import redis
+import requests
+
+from scripts import devstack
+
+BUCKETS = ("archive", "exports", "images")
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def redis_url(logs_dir: Path) -> Iterator[str]:
+    with devstack.redis_server(logs_dir / "redis.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(logs_dir: Path) -> Iterator[str]:
+    with devstack.moto_s3(logs_dir / "moto.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return {
+        "RESOURCED_REDIS_URL": redis_url,
+        "RESOURCED_S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RESOURCED_SECRET_KEY": "integration-secret-key-0123456789",
+        "RESOURCED_ALLOWED_BUCKETS": ",".join(BUCKETS),
+        "RESOURCED_IMGBED_BUCKET": "images",
+        "RESOURCED_WORK_DIR": str(tmp_path_factory.mktemp("work")),
+        "RESOURCED_CALLBACK_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "RESOURCED_CALLBACK_ALLOWLIST": "127.0.0.1",
+        "HOST": "127.0.0.1",
+    }
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint: str) -> Any:
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    for bucket in BUCKETS:
+        client.create_bucket(Bucket=bucket)
+    return client
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def web(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[str]:
+    port = devstack.free_port()
+    log = logs_dir / "web.log"
+    proc = devstack.start_procfile("web", {**service_env, "PORT": str(port)}, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        devstack.wait_http_ok(url + "/healthz", proc=proc)
+    except Exception:
+        devstack.stop(proc)
+        raise RuntimeError("web did not start:\n" + _tail(log)) from None
+    yield url
+    devstack.stop(proc)
+
+
+def wait_worker_registered(redis_url: str, count: int = 1, timeout_s: float = 60) -> None:
+    client = redis.Redis.from_url(redis_url)
+    devstack.wait_for(
+        lambda: len(list(client.scan_iter("resourced:workers:*"))) >= count, "worker", timeout_s
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(
+    service_env: dict[str, str], logs_dir: Path, redis_url: str, s3: Any
+) -> Iterator[subprocess.Popen]:
+    log = logs_dir / "worker.log"
+    proc = devstack.start_procfile("worker", service_env, log)
+    try:
+        wait_worker_registered(redis_url)
+    except Exception:
+        devstack.stop(proc)
+        raise RuntimeError("worker did not start:\n" + _tail(log)) from None
+    yield proc
+    devstack.stop(proc, timeout_s=20)
+
+
+@pytest.fixture(scope="session")
+def session_id(service_env: dict[str, str]) -> str:
+    """Issued by the `resourced` command, as an operator would."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "resourced"), "session", "issue", "--user", "alice"],
+        env={**service_env, "PATH": str(Path(sys.executable).parent)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def poll_export(web: str, body: dict[str, Any], timeout_s: float = 90) -> tuple[int, dict[str, Any]]:
+    """Send the same request until it stops answering 1, honouring TimeWait (capped for tests)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = requests.post(f"{web}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+        answer = response.json()
+        if answer["ErrorCode"] not in (1, 8) or time.monotonic() > deadline:
+            return response.status_code, answer
+        time.sleep(min(float(answer.get("TimeWait", 1)), 0.3))

@@ -1,0 +1,78 @@
+"""The web app over fakeredis, moto's in-process S3 and a Celery stand-in that records sends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import fakeredis
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from moto import mock_aws
+
+from app import create_app
+from app.auth import SignedSessions
+from tasks.settings import Settings
+from tasks.storage import ObjectStore
+
+
+class SentTasks:
+    """Records what the API enqueues; `fail` simulates an unreachable broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.fail = False
+
+    def send_task(self, name: str, args: list[Any], queue: str, task_id: str) -> None:
+        if self.fail:
+            from kombu.exceptions import OperationalError
+
+            raise OperationalError("broker down")
+        self.sent.append({"name": name, "args": args, "queue": queue, "task_id": task_id})
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        secret_key="unit-test-secret-key-0123456789",
+        allowed_buckets=("archive", "exports"),
+        max_active_exports=5,
+        max_active_exports_per_user=3,
+        imgbed_bucket="images",
+    )
+
+
+@pytest.fixture
+def s3(settings: Settings) -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("archive", "exports", "images", "forbidden"):
+            client.create_bucket(Bucket=bucket)
+        yield client
+
+
+@pytest.fixture
+def sent() -> SentTasks:
+    return SentTasks()
+
+
+@pytest.fixture
+def redis_client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def app(settings: Settings, s3: Any, sent: SentTasks, redis_client: fakeredis.FakeRedis) -> Flask:
+    return create_app(settings, redis_client=redis_client, celery=sent, store=ObjectStore(settings))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def session(settings: Settings) -> str:
+    return SignedSessions(settings.secret_key).issue("alice", 3600)

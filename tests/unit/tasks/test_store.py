@@ -1,0 +1,88 @@
+"""Job records: one job per identical request, atomic transitions, limits, failure reported once."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
+from tasks.store import ExportJobStore, JobState
+
+
+def spec(user: str = "alice", start: int = 1000) -> ExportSpec:
+    return ExportSpec(
+        user=user,
+        source=S3Location("src", "us-east-1"),
+        live_path="cam/1",
+        start_ms=start,
+        duration_ms=5000,
+        export_type=ExportType.COPY,
+        destination=S3Location("dst", "us-east-1", "exports/x"),
+        video_name="clip.mp4",
+    )
+
+
+RESULT = ExportResult(
+    "dst", "us-east-1", "exports/x", "exports/x/clip.mp4", "exports/x/clip.jpg", "v1", 5000, 0, 10, "h264"
+)
+
+
+@pytest.fixture
+def store() -> ExportJobStore:
+    return ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
+
+
+def test_identical_requests_are_one_job(store: ExportJobStore) -> None:
+    assert spec().job_id == spec().job_id
+    assert spec().job_id != spec(start=1001).job_id
+    assert store.admit(spec(), "q", 10, 10).outcome == "created"
+    assert store.admit(spec(), "q", 10, 10).outcome == "exists"
+    assert store.active_count() == 1
+
+
+def test_lifecycle_and_stale_attempts(store: ExportJobStore) -> None:
+    job = spec()
+    store.admit(job, "q", 10, 10)
+    assert store.claim(job.job_id, 2, "w") == "stale"
+    assert store.claim(job.job_id, 1, "w") == "running"
+    assert store.progress(job.job_id, 1, 0.5, "remuxing")
+    record = store.get(job.job_id)
+    assert record is not None and record.state is JobState.RUNNING and record.progress == 0.5
+    assert store.finish(job.job_id, 1, RESULT)
+    assert not store.fail(job.job_id, 1, ErrorCode.FAILED, "late")  # terminal states stay
+    record = store.get(job.job_id)
+    assert record is not None and record.state is JobState.READY and record.result == RESULT
+    assert store.active_count() == 0
+    assert store.claim(job.job_id, 1, "w") == "ready"  # a redelivery does nothing
+
+
+def test_failure_is_reported_once_then_a_fresh_attempt_starts(store: ExportJobStore) -> None:
+    job = spec()
+    store.admit(job, "q", 10, 10)
+    store.fail(job.job_id, 1, ErrorCode.NO_MEDIA, "nothing there")
+    first = store.admit(job, "q", 10, 10)
+    assert (first.outcome, first.detail) == ("exists", "failed")
+    record = store.get(job.job_id)
+    assert record is not None and record.error_code == 4
+    second = store.admit(job, "q", 10, 10)
+    assert (second.outcome, second.detail) == ("created", "2")
+    record = store.get(job.job_id)
+    assert record is not None and record.state is JobState.QUEUED and record.attempt == 2
+
+
+def test_limits_global_and_per_user(store: ExportJobStore) -> None:
+    assert store.admit(spec("a", 1), "q", 3, 2).outcome == "created"
+    assert store.admit(spec("a", 2), "q", 3, 2).outcome == "created"
+    busy = store.admit(spec("a", 3), "q", 3, 2)
+    assert (busy.outcome, busy.detail) == ("busy", "user")
+    assert store.admit(spec("b", 1), "q", 3, 2).outcome == "created"
+    assert store.admit(spec("c", 1), "q", 3, 2).detail == "global"
+    assert store.admit(spec("a", 1), "q", 3, 2).outcome == "exists"  # polls are never refused
+
+
+def test_speed_is_a_moving_average(store: ExportJobStore) -> None:
+    assert store.speed("copy") is None
+    store.record_speed("copy", 10, 1)
+    assert store.speed("copy") == pytest.approx(0.1)
+    store.record_speed("copy", 10, 2)
+    assert store.speed("copy") == pytest.approx(0.13)

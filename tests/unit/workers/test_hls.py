@@ -1,0 +1,69 @@
+"""Playlists onto the timeline; hostile segment URIs refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.hls import PlaylistError, covering, merge_timelines, parse_playlist, resolve_segment_key
+
+PDT = """#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00.000Z
+#EXTINF:2.0,
+a.ts
+#EXTINF:2.0,
+a2.ts
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:10.000Z
+#EXTINF:2.0,
+sub/b.ts
+#EXT-X-ENDLIST
+"""
+EPOCH_2024 = 1_704_067_200_000
+
+
+def test_program_date_time_places_segments_and_carries_forward() -> None:
+    segments = parse_playlist(PDT, "root/cam/index.m3u8", "root/cam")
+    assert [s.key for s in segments] == ["root/cam/a.ts", "root/cam/a2.ts", "root/cam/sub/b.ts"]
+    assert [s.start_ms for s in segments] == [EPOCH_2024, EPOCH_2024 + 2000, EPOCH_2024 + 10_000]
+    assert [s.discontinuity for s in segments] == [False, False, True]
+
+
+def test_without_program_date_time_the_timeline_starts_at_zero() -> None:
+    text = "#EXTM3U\n#EXTINF:1.5,\na.ts\n#EXTINF:2.5,\nb.ts\n"
+    assert [s.start_ms for s in parse_playlist(text, "r/x.m3u8", "r")] == [0, 1500]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "../other/a.ts",
+        "../../etc/passwd",
+        "/abs.ts",
+        "http://evil.example/a.ts",
+        "s3://b/k.ts",
+        "a\\b.ts",
+        "a.ts?x=1",
+    ],
+)
+def test_segment_uris_cannot_leave_the_recording(uri: str) -> None:
+    with pytest.raises(PlaylistError):
+        resolve_segment_key("root/cam/index.m3u8", uri, "root/cam")
+
+
+def test_not_a_playlist_is_refused() -> None:
+    with pytest.raises(PlaylistError):
+        parse_playlist("<html>", "r/x.m3u8", "r")
+    master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nlow.m3u8\n"
+    with pytest.raises(PlaylistError):
+        parse_playlist(master, "r/x.m3u8", "r")
+
+
+def test_covering_picks_only_overlapping_segments_and_skips_duplicates() -> None:
+    one = parse_playlist(PDT, "root/cam/index.m3u8", "root/cam")
+    two = parse_playlist(PDT, "root/cam/copy.m3u8", "root/cam")  # lists the same keys again
+    merged = merge_timelines([one, two])
+    assert len(merged) == 3
+    chosen = covering(merged, EPOCH_2024 + 2500, EPOCH_2024 + 10_500)
+    assert [s.key for s in chosen] == ["root/cam/a2.ts", "root/cam/sub/b.ts"]
+    assert covering(merged, EPOCH_2024 + 4000, EPOCH_2024 + 10_000) == []
