@@ -3,6 +3,7 @@ server, and the Procfile's own entries. The demo and the integration tests both 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -55,10 +56,8 @@ def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout_s)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(5)
 
 

@@ -93,7 +93,7 @@ def test_identical_concurrent_requests_run_one_export(
     for thread in threads:
         thread.join()
     assert set(answers) <= {1, 5}
-    status, answer = poll_export(web, body)
+    _, answer = poll_export(web, body)
     assert answer["ErrorCode"] == 5
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     keys = [
@@ -113,7 +113,7 @@ def test_missing_segment_counts_into_lack_length(
     upload_recording(s3, "archive", "live/gap", rec)
     s3.delete_object(Bucket="archive", Key=f"live/gap/{rec.segments[1].name}")
     body = export_body(session_id, "alice", PDT_MS, 6000, LivePath="live/gap", FileName="gap")
-    status, answer = poll_export(web, body)
+    _, answer = poll_export(web, body)
     assert answer["ErrorCode"] == 5, answer
     assert answer["LackLength"] == 2000
     assert frame_indices(download(answer["VideoPath"], tmp_path / "gap.mp4")) == [

@@ -101,8 +101,8 @@ def test_malformed_bodies(client: FlaskClient, raw: bytes) -> None:
 
 def test_auth(client: FlaskClient, session: str, settings: Settings) -> None:
     body = export_body(session, "alice", 1_700_000_000_000, 5000)
-    assert post(client, {**body, "SessionId": ""}) == (401, post(client, {**body, "SessionId": ""})[1])
-    assert post(client, {**body, "SessionId": ""})[1]["ErrorCode"] == 3
+    status, answer = post(client, {**body, "SessionId": ""})
+    assert (status, answer["ErrorCode"]) == (401, 3)
     assert post(client, {**body, "SessionId": session + "x"})[1]["ErrorCode"] == 3
     other = SignedSessions("another-secret-key-0123456789").issue("alice", 3600)
     assert post(client, {**body, "SessionId": other})[0] == 401
@@ -139,10 +139,11 @@ def test_ready_answer_has_urls_and_version(client: FlaskClient, session: str, ap
     jobs: ExportJobStore = app.extensions["resourced"].jobs
     job_id = jobs.active_ids()[0]
     record = jobs.get(job_id)
-    assert record is not None and record.spec.video_key == "out/dir/clip.mp4"
+    assert record is not None
+    assert record.spec.video_key == "out/dir/clip.mp4"
     jobs.claim(job_id, 1, "w")
-    result = ExportResult("exports", "us-east-1", "out/dir", "out/dir/clip.mp4", "out/dir/clip.jpg", "etag1", 4960, 40,
-                          100, "h264")  # fmt: skip
+    keys = ("out/dir", "out/dir/clip.mp4", "out/dir/clip.jpg")
+    result = ExportResult("exports", "us-east-1", *keys, "etag1", 4960, 40, 100, "h264")
     jobs.finish(job_id, 1, result)
     status, answer = post(client, body)
     assert status == 200
