@@ -103,7 +103,7 @@ class Settings:
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
-        return Settings(**values)  # type: ignore[arg-type]
+        return Settings(**values)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

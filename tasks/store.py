@@ -183,7 +183,7 @@ class ExportJobStore:
 
     def progress(self, job_id: str, attempt: int, fraction: float, step: str) -> bool:
         fraction = min(max(fraction, 0.0), 1.0)
-        args = [attempt, f"{fraction:.4f}", step, f"{time.time():.6f}"]
+        args: list[str | int] = [attempt, f"{fraction:.4f}", step, f"{time.time():.6f}"]
         return bool(self._progress(keys=[keys.export_job(job_id)], args=args))
 
     def finish(self, job_id: str, attempt: int, result: ExportResult) -> bool:
@@ -213,7 +213,7 @@ class ExportJobStore:
     def queue_position(self, job_id: str) -> int | None:
         """How many active jobs were admitted before this one."""
         rank = self.redis.zrank(keys.ACTIVE_EXPORTS, job_id)
-        return None if rank is None else int(rank)
+        return None if rank is None else int(rank)  # type: ignore[arg-type]
 
     def active_ids(self, limit: int = 1000) -> list[str]:
         return [_text(x) for x in self.redis.zrange(keys.ACTIVE_EXPORTS, 0, limit - 1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from functools import cache
+from typing import cast
 
 import av
 
@@ -21,7 +22,7 @@ PROBE_SIZE = (256, 144)  # NVENC's minimum frame size is 145x49; small keeps the
 
 def encoder_works(name: str) -> bool:
     try:
-        ctx = av.CodecContext.create(name, "w")
+        ctx = cast(av.VideoCodecContext, av.CodecContext.create(name, "w"))
         ctx.width, ctx.height = PROBE_SIZE
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = Fraction(1, 25)

@@ -7,7 +7,7 @@ deleted as soon as the consumer moves past it, also when it stops early or fails
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,7 +25,7 @@ def prefetch(
     segments: list[Segment],
     workdir: Path,
     ahead: int,
-) -> Iterator[SegmentInput]:
+) -> Generator[SegmentInput, None, None]:
     """Yield each segment, in order, once its bytes are on local disk (or with why they are not)."""
     pending: deque[tuple[Segment, Path, Future[int]]] = deque()
     queue = iter(enumerate(segments))

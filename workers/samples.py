@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -117,37 +118,49 @@ def _encode_intermediate(spec: SampleSpec, path: Path) -> None:
         audio = None
         if spec.audio_codec:
             rate = 8_000 if spec.audio_codec == "pcm_mulaw" else AUDIO_RATE
-            audio = out.add_stream(spec.audio_codec, rate=rate, layout="mono")
+            audio = cast(av.AudioStream, out.add_stream(spec.audio_codec, rate=rate, layout="mono"))
         chroma = np.full((spec.height // 2, spec.width), 128, dtype=np.uint8)
+        clicks = _ClickTrack(out, audio, spec.seconds) if audio is not None else None
         for i in range(frames):
             luma = index_plane(spec.first_frame_index + i, spec.width, spec.height, rng)
             frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
             frame.pts, frame.time_base = i, Fraction(1, spec.fps)
             out.mux(video.encode(frame))
+            if clicks is not None:
+                clicks.encode_until((i + 1) / spec.fps)  # interleaved, as a camera's muxer does
         out.mux(video.encode(None))
-        if audio is not None:
-            _encode_clicks(out, audio, spec.seconds)
+        if clicks is not None:
+            clicks.encode_until(spec.seconds)
+            out.mux(audio.encode(None))
 
 
-def _encode_clicks(out: av.container.OutputContainer, audio: av.AudioStream, seconds: float) -> None:
-    """Silence with a short 1 kHz burst at every whole second of the recording."""
-    rate = audio.codec_context.sample_rate
-    total = int(seconds * rate)
-    t = np.arange(total) / rate
-    pcm = np.where((t % 1.0) < CLICK_SECONDS, 0.8 * np.sin(2 * math.pi * 1000 * t), 0.0)
-    chunk = audio.codec_context.frame_size or 1024
-    fmt = audio.codec_context.format.name
-    for start in range(0, total, chunk):
-        block = pcm[start : start + chunk]
-        if fmt.startswith("s16"):
-            samples = (block * 32767).astype(np.int16).reshape(1, -1)
-        else:
-            samples = block.astype(np.float32).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format=fmt, layout="mono")
-        frame.sample_rate, frame.pts = rate, start
-        frame.time_base = Fraction(1, rate)
-        out.mux(audio.encode(frame))
-    out.mux(audio.encode(None))
+class _ClickTrack:
+    """Silence with a short 1 kHz burst at every whole second, encoded on demand."""
+
+    def __init__(self, out: av.container.OutputContainer, audio: av.AudioStream, seconds: float) -> None:
+        self.out, self.audio = out, audio
+        self.rate = audio.codec_context.sample_rate
+        total = int(seconds * self.rate)
+        t = np.arange(total) / self.rate
+        self.pcm = np.where((t % 1.0) < CLICK_SECONDS, 0.8 * np.sin(2 * math.pi * 1000 * t), 0.0)
+        self.chunk = audio.codec_context.frame_size or 1024
+        self.format = audio.codec_context.format.name
+        self.position = 0
+
+    def encode_until(self, seconds: float) -> None:
+        until = min(int(seconds * self.rate), len(self.pcm))
+        while self.position < until:
+            block = self.pcm[self.position : self.position + self.chunk]
+            samples: np.ndarray = (
+                (block * 32767).astype(np.int16)
+                if self.format.startswith("s16")
+                else block.astype(np.float32)
+            ).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(samples, format=self.format, layout="mono")
+            frame.sample_rate, frame.pts = self.rate, self.position
+            frame.time_base = Fraction(1, self.rate)
+            self.out.mux(self.audio.encode(frame))
+            self.position += len(block)
 
 
 def _split_segments(spec: SampleSpec, source: Path, directory: Path) -> list[SampleSegment]:
@@ -187,6 +200,7 @@ def _split_segments(spec: SampleSpec, source: Path, directory: Path) -> list[Sam
                 continue
             if first_pts is None:
                 first_pts = packet.pts if packet.pts is not None else packet.dts
+            assert first_pts is not None
             if packet.stream is in_video:
                 next_boundary = (len(segments) + 1) * spec.segment_seconds
                 if packet.is_keyframe and (writer is None or frame_no / spec.fps >= next_boundary - 1e-9):
@@ -222,7 +236,8 @@ def _mux_restamped(
     shift = spec.pts_start + offset - first_pts
     if packet.pts is not None:
         packet.pts += shift
-    packet.dts += shift
+    if packet.dts is not None:
+        packet.dts += shift
     packet.stream = stream
     writer.mux(packet)
 
@@ -296,7 +311,7 @@ def click_onsets(path: str | os.PathLike[str]) -> list[float]:
                 )
             if frame.format.name.startswith("s16"):
                 samples /= 32768.0
-            start = float(frame.pts * frame.time_base)
+            start = float(frame.pts * (frame.time_base or 0))
             for i in np.flatnonzero(np.abs(samples) > 0.3):
                 t = start + i / frame.sample_rate
                 if t > loud_until:
@@ -311,5 +326,5 @@ def picture_times(path: str | os.PathLike[str]) -> dict[int, float]:
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             if frame.pts is not None:
-                times[read_frame_index(frame)] = float(frame.pts * frame.time_base)
+                times[read_frame_index(frame)] = float(frame.pts * (frame.time_base or 0))
     return times

@@ -6,6 +6,7 @@ edit list included, and doubles as a check that the MP4 decodes at all.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,8 +32,8 @@ def encode_jpeg(frame: av.VideoFrame) -> bytes:
     encoder = av.CodecContext.create("mjpeg", "w")
     encoder.width, encoder.height = frame.width, frame.height
     encoder.pix_fmt = "yuvj420p"
-    encoder.time_base = frame.time_base or 1
-    encoder.qscale = JPEG_QUALITY
+    encoder.time_base = frame.time_base or Fraction(1, 25)
+    encoder.qscale = True  # a fixed quantiser, pinned by qmin = qmax below
     encoder.options = {"qmin": str(JPEG_QUALITY), "qmax": str(JPEG_QUALITY)}
     image = frame.reformat(format="yuvj420p")
     image.pts = 0

@@ -63,11 +63,12 @@ class StreamParams:
         return self.extradata is None or other.extradata is None or self.extradata == other.extradata
 
 
-def stream_params(stream: av.stream.Stream) -> StreamParams:
-    ctx = stream.codec_context
-    if stream.type == "video":
-        return StreamParams("video", ctx.name, ctx.width, ctx.height, extradata=ctx.extradata)
-    return StreamParams("audio", ctx.name, sample_rate=ctx.sample_rate, channels=ctx.channels)
+def stream_params(stream: av.VideoStream | av.AudioStream) -> StreamParams:
+    if isinstance(stream, av.VideoStream):
+        video = stream.codec_context
+        return StreamParams("video", video.name, video.width, video.height, extradata=video.extradata)
+    audio = stream.codec_context
+    return StreamParams("audio", audio.name, sample_rate=audio.sample_rate, channels=audio.channels)
 
 
 @dataclass(frozen=True)

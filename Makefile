@@ -1,0 +1,26 @@
+# `make demo` sets everything up and exports a clip end to end; `make test` runs the tests.
+.PHONY: setup demo test test-all test-slow lint bench bench-transcode bench-api clean
+
+setup:
+	bash scripts/bootstrap.sh
+
+demo: setup
+	.venv/bin/python scripts/demo.py
+
+test: setup
+	bash scripts/run_tests.sh
+
+test-slow: setup
+	bash scripts/run_tests.sh -m slow
+
+test-all: setup
+	bash scripts/run_tests.sh -m ""
+
+lint: setup
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix . && .venv/bin/mypy
+
+bench: setup
+	.venv/bin/python scripts/bench_export.py
+
+clean:
+	rm -rf .demo .bench .pytest_cache .ruff_cache .mypy_cache

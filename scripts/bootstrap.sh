@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything resourced needs on a fresh Debian/Ubuntu machine, idempotently:
+# system packages (redis-server for the local stack, ffmpeg/ffprobe as the independent
+# decoder in tests and the benchmark's baseline) and a virtualenv with the project.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+for extra in ${BOOTSTRAP_EXTRA_PACKAGES:-}; do
+  command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
+done
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "bootstrap: installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing Python packages into .venv" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

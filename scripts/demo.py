@@ -1,0 +1,144 @@
+"""`make demo`: the whole service on this machine, and one clip exported through its HTTP API.
+
+With RESOURCED_REDIS_URL / RESOURCED_S3_ENDPOINT_URL set it uses those; otherwise it starts
+its own redis-server and moto's S3 server. Then it runs the Procfile's web and worker,
+generates a minute of 720p H.264+AAC HLS, uploads it, asks for a clip exactly as a client
+would, polls until ready, downloads it and prints what it got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import av  # noqa: E402
+import boto3  # noqa: E402
+import requests  # noqa: E402
+
+from scripts import devstack  # noqa: E402
+from tests.helpers import export_body, storage_info  # noqa: E402
+from workers.samples import SampleSpec, generate_recording, read_frame_index  # noqa: E402
+
+ARCHIVE, EXPORTS = "demo-archive", "demo-exports"
+LIVE_PATH = "live/demo-cam"
+PDT_MS = 1_700_000_000_000
+
+
+def say(message: str) -> None:
+    print(f"demo: {message}", flush=True)
+
+
+def main() -> int:
+    workdir = Path(os.environ.get("DEMO_DIR", ".demo")).resolve()
+    workdir.mkdir(exist_ok=True)
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    with ExitStack() as stack:
+        redis_url = os.environ.get("RESOURCED_REDIS_URL") or stack.enter_context(
+            devstack.redis_server(logs / "redis.log")
+        )
+        s3_url = os.environ.get("RESOURCED_S3_ENDPOINT_URL") or stack.enter_context(
+            devstack.moto_s3(logs / "s3.log")
+        )
+        say(f"redis at {redis_url}, S3 at {s3_url}")
+        port = devstack.free_port()
+        env = {
+            "RESOURCED_REDIS_URL": redis_url,
+            "RESOURCED_S3_ENDPOINT_URL": s3_url,
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "demo"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "demo"),
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "RESOURCED_SECRET_KEY": os.environ.get("RESOURCED_SECRET_KEY") or secrets.token_urlsafe(32),
+            "RESOURCED_ALLOWED_BUCKETS": f"{ARCHIVE},{EXPORTS}",
+            "RESOURCED_WORK_DIR": str(workdir),
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+        }
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name=env["AWS_DEFAULT_REGION"],
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        for bucket in (ARCHIVE, EXPORTS):
+            try:
+                s3.create_bucket(Bucket=bucket)
+            except s3.exceptions.BucketAlreadyOwnedByYou:
+                pass
+
+        say("starting the Procfile's web and worker")
+        web = devstack.start_procfile("web", env, logs / "web.log")
+        stack.callback(devstack.stop, web)
+        worker = devstack.start_procfile("worker", env, logs / "worker.log")
+        stack.callback(devstack.stop, worker, 20)
+        base = f"http://127.0.0.1:{port}"
+        devstack.wait_http_ok(base + "/healthz", proc=web)
+
+        say("generating a 60 s 1280x720 25 fps H.264+AAC HLS recording with PROGRAM-DATE-TIME")
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            spec = SampleSpec(
+                seconds=60, width=1280, height=720, bit_rate=2_000_000, program_date_time_ms=PDT_MS
+            )
+            recording = generate_recording(tmp, spec)
+            for path in sorted(Path(tmp).iterdir()):
+                if path.suffix in {".ts", ".m3u8"}:
+                    s3.upload_file(str(path), ARCHIVE, f"{LIVE_PATH}/{path.name}")
+        say(f"uploaded {len(recording.segments)} segments to s3://{ARCHIVE}/{LIVE_PATH}/ "
+            f"in {time.monotonic() - started:.1f} s")  # fmt: skip
+
+        session = subprocess.run(
+            [str(devstack.BIN / "resourced"), "session", "issue", "--user", "demo-user"],
+            env={**os.environ, **env}, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        body = export_body(session, "demo-user", PDT_MS, 20_000, StartTime="12500", LivePath=LIVE_PATH,
+                           FileName="demo-clip", storage_info=storage_info(ARCHIVE, EXPORTS))  # fmt: skip
+        shown = {
+            **body,
+            "SessionId": body["SessionId"][:12] + "...",
+            "storage_info": body["storage_info"][:24] + "...",
+        }
+        say("POST /resource/v1/i/export-to-s3dir " + json.dumps(shown))
+        started = time.monotonic()
+        while True:
+            response = requests.post(base + "/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+            answer = response.json()
+            if answer["ErrorCode"] not in (1, 8):
+                break
+            say(f"  {response.status_code} {answer}")
+            if time.monotonic() - started > 300:
+                say("gave up waiting; see " + str(logs))
+                return 1
+            time.sleep(min(float(answer.get("TimeWait", 1)), 1.0))
+        say(f"answer after {time.monotonic() - started:.1f} s: HTTP {response.status_code}")
+        print(json.dumps(answer, indent=2))
+        if answer["ErrorCode"] != 5:
+            say("export failed; logs are in " + str(logs))
+            return 1
+        out = workdir / "demo-clip.mp4"
+        out.write_bytes(requests.get(answer["VideoPath"], timeout=60).content)
+        (workdir / "demo-clip.jpg").write_bytes(requests.get(answer["ImagePath"], timeout=60).content)
+        with av.open(str(out)) as container:
+            video = container.streams.video[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            indices = [read_frame_index(f) for f in container.decode(video)]
+            say(f"downloaded {out} ({out.stat().st_size} bytes)")
+            say(f"  video: {video.codec_context.name} {video.codec_context.width}x{video.codec_context.height}, "
+                f"{len(indices)} frames, source frames {indices[0]}..{indices[-1]}, "
+                f"duration {float(container.duration or 0) / 1e6:.3f} s")  # fmt: skip
+            if audio is not None:
+                say(f"  audio: {audio.codec_context.name} {audio.codec_context.sample_rate} Hz")
+        say(f"  first frame image: {workdir / 'demo-clip.jpg'}")
+        say(f"  in S3: s3://{EXPORTS}/{answer['S3Dir']}/demo-clip.mp4 (version {answer['Version']})")
+        say("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The plain export function against S3 (moto in-process): what lands where, and what a failed
+upload leaves behind (nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.settings import Settings
+from tasks.storage import ObjectStore, TransientStorageError
+from tests.helpers import upload_recording
+from tests.media import first_frame_index, frame_indices
+from workers.errors import NoMedia
+from workers.export import run_export
+from workers.samples import SampleSpec, generate_recording
+
+PDT_MS = 1_700_000_000_000
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="archive")
+        client.create_bucket(Bucket="exports")
+        yield client
+
+
+def spec(start: int, duration: int, live_path: str = "live/cam") -> ExportSpec:
+    return ExportSpec(
+        user="alice",
+        source=S3Location("archive", "us-east-1"),
+        live_path=live_path,
+        start_ms=start,
+        duration_ms=duration,
+        export_type=ExportType.COPY,
+        destination=S3Location("exports", "us-east-1", "out/job"),
+        video_name="clip.mp4",
+    )
+
+
+@pytest.fixture
+def recording(s3: Any, tmp_path: Path) -> None:
+    upload_recording(s3, "archive", "live/cam", generate_recording(tmp_path / "rec", SampleSpec(seconds=6)))
+
+
+def test_export_uploads_video_and_first_frame(s3: Any, recording: None, tmp_path: Path) -> None:
+    steps: list[str] = []
+    settings = Settings(work_dir=str(tmp_path / "work"))
+    (tmp_path / "work").mkdir()
+    result = run_export(
+        spec(PDT_MS + 1000, 3000), ObjectStore(settings), settings, lambda s, f: steps.append(s)
+    )
+    assert (result.video_key, result.image_key, result.s3_dir) == (
+        "out/job/clip.mp4",
+        "out/job/clip.jpg",
+        "out/job",
+    )
+    assert result.lack_ms == 0 and result.exported_ms == 3000
+    s3.download_file("exports", "out/job/clip.mp4", str(tmp_path / "clip.mp4"))
+    s3.download_file("exports", "out/job/clip.jpg", str(tmp_path / "clip.jpg"))
+    assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 100))
+    assert first_frame_index(tmp_path / "clip.jpg") == 25
+    assert steps[0] == "indexing" and "uploading" in steps
+    assert list((tmp_path / "work").iterdir()) == []  # temporary files are gone
+
+
+def test_a_range_after_the_recording_is_no_media(s3: Any, recording: None) -> None:
+    with pytest.raises(NoMedia):
+        run_export(spec(PDT_MS + 60_000, 3000), ObjectStore(Settings()), Settings())
+
+
+def test_failed_upload_leaves_no_object_and_no_multipart(
+    s3: Any, recording: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(upload_part_mib=5, work_dir=str(tmp_path))
+    store = ObjectStore(settings)
+    client = store.client("us-east-1")
+    original = client.upload_part
+    calls = {"n": 0}
+
+    def flaky_upload_part(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise ConnectionError("network cut mid-upload")
+        return original(**kwargs)
+
+    monkeypatch.setattr(client, "upload_part", flaky_upload_part)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (12 * 1024 * 1024))  # three parts at 5 MiB
+    with pytest.raises(TransientStorageError):
+        store.upload_file(big, "exports", "out/big.mp4", "video/mp4")
+    assert "Contents" not in s3.list_objects_v2(Bucket="exports", Prefix="out/")
+    assert store.pending_multipart_uploads("exports") == []
