@@ -8,6 +8,7 @@ would, polls until ready, downloads it and prints what it got.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -20,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import av  # noqa: E402
-import boto3  # noqa: E402
-import requests  # noqa: E402
+import av
+import boto3
+import requests
 
-from scripts import devstack  # noqa: E402
-from tests.helpers import export_body, storage_info  # noqa: E402
-from workers.samples import SampleSpec, generate_recording, read_frame_index  # noqa: E402
+from scripts import devstack
+from tests.helpers import export_body, storage_info
+from workers.samples import SampleSpec, generate_recording, read_frame_index
 
 ARCHIVE, EXPORTS = "demo-archive", "demo-exports"
 LIVE_PATH = "live/demo-cam"
@@ -67,10 +68,8 @@ def main() -> int:
                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
         for bucket in (ARCHIVE, EXPORTS):
-            try:
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
                 s3.create_bucket(Bucket=bucket)
-            except s3.exceptions.BucketAlreadyOwnedByYou:
-                pass
 
         say("starting the Procfile's web and worker")
         web = devstack.start_procfile("web", env, logs / "web.log")
