@@ -128,9 +128,9 @@ def main() -> int:
             audio = container.streams.audio[0] if container.streams.audio else None
             indices = [read_frame_index(f) for f in container.decode(video)]
             say(f"downloaded {out} ({out.stat().st_size} bytes)")
-            say(f"  video: {video.codec_context.name} {video.codec_context.width}x{video.codec_context.height}, "
-                f"{len(indices)} frames, source frames {indices[0]}..{indices[-1]}, "
-                f"duration {float(container.duration or 0) / 1e6:.3f} s")  # fmt: skip
+            ctx = video.codec_context
+            say(f"  video: {ctx.name} {ctx.width}x{ctx.height}, {len(indices)} frames, "
+                f"source frames {indices[0]}..{indices[-1]}, duration {float(container.duration or 0) / 1e6:.3f} s")  # fmt: skip
             if audio is not None:
                 say(f"  audio: {audio.codec_context.name} {audio.codec_context.sample_rate} Hz")
         say(f"  first frame image: {workdir / 'demo-clip.jpg'}")
