@@ -129,8 +129,9 @@ def main() -> int:
             indices = [read_frame_index(f) for f in container.decode(video)]
             say(f"downloaded {out} ({out.stat().st_size} bytes)")
             ctx = video.codec_context
+            seconds = float(container.duration or 0) / 1e6
             say(f"  video: {ctx.name} {ctx.width}x{ctx.height}, {len(indices)} frames, "
-                f"source frames {indices[0]}..{indices[-1]}, duration {float(container.duration or 0) / 1e6:.3f} s")  # fmt: skip
+                f"source frames {indices[0]}..{indices[-1]}, duration {seconds:.3f} s")  # fmt: skip
             if audio is not None:
                 say(f"  audio: {audio.codec_context.name} {audio.codec_context.sample_rate} Hz")
         say(f"  first frame image: {workdir / 'demo-clip.jpg'}")
