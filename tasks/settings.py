@@ -79,7 +79,7 @@ class Settings:
     export_soft_limit_s: int = 3_000
     export_hard_limit_s: int = 3_300
     prefetch_segments: int = 4  # segments downloaded ahead; each is seconds of video, a few MB
-    upload_part_mib: int = 16
+    upload_part_mib: int = 8  # small enough that parts ship while a short clip is still muxing
     upload_concurrency: int = 4
     worker_queues: tuple[str, ...] = ()  # empty: decided at start from the node's encoders
     gpu_max_sessions: int = 3  # NVENC's per-card session cap on consumer cards

@@ -73,7 +73,8 @@ class Uploaded:
 
     @property
     def version(self) -> str:
-        return self.version_id or self.etag
+        """The VersionId in a versioned bucket, else the ETag ("null" is S3's "no version")."""
+        return self.version_id if self.version_id and self.version_id != "null" else self.etag
 
 
 def _translate(exc: Exception, bucket: str, key: str) -> StorageError:
@@ -95,6 +96,44 @@ def _translate(exc: Exception, bucket: str, key: str) -> StorageError:
             return StorageError(f"{where}: {code or status}: {exc}")
         return TransientStorageError(f"{where}: {code or status}: {exc}")
     return TransientStorageError(f"s3://{bucket}/{key}: {exc}")
+
+
+class MultipartUpload:
+    """One multipart upload; parts may be uploaded in any order and from several threads."""
+
+    def __init__(self, client: Any, bucket: str, key: str, upload_id: str) -> None:
+        self.client, self.bucket, self.key, self.upload_id = client, bucket, key, upload_id
+        self._parts: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def upload_part(self, number: int, data: bytes) -> None:
+        try:
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, self.bucket, self.key) from exc
+        except OSError as exc:
+            raise TransientStorageError(f"s3://{self.bucket}/{self.key}: part {number}: {exc}") from exc
+        with self._lock:
+            self._parts[number] = response["ETag"]
+
+    def complete(self) -> Uploaded:
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self._parts.items())]
+        try:
+            response = self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, self.bucket, self.key) from exc
+        return Uploaded(etag=str(response.get("ETag", "")).strip('"'), version_id=response.get("VersionId"))
+
+    def abort(self) -> None:
+        """Best effort: a bucket lifecycle rule for incomplete uploads is the backstop."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+        except (ClientError, BotoCoreError):
+            return
 
 
 class ObjectStore:
@@ -231,6 +270,16 @@ class ObjectStore:
         except Exception as exc:  # s3transfer wraps client errors in its own types
             raise TransientStorageError(f"s3://{bucket}/{key}: upload failed: {exc}") from exc
         return Uploaded(etag=str(meta.get("ETag", "")).strip('"'), version_id=meta.get("VersionId"))
+
+    def start_multipart(
+        self, bucket: str, key: str, content_type: str, region: str | None = None
+    ) -> MultipartUpload:
+        client = self.client(region)
+        try:
+            response = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+        return MultipartUpload(client, bucket, key, response["UploadId"])
 
     def delete(self, bucket: str, key: str, region: str | None = None) -> None:
         try:

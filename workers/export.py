@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tasks.jobs import ExportResult, ExportSpec, ExportType
@@ -17,6 +18,9 @@ from tasks.storage import ObjectArchived, ObjectNotFound, ObjectStore
 from workers.archive import segments_for_range
 from workers.errors import NoMedia, SegmentsArchived
 from workers.hls import Segment
+from workers.mp4 import faststart_copy
+from workers.mp4layout import LayoutError
+from workers.mp4upload import StreamingMp4Upload
 from workers.prefetch import prefetch
 from workers.remux import ClipStats, remux
 from workers.thumbnail import first_frame_jpeg
@@ -45,12 +49,11 @@ def cut_clip(
     store: ObjectStore,
     settings: Settings,
     segments: list[Segment],
-    workdir: Path,
+    out: Path,
     report: Report,
-) -> tuple[Path, ClipStats]:
-    """Fetch and cut the range into workdir/clip.mp4."""
-    out = workdir / "clip.mp4"
-    inputs = prefetch(store, spec.source, segments, workdir, settings.prefetch_segments)
+) -> ClipStats:
+    """Fetch and cut the range into `out`, an MP4 with its moov last (see StreamingMp4Upload)."""
+    inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
     try:
         if spec.export_type is ExportType.COPY:
             stats = remux(
@@ -59,6 +62,7 @@ def cut_clip(
                 spec.end_ms,
                 out,
                 on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
+                faststart=False,
             )
         else:
             from workers.transcode import transcode
@@ -76,7 +80,14 @@ def cut_clip(
         raise SegmentsArchived(archived_keys(store, spec, segments)) from exc
     finally:
         inputs.close()
-    return out, stats
+    return stats
+
+
+def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path) -> None:
+    """The clip's first frame, as a JPEG beside the video."""
+    jpeg = first_frame_jpeg(clip)
+    dest = spec.destination
+    store.put_bytes(dest.bucket, spec.image_key, jpeg, "image/jpeg", region=dest.region)
 
 
 def run_export(
@@ -87,14 +98,24 @@ def run_export(
     if not segments:
         raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range")
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))
+    dest = spec.destination
+    clip = workdir / "clip.mp4"
     try:
-        clip, stats = cut_clip(spec, store, settings, segments, workdir, report)
-        report("thumbnail", 0.86)
-        jpeg = first_frame_jpeg(clip)
-        report("uploading", 0.88)
-        dest = spec.destination
-        store.put_bytes(dest.bucket, spec.image_key, jpeg, "image/jpeg", region=dest.region)
-        uploaded = store.upload_file(clip, dest.bucket, spec.video_key, "video/mp4", dest.region)
+        try:
+            with StreamingMp4Upload(
+                store, dest.bucket, spec.video_key, dest.region, clip,
+                settings.upload_part_mib * 1024 * 1024, settings.upload_concurrency,
+            ) as upload:  # fmt: skip
+                stats = cut_clip(spec, store, settings, segments, clip, report)
+                report("uploading", 0.88)
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
+                    poster = side.submit(upload_poster, store, spec, clip)  # beside the video's last parts
+                    uploaded = upload.finish()
+                    poster.result()
+        except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
+            relaid = workdir / "clip-faststart.mp4"
+            faststart_copy(clip, relaid)
+            uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region)
         exported_ms = round(stats.covered_ms)
         return ExportResult(
             bucket=dest.bucket,

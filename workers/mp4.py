@@ -17,9 +17,10 @@ MP4_OPTIONS = {"movflags": "+faststart"}
 class Mp4Writer:
     """Stream-copies packets into an MP4 whose tracks are made from the first segment's streams."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, faststart: bool = True) -> None:
+        """Without faststart the moov is written last; StreamingMp4Upload moves it to the front."""
         self.path = path
-        self.container = av.open(str(path), "w", format="mp4", options=dict(MP4_OPTIONS))
+        self.container = av.open(str(path), "w", format="mp4", options=dict(MP4_OPTIONS) if faststart else {})
         self.video: av.stream.Stream | None = None
         self.audio: av.stream.Stream | None = None
         self.packets = 0
@@ -57,3 +58,23 @@ class Mp4Writer:
 
     def close(self) -> None:
         self.container.close()
+
+
+def faststart_copy(source: Path, target: Path) -> None:
+    """Rewrite an MP4 with its moov first (a local second pass; only for clips the streaming
+    upload cannot re-lay out)."""
+    with (
+        av.open(str(source)) as src,
+        av.open(str(target), "w", format="mp4", options=dict(MP4_OPTIONS)) as dst,
+    ):
+        streams = {
+            s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in {"video", "audio"}
+        }
+        for stream in streams.values():
+            if stream.codec_context.name == "hevc":
+                stream.codec_tag = "hvc1"
+        for packet in src.demux(*[s for s in src.streams if s.index in streams]):
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)

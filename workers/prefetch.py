@@ -14,7 +14,7 @@ from pathlib import Path
 from tasks.jobs import S3Location
 from tasks.storage import ObjectNotFound, ObjectStore, TooLarge
 from workers.hls import Segment
-from workers.timeline import SegmentInput
+from workers.timeline import SegmentInput, open_segment
 
 MAX_SEGMENT_BYTES = 2 * 1024**3  # an HLS segment is seconds of video; gigabytes is hostile
 
@@ -26,17 +26,16 @@ def prefetch(
     workdir: Path,
     ahead: int,
 ) -> Generator[SegmentInput, None, None]:
-    """Yield each segment, in order, once its bytes are on local disk (or with why they are not)."""
-    pending: deque[tuple[Segment, Path, Future[int]]] = deque()
+    """Yield each segment, in order, once its bytes are on local disk and it is opened (probing
+    overlaps the muxing of earlier segments), or with why it could not be read."""
+    pending: deque[tuple[Segment, Path, Future[SegmentInput]]] = deque()
     queue = iter(enumerate(segments))
     with ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="prefetch") as pool:
 
         def submit_next() -> None:
             for index, segment in queue:
                 path = workdir / f"segment-{index:06d}.ts"
-                future = pool.submit(
-                    store.download, source.bucket, segment.key, path, MAX_SEGMENT_BYTES, source.region
-                )
+                future = pool.submit(_fetch, store, source, segment, path, index == 0)
                 pending.append((segment, path, future))
                 return
 
@@ -45,20 +44,30 @@ def prefetch(
                 submit_next()
             while pending:
                 segment, path, future = pending.popleft()
+                item: SegmentInput | None = None
                 try:
-                    future.result()
-                    yield SegmentInput(segment, path)
+                    item = future.result()
+                    yield item
                 except ObjectNotFound:
                     yield SegmentInput(segment, None, "missing from storage")
                 except TooLarge as exc:
                     yield SegmentInput(segment, None, str(exc))
                 finally:
+                    if item is not None and item.container is not None:
+                        item.container.close()
                     path.unlink(missing_ok=True)
                 submit_next()
         finally:
             for _, _path, future in pending:
                 future.cancel()
             for _, path, future in pending:
-                if not future.cancelled():
-                    future.exception()  # wait, so the file is complete before it is removed
+                if not future.cancelled() and future.exception() is None:
+                    opened = future.result().container  # wait: the file is complete before removal
+                    if opened is not None:
+                        opened.close()
                 path.unlink(missing_ok=True)
+
+
+def _fetch(store: ObjectStore, source: S3Location, segment: Segment, path: Path, first: bool) -> SegmentInput:
+    store.download(source.bucket, segment.key, path, MAX_SEGMENT_BYTES, source.region)
+    return SegmentInput(segment, path, container=open_segment(path, first))

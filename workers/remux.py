@@ -54,6 +54,7 @@ def remux(
     out_path: Path,
     edit_list: bool = False,
     on_progress: ProgressFn | None = None,
+    faststart: bool = True,
 ) -> ClipStats:
     """Copy the packets of [start_ms, end_ms) into `out_path`; raises NoMedia if there are none."""
     tracks = _Tracks()
@@ -63,7 +64,7 @@ def remux(
     def on_open(segment: OpenSegment) -> None:
         nonlocal writer
         if writer is None:
-            writer = Mp4Writer(out_path)
+            writer = Mp4Writer(out_path, faststart=faststart)
             writer.add_copy_streams(segment.video, segment.audio)
             tracks.video, tracks.audio = segment.video_params, segment.audio_params
             cut.has_audio = segment.audio is not None
