@@ -131,7 +131,7 @@ def _encode_intermediate(spec: SampleSpec, path: Path) -> None:
         out.mux(video.encode(None))
         if clicks is not None:
             clicks.encode_until(spec.seconds)
-            out.mux(audio.encode(None))
+            out.mux(clicks.audio.encode(None))
 
 
 class _ClickTrack:
