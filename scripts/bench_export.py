@@ -129,8 +129,8 @@ def _child_peak_rss(seconds: float, prefix: str, env: dict[str, str]) -> float:
         "from scripts.bench_export import export_spec; from tasks.settings import Settings;"
         "from tasks.storage import ObjectStore; from workers.export import run_export;"
         f"s=Settings.from_env(); run_export(export_spec({prefix!r}, {seconds}), ObjectStore(s), s);"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    )
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    )  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec from the parent
     out = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
     )

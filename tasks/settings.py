@@ -86,6 +86,8 @@ class Settings:
     encode_preset: str = "veryfast"
     encode_crf: int = 26  # surveillance scenes are mostly static; 26 keeps detail at a low rate
     encode_max_height: int = 1080
+    smart_cut: bool = True  # H.264: re-encode only the partial GOPs at the ends
+    copy_edit_list: bool = True  # export_type 0 presents from the requested frame (MP4 edit list)
     port: int = 8000
 
     @property
@@ -147,6 +149,8 @@ class Settings:
             encode_preset=env.get("RESOURCED_ENCODE_PRESET", "").strip() or cls.encode_preset,
             encode_crf=_int(env, "RESOURCED_ENCODE_CRF", cls.encode_crf, 0),
             encode_max_height=_int(env, "RESOURCED_ENCODE_MAX_HEIGHT", cls.encode_max_height, 16),
+            smart_cut=_bool(env, "RESOURCED_SMART_CUT", cls.smart_cut),
+            copy_edit_list=_bool(env, "RESOURCED_COPY_EDIT_LIST", cls.copy_edit_list),
             port=_int(env, "PORT", cls.port, 1),
         )
 

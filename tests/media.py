@@ -26,9 +26,12 @@ def first_frame_index(path: Path | str) -> int:
 def sync_error_s(path: Path | str, fps: int) -> float:
     """Largest distance between an audio click and the picture of the same whole second."""
     times = picture_times(path)
+    shown_until = max(times.values()) + 1 / fps
     worst = 0.0
     matched = 0
     for onset in click_onsets(path):
+        if onset >= shown_until - 0.5 / fps:
+            continue  # a click after the last picture has no picture to be in sync with
         # the picture shown at the click's instant must be a whole-second frame
         candidates = [t for i, t in times.items() if i % fps == 0]
         nearest = min(candidates, key=lambda t: abs(t - onset))

@@ -6,6 +6,7 @@ directory of their own that is removed on every path out.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from tasks.jobs import ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
-from tasks.storage import ObjectArchived, ObjectNotFound, ObjectStore
+from tasks.storage import ObjectArchived, ObjectNotFound, ObjectStore, Uploaded
 from workers.archive import segments_for_range
 from workers.errors import NoMedia, SegmentsArchived
 from workers.hls import Segment
@@ -24,6 +25,10 @@ from workers.mp4upload import StreamingMp4Upload
 from workers.prefetch import prefetch
 from workers.remux import ClipStats, remux
 from workers.thumbnail import first_frame_jpeg
+from workers.transcode import transcode
+from workers.verify import decodes_cleanly
+
+log = logging.getLogger(__name__)
 
 Report = Callable[[str, float], None]
 
@@ -44,6 +49,10 @@ def archived_keys(store: ObjectStore, spec: ExportSpec, segments: list[Segment])
     return keys
 
 
+class SpliceRejected(Exception):
+    """A smart-cut file that does not decode frame for frame; it is redone as a full encode."""
+
+
 def cut_clip(
     spec: ExportSpec,
     store: ObjectStore,
@@ -51,6 +60,7 @@ def cut_clip(
     segments: list[Segment],
     out: Path,
     report: Report,
+    smart_cut: bool,
 ) -> ClipStats:
     """Fetch and cut the range into `out`, an MP4 with its moov last (see StreamingMp4Upload)."""
     inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
@@ -61,12 +71,11 @@ def cut_clip(
                 spec.start_ms,
                 spec.end_ms,
                 out,
+                edit_list=settings.copy_edit_list,
                 on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
                 faststart=False,
             )
         else:
-            from workers.transcode import transcode
-
             stats = transcode(
                 inputs,
                 spec.start_ms,
@@ -75,11 +84,15 @@ def cut_clip(
                 spec.export_type,
                 settings,
                 on_progress=lambda f: report("encoding", 0.05 + 0.8 * f),
+                faststart=False,
+                allow_smart_cut=smart_cut,
             )
     except ObjectArchived as exc:
         raise SegmentsArchived(archived_keys(store, spec, segments)) from exc
     finally:
         inputs.close()
+    if stats.spliced and not decodes_cleanly(out, stats.video_frames):
+        raise SpliceRejected(spec.video_key)
     return stats
 
 
@@ -88,6 +101,36 @@ def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path) -> None:
     jpeg = first_frame_jpeg(clip)
     dest = spec.destination
     store.put_bytes(dest.bucket, spec.image_key, jpeg, "image/jpeg", region=dest.region)
+
+
+def cut_and_upload(
+    spec: ExportSpec,
+    store: ObjectStore,
+    settings: Settings,
+    segments: list[Segment],
+    clip: Path,
+    report: Report,
+    smart_cut: bool,
+) -> tuple[ClipStats, Uploaded]:
+    """Cut while the upload streams; the poster frame goes up beside the video's last parts."""
+    dest = spec.destination
+    try:
+        with StreamingMp4Upload(
+            store, dest.bucket, spec.video_key, dest.region, clip,
+            settings.upload_part_mib * 1024 * 1024, settings.upload_concurrency,
+        ) as upload:  # fmt: skip
+            stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
+            report("uploading", 0.88)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
+                poster = side.submit(upload_poster, store, spec, clip)
+                uploaded = upload.finish()
+                poster.result()
+    except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
+        relaid = clip.with_name("clip-faststart.mp4")
+        faststart_copy(clip, relaid)
+        uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region)
+        upload_poster(store, spec, clip)
+    return stats, uploaded
 
 
 def run_export(
@@ -101,21 +144,15 @@ def run_export(
     dest = spec.destination
     clip = workdir / "clip.mp4"
     try:
-        try:
-            with StreamingMp4Upload(
-                store, dest.bucket, spec.video_key, dest.region, clip,
-                settings.upload_part_mib * 1024 * 1024, settings.upload_concurrency,
-            ) as upload:  # fmt: skip
-                stats = cut_clip(spec, store, settings, segments, clip, report)
-                report("uploading", 0.88)
-                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
-                    poster = side.submit(upload_poster, store, spec, clip)  # beside the video's last parts
-                    uploaded = upload.finish()
-                    poster.result()
-        except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
-            relaid = workdir / "clip-faststart.mp4"
-            faststart_copy(clip, relaid)
-            uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region)
+        smart_cut = settings.smart_cut and spec.needs_encoding
+        while True:
+            try:
+                stats, uploaded = cut_and_upload(spec, store, settings, segments, clip, report, smart_cut)
+                break
+            except SpliceRejected:
+                log.warning("smart cut rejected, re-encoding fully", extra={"key": spec.video_key})
+                clip.unlink(missing_ok=True)
+                smart_cut = False
         exported_ms = round(stats.covered_ms)
         return ExportResult(
             bucket=dest.bucket,

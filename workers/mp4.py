@@ -1,32 +1,50 @@
-"""Writing the clip: one MP4, moov atom first, H.265 tagged hvc1 for Apple players."""
+"""Writing the clip: one MP4, H.265 tagged hvc1 for Apple players, audio as AAC.
+
+Video is either stream-copied packets or frames encoded here; audio goes through AudioTrack.
+Without faststart the moov is written last, and StreamingMp4Upload moves it to the front.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 
+from workers.audio import AudioTrack
 from workers.timeline import CLOCK
 
 TICK = Fraction(1, CLOCK)
-# faststart: the moov atom goes before the media, so players start while downloading.
-MP4_OPTIONS = {"movflags": "+faststart"}
+MP4_OPTIONS = {"movflags": "+faststart"}  # moov before the media: players start while downloading
+
+
+@dataclass(frozen=True)
+class EncoderChoice:
+    """An encoder and its options, decided by workers.encoding from settings and the node."""
+
+    name: str  # libx264, libx265, h264_nvenc, hevc_nvenc
+    codec: str  # h264 or hevc
+    width: int
+    height: int
+    rate: Fraction
+    options: dict[str, str]
+    bit_rate: int = 0
 
 
 class Mp4Writer:
-    """Stream-copies packets into an MP4 whose tracks are made from the first segment's streams."""
-
     def __init__(self, path: Path, faststart: bool = True) -> None:
-        """Without faststart the moov is written last; StreamingMp4Upload moves it to the front."""
         self.path = path
-        self.container = av.open(str(path), "w", format="mp4", options=dict(MP4_OPTIONS) if faststart else {})
-        self.video: av.stream.Stream | None = None
-        self.audio: av.stream.Stream | None = None
+        options = dict(MP4_OPTIONS) if faststart else {}
+        self.container = av.open(str(path), "w", format="mp4", options=options)
+        self.video: av.VideoStream | None = None
+        self.audio: AudioTrack | None = None
+        self.encoding = False
         self.packets = 0
         self.video_frames = 0
         self.dropped = 0
-        self._last_dts: dict[str, int] = {}
+        self.last_video_dts = -(1 << 62)
 
     @property
     def started(self) -> bool:
@@ -36,28 +54,63 @@ class Mp4Writer:
         self.video = self.container.add_stream_from_template(video)
         if video.codec_context.name == "hevc":
             self.video.codec_tag = "hvc1"  # Safari refuses hev1; hvc1 keeps parameter sets in the header
+        self.add_audio(audio)
+
+    def add_encoded_video(self, choice: EncoderChoice) -> None:
+        stream = cast(
+            av.VideoStream,
+            self.container.add_stream(choice.name, rate=choice.rate, options=dict(choice.options)),
+        )
+        stream.width, stream.height, stream.pix_fmt = choice.width, choice.height, "yuv420p"
+        stream.time_base = TICK
+        stream.codec_context.time_base = TICK
+        if choice.bit_rate:
+            stream.bit_rate = choice.bit_rate
+        if choice.codec == "hevc":
+            stream.codec_tag = "hvc1"
+        self.video = stream
+        self.encoding = True
+
+    def add_audio(self, audio: av.AudioStream | None) -> None:
         if audio is not None:
-            self.audio = self.container.add_stream_from_template(audio)
+            self.audio = AudioTrack(self.container, audio)
 
     def write(self, packet: av.Packet, kind: str, pts: int, dts: int) -> None:
-        """Mux one packet; one that would go back in time (audio overlapping a join) is dropped."""
-        stream = self.video if kind == "video" else self.audio
-        if stream is None:
+        """Mux one copied packet; video that would go back in time is dropped (and counted)."""
+        if kind != "video":
+            if self.audio is not None:
+                self.audio.write(packet, pts, dts)
             return
-        if dts <= self._last_dts.get(kind, -(1 << 62)):
+        if self.video is None or self.encoding:
+            return
+        if dts <= self.last_video_dts:
             self.dropped += 1
             return
-        self._last_dts[kind] = dts
-        packet.stream = stream
+        self.last_video_dts = dts
+        packet.stream = self.video
         packet.time_base = TICK
         packet.pts, packet.dts = pts, dts
         self.container.mux(packet)
         self.packets += 1
-        if kind == "video":
-            self.video_frames += 1
+        self.video_frames += 1
+
+    def encode(self, frame: av.VideoFrame, pts: int) -> None:
+        assert self.video is not None and self.encoding
+        ctx = self.video.codec_context
+        if (frame.width, frame.height, frame.format.name) != (ctx.width, ctx.height, "yuv420p"):
+            frame = frame.reformat(width=ctx.width, height=ctx.height, format="yuv420p")
+        frame.pts, frame.time_base = pts, TICK
+        self.container.mux(self.video.encode(frame))
+        self.video_frames += 1
 
     def close(self) -> None:
-        self.container.close()
+        try:
+            if self.encoding and self.video is not None:
+                self.container.mux(self.video.encode(None))
+            if self.audio is not None:
+                self.audio.close()
+        finally:
+            self.container.close()
 
 
 def faststart_copy(source: Path, target: Path) -> None:

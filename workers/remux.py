@@ -21,6 +21,7 @@ class ClipStats:
     video_codec: str
     audio_codec: str | None
     gaps: list[Gap] = field(default_factory=list)
+    spliced: bool = False  # encoded and copied runs share the track (smart cut)
 
 
 @dataclass

@@ -140,17 +140,16 @@ class _ClickTrack:
     def __init__(self, out: av.container.OutputContainer, audio: av.AudioStream, seconds: float) -> None:
         self.out, self.audio = out, audio
         self.rate = audio.codec_context.sample_rate
-        total = int(seconds * self.rate)
-        t = np.arange(total) / self.rate
-        self.pcm = np.where((t % 1.0) < CLICK_SECONDS, 0.8 * np.sin(2 * math.pi * 1000 * t), 0.0)
+        self.total = int(seconds * self.rate)
         self.chunk = audio.codec_context.frame_size or 1024
         self.format = audio.codec_context.format.name
         self.position = 0
 
     def encode_until(self, seconds: float) -> None:
-        until = min(int(seconds * self.rate), len(self.pcm))
+        until = min(int(seconds * self.rate), self.total)
         while self.position < until:
-            block = self.pcm[self.position : self.position + self.chunk]
+            t = np.arange(self.position, min(self.position + self.chunk, self.total)) / self.rate
+            block = np.where((t % 1.0) < CLICK_SECONDS, 0.8 * np.sin(2 * math.pi * 1000 * t), 0.0)
             samples: np.ndarray = (
                 (block * 32767).astype(np.int16)
                 if self.format.startswith("s16")

@@ -63,7 +63,8 @@ def test_export_to_ready_and_download(
 
     video = download(answer["VideoPath"], tmp_path / "clip.mp4")
     assert moov_before_mdat(video)
-    assert frame_indices(video) == list(range(50, 163))  # keyframe at 2 s .. frame 162 (6.48-6.52 s)
+    # An edit list presents from frame 62 (2.48-2.52 s holds 2.5 s) to frame 162 (6.48-6.52 s).
+    assert frame_indices(video) == list(range(62, 163))
     assert ffmpeg_decode_errors(video) == ""
     probe = {s["codec_type"]: s for s in ffprobe(video)["streams"]}
     assert probe["video"]["codec_name"] == "h264" and probe["audio"]["codec_name"] == "aac"
@@ -71,7 +72,7 @@ def test_export_to_ready_and_download(
 
     image = download(answer["ImagePath"], tmp_path / "first.jpg")
     assert image.read_bytes()[:3] == b"\xff\xd8\xff"
-    assert first_frame_index(image) == 50
+    assert first_frame_index(image) == 62
 
     again_status, again = poll_export(web, body)
     assert (again_status, again["ErrorCode"], again["Version"]) == (200, 5, answer["Version"])
@@ -144,3 +145,20 @@ def test_bad_request_over_http(web: str, session_id: str) -> None:
     assert response.json()["ErrorCode"] == 2 and "Duration" in response.json()["ErrorMessage"]
     garbage = requests.post(f"{web}/resource/v1/i/export-to-s3dir", data=b"\x00\xff{", timeout=10)
     assert garbage.status_code == 400 and garbage.json()["ErrorCode"] == 2
+
+
+@pytest.mark.parametrize(("export_type", "codec", "tag"), [(1, "h264", "avc1"), (2, "hevc", "hvc1")])
+def test_encoded_exports_are_frame_exact(
+    web: str, worker: subprocess.Popen, session_id: str, recording: str, tmp_path: Path,
+    export_type: int, codec: str, tag: str,
+) -> None:  # fmt: skip
+    body = export_body(session_id, "alice", PDT_MS, 3000, StartTime=1230, LivePath=recording,
+                       FileName=f"type{export_type}", export_type=export_type)  # fmt: skip
+    status, answer = poll_export(web, body)
+    assert (status, answer["ErrorCode"]) == (200, 5), answer
+    video = download(answer["VideoPath"], tmp_path / "clip.mp4")
+    assert frame_indices(video) == list(range(30, 106))  # 1.23 s is inside frame 30, 4.23 s inside 105
+    stream = next(s for s in ffprobe(video)["streams"] if s["codec_type"] == "video")
+    assert (stream["codec_name"], stream["codec_tag_string"]) == (codec, tag)
+    assert sync_error_s(video, 25) < 0.025
+    assert first_frame_index(download(answer["ImagePath"], tmp_path / "first.jpg")) == 30

@@ -1,0 +1,324 @@
+"""Frame-accurate exports: the first picture is the one on screen at the start, the last the
+one just before the end, audio trimmed to match.
+
+Video is handled a GOP at a time (keyframe to keyframe). A GOP wholly inside the range is
+stream-copied when smart cut is allowed (the source already has the requested codec); any
+other GOP is decoded and exactly its frames inside the range are encoded. A full transcode is
+the case where no GOP is copied. Splices keep the stream decodable because each encoded run
+starts at an IDR with its own in-band parameter sets and each copied GOP starts at the
+source's IDR with the source's; where the source does not repeat its parameter sets, or its
+B-frame reordering would reach back across a splice, that GOP is re-encoded instead. Smart cut
+is H.264 only: `hvc1` (which Apple players require) allows parameter sets only in the sample
+entry, so two encoders' parameter sets cannot share an H.265 track; H.265 output is always a
+full re-encode. The export verifies a spliced file decodes frame for frame and re-encodes
+fully if not (workers.export).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import cast
+
+import av
+
+from tasks.jobs import ExportType
+from tasks.settings import Settings
+from workers.encoding import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
+from workers.errors import NoMedia
+from workers.mp4 import TICK, EncoderChoice, Mp4Writer
+from workers.remux import ClipStats
+from workers.timeline import CLOCK, OpenSegment, PacketTimeline, SegmentInput, TimedPacket
+
+ProgressFn = Callable[[float], None]
+EPSILON_MS = 0.01  # timeline positions are exact to the 90 kHz tick; this absorbs float noise
+AUDIO_LOOKBEHIND = 512
+
+
+def nal_types(data: bytes, codec: str) -> set[int]:
+    """NAL unit types in an Annex B access unit."""
+    found: set[int] = set()
+    index = data.find(b"\x00\x00\x01")
+    while index != -1 and index + 3 < len(data):
+        header = data[index + 3]
+        found.add(header & 0x1F if codec == "h264" else (header >> 1) & 0x3F)
+        index = data.find(b"\x00\x00\x01", index + 3)
+    return found
+
+
+def carries_parameter_sets(packet: av.Packet, codec: str) -> bool:
+    needed = {7, 8} if codec == "h264" else {32, 33, 34}
+    return needed <= nal_types(bytes(packet), codec)
+
+
+@dataclass
+class _Gop:
+    packets: list[TimedPacket] = field(default_factory=list)
+
+    @property
+    def start_ms(self) -> float:
+        return min(p.at_ms for p in self.packets)
+
+    def end_ms(self, frame_ms: float) -> float:
+        return max(p.at_ms for p in self.packets) + frame_ms
+
+
+class _Encoder:
+    """One encoder run: opened at its first frame, flushed at a splice or at the end."""
+
+    def __init__(self, choice: EncoderChoice, writer: Mp4Writer, spliced: bool) -> None:
+        self.writer = writer
+        self.spliced = spliced
+        if not spliced:
+            writer.add_encoded_video(choice)
+            self.ctx: av.VideoCodecContext | None = None
+            return
+        ctx = cast(av.VideoCodecContext, av.CodecContext.create(choice.name, "w"))
+        ctx.width, ctx.height, ctx.pix_fmt = choice.width, choice.height, "yuv420p"
+        ctx.time_base, ctx.framerate = TICK, choice.rate
+        options = dict(choice.options)
+        params = "x264-params" if choice.codec == "h264" else "x265-params"
+        if params in options:  # no B-frames: encoded runs keep dts == pts next to copied GOPs
+            options[params] += ":bframes=0"
+        ctx.options = options
+        self.ctx = ctx
+
+    def encode(self, frame: av.VideoFrame, pts: int) -> None:
+        if self.ctx is None:
+            self.writer.encode(frame, pts)
+            return
+        if (frame.width, frame.height, frame.format.name) != (self.ctx.width, self.ctx.height, "yuv420p"):
+            frame = frame.reformat(width=self.ctx.width, height=self.ctx.height, format="yuv420p")
+        frame.pts, frame.time_base = pts, TICK
+        self._mux(self.ctx.encode(frame))
+
+    def flush(self) -> None:
+        if self.ctx is not None and self.ctx.is_open:
+            self._mux(self.ctx.encode(None))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            assert packet.pts is not None and packet.dts is not None
+            self.writer.write(packet, "video", packet.pts, packet.dts)
+
+
+class Transcoder:
+    def __init__(
+        self,
+        start_ms: float,
+        end_ms: float,
+        out: Path,
+        export_type: ExportType,
+        settings: Settings,
+        faststart: bool,
+        allow_smart_cut: bool,
+    ) -> None:
+        self.start_ms, self.end_ms = start_ms, end_ms
+        self.out, self.export_type, self.settings, self.faststart = out, export_type, settings, faststart
+        self.target = CODEC_FOR_TYPE[export_type]
+        self.allow_smart_cut = allow_smart_cut
+        self.writer: Mp4Writer | None = None
+        self.choice: EncoderChoice | None = None
+        self.decoder: av.VideoCodecContext | None = None
+        self.decoder_codec = ""
+        self.encoder: _Encoder | None = None
+        self.smart = False
+        self.origin: int | None = None
+        self.frame_ms = 40.0
+        self.covered_ms = 0.0
+        self.copied_gops = 0
+        self.encoded_frames = 0
+        self.video_done = False
+        self.audio_done = False
+        self.has_audio = False
+        self.gop = _Gop()
+        self.audio_wait: deque[TimedPacket] = deque(maxlen=AUDIO_LOOKBEHIND)
+        self.at_of_pts: dict[int, float] = {}
+        self.source_codec = ""
+        self.audio_codec: str | None = None
+
+    # -- segments --------------------------------------------------------------------------
+    def on_open(self, segment: OpenSegment) -> None:
+        video = segment.video
+        if self.writer is None:
+            rate = video.average_rate or video.guessed_rate or Fraction(25)
+            params = segment.video_params
+            self.choice = choose_encoder(self.export_type, params.width, params.height, rate, self.settings,
+                                         gpu=gpu_wanted())  # fmt: skip
+            self.source_codec = params.codec
+            self.smart = (
+                self.allow_smart_cut
+                and self.target == "h264"
+                and params.codec == self.target
+                and (params.width, params.height) == (self.choice.width, self.choice.height)
+                and not self.choice.name.endswith("nvenc")
+            )
+            self.writer = Mp4Writer(self.out, faststart=self.faststart)
+            if self.smart:
+                self.writer.add_copy_streams(video, segment.audio)
+            else:
+                self.encoder = _Encoder(self.choice, self.writer, spliced=False)
+                self.writer.add_audio(segment.audio)
+            self.has_audio = segment.audio is not None
+            self.audio_codec = segment.audio_params.codec if segment.audio_params else None
+        if segment.video_params.codec != self.decoder_codec:
+            if self.gop.packets:
+                self._finish_gop(next_keyframe_ms=None)  # with the decoder of its own codec
+            decoder = cast(av.VideoCodecContext, av.CodecContext.create(segment.video_params.codec, "r"))
+            if video.codec_context.extradata:
+                decoder.extradata = video.codec_context.extradata
+            decoder.thread_type = "AUTO"
+            self.decoder, self.decoder_codec = decoder, segment.video_params.codec
+        elif self.smart and segment.video_params.codec != self.source_codec:
+            self.smart = False
+
+    # -- packets ---------------------------------------------------------------------------
+    def feed(self, item: TimedPacket) -> None:
+        if item.kind == "audio":
+            self._audio(item)
+            return
+        if self.video_done:
+            return
+        if item.duration:
+            self.frame_ms = item.duration * 1000 / CLOCK
+        if item.keyframe and self.gop.packets:
+            self._finish_gop(next_keyframe_ms=item.at_ms)
+        if not self.gop.packets and not item.keyframe:
+            return  # undecodable without its keyframe
+        self.gop.packets.append(item)
+
+    def finish(self) -> None:
+        if self.gop.packets and not self.video_done:
+            self._finish_gop(next_keyframe_ms=None)
+        if self.encoder is not None:
+            self.encoder.flush()
+
+    @property
+    def done(self) -> bool:
+        return self.video_done and (self.audio_done or not self.has_audio)
+
+    def _finish_gop(self, next_keyframe_ms: float | None) -> None:
+        gop, self.gop = self.gop, _Gop()
+        gop_start = gop.start_ms
+        gop_end = next_keyframe_ms if next_keyframe_ms is not None else gop.end_ms(self.frame_ms)
+        if gop_end <= self.start_ms + EPSILON_MS:
+            return  # wholly before the range: not even decoded
+        if gop_start >= self.end_ms - EPSILON_MS:
+            self.video_done = True
+            return
+        inside = gop_start >= self.start_ms - EPSILON_MS and gop_end <= self.end_ms + EPSILON_MS
+        if not (self.smart and inside and carries_parameter_sets(gop.packets[0].packet, self.source_codec)):
+            self._decode_gop(gop)
+        elif not self._copy_gop(gop):
+            self._decode_gop(gop)  # its decode order would overlap the encoded frames before it
+        if gop_end >= self.end_ms - EPSILON_MS:
+            self.video_done = True
+
+    def _copy_gop(self, gop: _Gop) -> bool:
+        """Copy a GOP after the encoded run before it; False where its DTS would go back in time."""
+        if self.encoder is not None:
+            self.encoder.flush()  # every encoded frame before the splice is out first
+            self.encoder = None
+        assert self.writer is not None
+        if self.origin is None:
+            self._set_origin(min(p.pts for p in gop.packets))
+        assert self.origin is not None
+        if gop.packets[0].dts - self.origin <= self.writer.last_video_dts:
+            return False  # B-frame reordering reaches back into frames already encoded
+        for item in gop.packets:
+            self.writer.write(item.packet, "video", item.pts - self.origin, item.dts - self.origin)
+            self.covered_ms += self._overlap(item.at_ms)
+        self.copied_gops += 1
+        return True
+
+    def _decode_gop(self, gop: _Gop) -> None:
+        assert self.decoder is not None
+        self.decoder.flush_buffers()  # a GOP starts at a keyframe: nothing carries over
+        self.at_of_pts.clear()
+        for item in gop.packets:
+            self.at_of_pts[item.pts] = item.at_ms
+            packet = item.packet
+            packet.time_base, packet.pts, packet.dts = TICK, item.pts, item.dts
+            for frame in self.decoder.decode(packet):
+                self._frame(frame)
+        for frame in self.decoder.decode(None):
+            self._frame(frame)
+
+    def _frame(self, frame: av.VideoFrame) -> None:
+        at = self.at_of_pts.pop(frame.pts, None) if frame.pts is not None else None
+        if at is None:
+            return
+        if at + self.frame_ms <= self.start_ms + EPSILON_MS or at >= self.end_ms - EPSILON_MS:
+            return
+        assert frame.pts is not None and self.writer is not None and self.choice is not None
+        if self.origin is None:
+            self._set_origin(frame.pts)
+        if self.encoder is None:
+            self.encoder = _Encoder(self.choice, self.writer, spliced=True)
+        assert self.origin is not None
+        self.encoder.encode(frame, frame.pts - self.origin)
+        self.encoded_frames += 1
+        self.covered_ms += self._overlap(at)
+
+    def _overlap(self, at: float) -> float:
+        return max(0.0, min(at + self.frame_ms, self.end_ms) - max(at, self.start_ms))
+
+    # -- audio -----------------------------------------------------------------------------
+    def _set_origin(self, pts: int) -> None:
+        self.origin = pts
+        waiting, self.audio_wait = list(self.audio_wait), deque(maxlen=AUDIO_LOOKBEHIND)
+        for item in waiting:
+            self._audio(item)
+
+    def _audio(self, item: TimedPacket) -> None:
+        if self.audio_done or self.writer is None:
+            return
+        if item.at_ms >= self.end_ms - EPSILON_MS:
+            self.audio_done = True
+            return
+        if self.origin is None:
+            self.audio_wait.append(item)
+            return
+        if item.pts < self.origin:
+            return
+        self.writer.write(item.packet, "audio", item.pts - self.origin, item.dts - self.origin)
+
+
+def transcode(
+    inputs: Iterable[SegmentInput],
+    start_ms: float,
+    end_ms: float,
+    out: Path,
+    export_type: ExportType,
+    settings: Settings,
+    on_progress: ProgressFn | None = None,
+    faststart: bool = True,
+    allow_smart_cut: bool = True,
+) -> ClipStats:
+    job = Transcoder(start_ms, end_ms, out, export_type, settings, faststart, allow_smart_cut)
+    timeline = PacketTimeline(job.on_open)
+    span = max(end_ms - start_ms, 1.0)
+    try:
+        for item in timeline.packets(inputs):
+            job.feed(item)
+            if on_progress is not None and item.kind == "video":
+                on_progress((item.at_ms - start_ms) / span)
+            if job.done:
+                break
+        job.finish()
+    finally:
+        if job.writer is not None:
+            job.writer.close()
+    if job.writer is None or job.writer.video_frames == 0 or job.covered_ms <= 0:
+        raise NoMedia("no readable media in the requested range")
+    return ClipStats(
+        covered_ms=job.covered_ms,
+        video_frames=job.writer.video_frames,
+        video_codec=job.target,
+        audio_codec="aac" if job.has_audio else None,
+        gaps=timeline.gaps,
+        spliced=job.copied_gops > 0 and job.encoded_frames > 0,
+    )
