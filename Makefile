@@ -22,5 +22,8 @@ lint: setup
 bench: setup
 	.venv/bin/python scripts/bench_export.py
 
+bench-transcode: setup
+	.venv/bin/python scripts/bench_transcode.py
+
 clean:
 	rm -rf .demo .bench .pytest_cache .ruff_cache .mypy_cache

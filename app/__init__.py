@@ -43,9 +43,10 @@ def register_services(
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import export, health
+    from app.api import export, health, imgbed
 
     app.register_blueprint(export.bp)
+    app.register_blueprint(imgbed.bp)
     app.register_blueprint(health.bp)
 
 

@@ -73,10 +73,23 @@ def export_spec(prefix: str, seconds: float) -> ExportSpec:
 def time_ffmpeg_copy(folder: Path, out: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-allowed_extensions", "ALL", "-i", str(folder / "index.m3u8"),
-         "-c", "copy", "-movflags", "+faststart", str(out)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-allowed_extensions",
+            "ALL",
+            "-i",
+            str(folder / "index.m3u8"),
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            str(out),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return time.perf_counter() - started
 
 

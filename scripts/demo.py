@@ -64,9 +64,13 @@ def main() -> int:
             "PORT": str(port),
             "HOST": "127.0.0.1",
         }
-        s3 = boto3.client("s3", endpoint_url=s3_url, region_name=env["AWS_DEFAULT_REGION"],
-                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
         for bucket in (ARCHIVE, EXPORTS):
             with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
                 s3.create_bucket(Bucket=bucket)
@@ -89,15 +93,28 @@ def main() -> int:
             for path in sorted(Path(tmp).iterdir()):
                 if path.suffix in {".ts", ".m3u8"}:
                     s3.upload_file(str(path), ARCHIVE, f"{LIVE_PATH}/{path.name}")
-        say(f"uploaded {len(recording.segments)} segments to s3://{ARCHIVE}/{LIVE_PATH}/ "
-            f"in {time.monotonic() - started:.1f} s")  # fmt: skip
+        say(
+            f"uploaded {len(recording.segments)} segments to s3://{ARCHIVE}/{LIVE_PATH}/ "
+            f"in {time.monotonic() - started:.1f} s"
+        )
 
         session = subprocess.run(
             [str(devstack.BIN / "resourced"), "session", "issue", "--user", "demo-user"],
-            env={**os.environ, **env}, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        body = export_body(session, "demo-user", PDT_MS, 20_000, StartTime="12500", LivePath=LIVE_PATH,
-                           FileName="demo-clip", storage_info=storage_info(ARCHIVE, EXPORTS))  # fmt: skip
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        body = export_body(
+            session,
+            "demo-user",
+            PDT_MS,
+            20_000,
+            StartTime="12500",
+            LivePath=LIVE_PATH,
+            FileName="demo-clip",
+            storage_info=storage_info(ARCHIVE, EXPORTS),
+        )
         shown = {
             **body,
             "SessionId": body["SessionId"][:12] + "...",
@@ -130,8 +147,10 @@ def main() -> int:
             say(f"downloaded {out} ({out.stat().st_size} bytes)")
             ctx = video.codec_context
             seconds = float(container.duration or 0) / 1e6
-            say(f"  video: {ctx.name} {ctx.width}x{ctx.height}, {len(indices)} frames, "
-                f"source frames {indices[0]}..{indices[-1]}, duration {seconds:.3f} s")  # fmt: skip
+            say(
+                f"  video: {ctx.name} {ctx.width}x{ctx.height}, {len(indices)} frames, "
+                f"source frames {indices[0]}..{indices[-1]}, duration {seconds:.3f} s"
+            )
             if audio is not None:
                 say(f"  audio: {audio.codec_context.name} {audio.codec_context.sample_rate} Hz")
         say(f"  first frame image: {workdir / 'demo-clip.jpg'}")

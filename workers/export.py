@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tasks.images import ImageStore
 from tasks.jobs import ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
 from tasks.storage import ObjectArchived, ObjectNotFound, ObjectStore, Uploaded
@@ -97,10 +98,12 @@ def cut_clip(
 
 
 def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path) -> None:
-    """The clip's first frame, as a JPEG beside the video."""
+    """The clip's first frame, as a JPEG beside the video, stored under the image bed's rules."""
     jpeg = first_frame_jpeg(clip)
     dest = spec.destination
-    store.put_bytes(dest.bucket, spec.image_key, jpeg, "image/jpeg", region=dest.region)
+    images = ImageStore(store, dest.bucket, dest.region)
+    ref = images.ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1])
+    images.put(ref, jpeg, "image/jpeg", owner=spec.user, may_replace_others=True)  # the export's own key
 
 
 def cut_and_upload(
@@ -116,9 +119,14 @@ def cut_and_upload(
     dest = spec.destination
     try:
         with StreamingMp4Upload(
-            store, dest.bucket, spec.video_key, dest.region, clip,
-            settings.upload_part_mib * 1024 * 1024, settings.upload_concurrency,
-        ) as upload:  # fmt: skip
+            store,
+            dest.bucket,
+            spec.video_key,
+            dest.region,
+            clip,
+            settings.upload_part_mib * 1024 * 1024,
+            settings.upload_concurrency,
+        ) as upload:
             stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:

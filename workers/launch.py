@@ -16,6 +16,7 @@ from tasks.celery_app import Queue
 from tasks.logs import configure_logging
 from tasks.settings import get_settings
 from workers.encoders import has_nvenc, working_encoders
+from workers.encoding import USE_NVENC_ENV
 
 log = logging.getLogger("workers.launch")
 
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         concurrency = settings.gpu_max_sessions  # NVENC caps concurrent sessions per card
     else:
         concurrency = max(2, os.cpu_count() or 2)  # copies wait on I/O; encodes thread internally
+    if args.gpu and nvenc:
+        os.environ[USE_NVENC_ENV] = "1"  # this worker's processes encode with NVENC
     role = "gpu" if args.gpu else "worker"
     name = args.name or f"{role}-{os.getpid()}@{socket.gethostname()}"
     log.info(
@@ -61,10 +64,23 @@ def main(argv: list[str] | None = None) -> None:
         extra={"queues": queues, "concurrency": concurrency, "encoders": working_encoders()},
     )
     command = [
-        sys.executable, "-m", "celery", "-A", "workers.celery_worker", "worker",
-        "-Q", ",".join(queues), "--concurrency", str(concurrency), "--hostname", name,
-        "--loglevel", os.environ.get("RESOURCED_LOG_LEVEL", "INFO"), "-E", *extra,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_worker",
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        name,
+        "--loglevel",
+        os.environ.get("RESOURCED_LOG_LEVEL", "INFO"),
+        "-E",
+        *extra,
+    ]
     sys.stdout.flush()
     os.execv(sys.executable, command)  # noqa: S606 - replace ourselves: signals reach Celery directly
 

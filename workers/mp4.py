@@ -76,37 +76,29 @@ class Mp4Writer:
             self.audio = AudioTrack(self.container, audio)
 
     def write(self, packet: av.Packet, kind: str, pts: int, dts: int) -> None:
-        """Mux one copied packet; video that would go back in time is dropped (and counted)."""
-        if kind != "video":
-            if self.audio is not None:
-                self.audio.write(packet, pts, dts)
-            return
-        if self.video is None or self.encoding:
-            return
-        if dts <= self.last_video_dts:
-            self.dropped += 1
-            return
-        self.last_video_dts = dts
-        packet.stream = self.video
+        """Mux one packet with clip timestamps (ticks)."""
         packet.time_base = TICK
         packet.pts, packet.dts = pts, dts
+        if kind == "video":
+            self.mux_video(packet)
+        elif self.audio is not None:
+            self.audio.write(packet, pts, dts)
+
+    def mux_video(self, packet: av.Packet) -> None:
+        """Copied or encoded: a packet that would go back in time is dropped (and counted)."""
+        if self.video is None or packet.dts is None:
+            return
+        if packet.dts <= self.last_video_dts:
+            self.dropped += 1
+            return
+        self.last_video_dts = packet.dts
+        packet.stream = self.video
         self.container.mux(packet)
         self.packets += 1
         self.video_frames += 1
 
-    def encode(self, frame: av.VideoFrame, pts: int) -> None:
-        assert self.video is not None and self.encoding
-        ctx = self.video.codec_context
-        if (frame.width, frame.height, frame.format.name) != (ctx.width, ctx.height, "yuv420p"):
-            frame = frame.reformat(width=ctx.width, height=ctx.height, format="yuv420p")
-        frame.pts, frame.time_base = pts, TICK
-        self.container.mux(self.video.encode(frame))
-        self.video_frames += 1
-
     def close(self) -> None:
         try:
-            if self.encoding and self.video is not None:
-                self.container.mux(self.video.encode(None))
             if self.audio is not None:
                 self.audio.close()
         finally:

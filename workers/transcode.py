@@ -16,6 +16,8 @@ fully if not (workers.export).
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -67,42 +69,89 @@ class _Gop:
 
 
 class _Encoder:
-    """One encoder run: opened at its first frame, flushed at a splice or at the end."""
+    """One encoder run, in a thread of its own so decoding and encoding overlap (PyAV drops the
+    GIL inside libavcodec); packets come back to the calling thread, which alone muxes."""
+
+    QUEUE_FRAMES = 8  # decoded 1080p frames waiting for the encoder: ~25 MB at most
 
     def __init__(self, choice: EncoderChoice, writer: Mp4Writer, spliced: bool) -> None:
         self.writer = writer
-        self.spliced = spliced
-        if not spliced:
+        if spliced:
+            ctx = cast(av.VideoCodecContext, av.CodecContext.create(choice.name, "w"))
+            ctx.width, ctx.height, ctx.pix_fmt = choice.width, choice.height, "yuv420p"
+            ctx.time_base, ctx.framerate = TICK, choice.rate
+            options = dict(choice.options)
+            params = "x264-params" if choice.codec == "h264" else "x265-params"
+            if params in options:
+                # No B-frames: encoded runs keep dts == pts next to copied GOPs. No lookahead: a run
+                # is a partial GOP, and a lookahead only delays its first and last packets.
+                options[params] += ":bframes=0:rc-lookahead=0:sync-lookahead=0"
+            ctx.options = options
+        else:
             writer.add_encoded_video(choice)
-            self.ctx: av.VideoCodecContext | None = None
-            return
-        ctx = cast(av.VideoCodecContext, av.CodecContext.create(choice.name, "w"))
-        ctx.width, ctx.height, ctx.pix_fmt = choice.width, choice.height, "yuv420p"
-        ctx.time_base, ctx.framerate = TICK, choice.rate
-        options = dict(choice.options)
-        params = "x264-params" if choice.codec == "h264" else "x265-params"
-        if params in options:  # no B-frames: encoded runs keep dts == pts next to copied GOPs
-            options[params] += ":bframes=0"
-        ctx.options = options
+            assert writer.video is not None
+            ctx = writer.video.codec_context
+        # PyAV defaults to slice threads, which makes libx264 use its slower sliced threading;
+        # FRAME|SLICE is what the ffmpeg CLI uses, and gives x264 frame threads.
+        ctx.thread_type = "AUTO"
         self.ctx = ctx
+        self._inbox: queue.Queue[av.VideoFrame | None] = queue.Queue(maxsize=self.QUEUE_FRAMES)
+        self._outbox: queue.SimpleQueue[list[av.Packet] | BaseException] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     def encode(self, frame: av.VideoFrame, pts: int) -> None:
-        if self.ctx is None:
-            self.writer.encode(frame, pts)
-            return
         if (frame.width, frame.height, frame.format.name) != (self.ctx.width, self.ctx.height, "yuv420p"):
             frame = frame.reformat(width=self.ctx.width, height=self.ctx.height, format="yuv420p")
         frame.pts, frame.time_base = pts, TICK
-        self._mux(self.ctx.encode(frame))
+        if self._thread is None:
+            if not self.ctx.is_open:  # open here, not in the thread: the muxer checks it for the header
+                self.ctx.open()
+            self._thread = threading.Thread(target=self._run, name="encoder", daemon=True)
+            self._thread.start()
+        while True:
+            try:
+                self._inbox.put(frame, timeout=1.0)
+                break
+            except queue.Full:
+                self._mux_ready()  # raises the encoder's error, if that is why it stopped taking frames
+                if not self._thread.is_alive():
+                    raise RuntimeError("the encoder thread stopped") from None
+        self._mux_ready()
+
+    def _run(self) -> None:
+        while (frame := self._inbox.get()) is not None:
+            try:
+                self._outbox.put(self.ctx.encode(frame))
+            except BaseException as exc:  # handed to the muxing thread, which raises it
+                self._outbox.put(exc)
+                return
+
+    def _mux_ready(self) -> None:
+        while not self._outbox.empty():
+            item = self._outbox.get()
+            if isinstance(item, BaseException):
+                raise item
+            for packet in item:
+                self.writer.mux_video(packet)
+
+    def stop(self) -> None:
+        """On failure: end the thread without flushing into a file that is being abandoned."""
+        if self._thread is not None:
+            while not self._inbox.empty():
+                self._inbox.get_nowait()
+            self._inbox.put(None)
+            self._thread.join()
+            self._thread = None
 
     def flush(self) -> None:
-        if self.ctx is not None and self.ctx.is_open:
-            self._mux(self.ctx.encode(None))
-
-    def _mux(self, packets: list[av.Packet]) -> None:
-        for packet in packets:
-            assert packet.pts is not None and packet.dts is not None
-            self.writer.write(packet, "video", packet.pts, packet.dts)
+        if self._thread is None:
+            return
+        self._inbox.put(None)
+        self._thread.join()
+        self._thread = None
+        self._mux_ready()
+        for packet in self.ctx.encode(None):
+            self.writer.mux_video(packet)
 
 
 class Transcoder:
@@ -124,6 +173,7 @@ class Transcoder:
         self.choice: EncoderChoice | None = None
         self.decoder: av.VideoCodecContext | None = None
         self.decoder_codec = ""
+        self.decoder_drained = False
         self.encoder: _Encoder | None = None
         self.smart = False
         self.origin: int | None = None
@@ -146,8 +196,9 @@ class Transcoder:
         if self.writer is None:
             rate = video.average_rate or video.guessed_rate or Fraction(25)
             params = segment.video_params
-            self.choice = choose_encoder(self.export_type, params.width, params.height, rate, self.settings,
-                                         gpu=gpu_wanted())  # fmt: skip
+            self.choice = choose_encoder(
+                self.export_type, params.width, params.height, rate, self.settings, gpu=gpu_wanted()
+            )
             self.source_codec = params.codec
             self.smart = (
                 self.allow_smart_cut
@@ -167,6 +218,8 @@ class Transcoder:
         if segment.video_params.codec != self.decoder_codec:
             if self.gop.packets:
                 self._finish_gop(next_keyframe_ms=None)  # with the decoder of its own codec
+            self._drain_decoder()
+            self.decoder_drained = False
             decoder = cast(av.VideoCodecContext, av.CodecContext.create(segment.video_params.codec, "r"))
             if video.codec_context.extradata:
                 decoder.extradata = video.codec_context.extradata
@@ -193,6 +246,7 @@ class Transcoder:
     def finish(self) -> None:
         if self.gop.packets and not self.video_done:
             self._finish_gop(next_keyframe_ms=None)
+        self._drain_decoder()
         if self.encoder is not None:
             self.encoder.flush()
 
@@ -219,6 +273,7 @@ class Transcoder:
 
     def _copy_gop(self, gop: _Gop) -> bool:
         """Copy a GOP after the encoded run before it; False where its DTS would go back in time."""
+        self._drain_decoder()  # the decoder's last frames belong before the splice
         if self.encoder is not None:
             self.encoder.flush()  # every encoded frame before the splice is out first
             self.encoder = None
@@ -235,17 +290,27 @@ class Transcoder:
         return True
 
     def _decode_gop(self, gop: _Gop) -> None:
+        """Feed a GOP to the decoder, which keeps running across GOPs (frame threads stay busy)."""
         assert self.decoder is not None
-        self.decoder.flush_buffers()  # a GOP starts at a keyframe: nothing carries over
-        self.at_of_pts.clear()
+        if self.decoder_drained:
+            self.decoder.flush_buffers()  # reopen after a drain; a GOP starts at a keyframe
+            self.decoder_drained = False
         for item in gop.packets:
+            if item.pts == item.dts and item.at_ms >= self.end_ms - EPSILON_MS:
+                break  # no reordering: nothing after this frame is shown inside the range
             self.at_of_pts[item.pts] = item.at_ms
             packet = item.packet
             packet.time_base, packet.pts, packet.dts = TICK, item.pts, item.dts
             for frame in self.decoder.decode(packet):
                 self._frame(frame)
+
+    def _drain_decoder(self) -> None:
+        if self.decoder is None or self.decoder_drained or not self.at_of_pts:
+            return
         for frame in self.decoder.decode(None):
             self._frame(frame)
+        self.decoder_drained = True
+        self.at_of_pts.clear()
 
     def _frame(self, frame: av.VideoFrame) -> None:
         at = self.at_of_pts.pop(frame.pts, None) if frame.pts is not None else None
@@ -310,6 +375,8 @@ def transcode(
                 break
         job.finish()
     finally:
+        if job.encoder is not None:
+            job.encoder.stop()
         if job.writer is not None:
             job.writer.close()
     if job.writer is None or job.writer.video_frames == 0 or job.covered_ms <= 0:

@@ -23,6 +23,8 @@ def decodes_cleanly(path: Path, expected_frames: int) -> bool:
         log.warning("spliced clip does not decode", extra={"reason": str(exc)})
         return False
     if frames != expected_frames:
-        log.warning("spliced clip decodes to the wrong frame count",
-                    extra={"decoded": frames, "written": expected_frames})  # fmt: skip
+        log.warning(
+            "spliced clip decodes to the wrong frame count",
+            extra={"decoded": frames, "written": expected_frames},
+        )
     return frames == expected_frames

@@ -25,6 +25,7 @@ from tasks.store import JobRecord, JobState
 log = logging.getLogger(__name__)
 bp = Blueprint("export", __name__)
 
+MAX_BODY_BYTES = 256 * 1024  # an export request is a few KB; storage_info is capped at 64 KB
 HTTP_STATUS = {
     ErrorCode.PROCESSING: 200,
     ErrorCode.READY: 200,
@@ -138,6 +139,7 @@ def _enqueue(svc: Services, spec: ExportSpec, attempt: int, queue: str) -> None:
 @bp.post("/resource/v1/i/export-to-s3dir")
 def export_to_s3dir() -> tuple[Response, int] | Response:
     svc = services()
+    request.max_content_length = MAX_BODY_BYTES
     body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)

@@ -149,11 +149,25 @@ def test_bad_request_over_http(web: str, session_id: str) -> None:
 
 @pytest.mark.parametrize(("export_type", "codec", "tag"), [(1, "h264", "avc1"), (2, "hevc", "hvc1")])
 def test_encoded_exports_are_frame_exact(
-    web: str, worker: subprocess.Popen, session_id: str, recording: str, tmp_path: Path,
-    export_type: int, codec: str, tag: str,
-) -> None:  # fmt: skip
-    body = export_body(session_id, "alice", PDT_MS, 3000, StartTime=1230, LivePath=recording,
-                       FileName=f"type{export_type}", export_type=export_type)  # fmt: skip
+    web: str,
+    worker: subprocess.Popen,
+    session_id: str,
+    recording: str,
+    tmp_path: Path,
+    export_type: int,
+    codec: str,
+    tag: str,
+) -> None:
+    body = export_body(
+        session_id,
+        "alice",
+        PDT_MS,
+        3000,
+        StartTime=1230,
+        LivePath=recording,
+        FileName=f"type{export_type}",
+        export_type=export_type,
+    )
     status, answer = poll_export(web, body)
     assert (status, answer["ErrorCode"]) == (200, 5), answer
     video = download(answer["VideoPath"], tmp_path / "clip.mp4")

@@ -68,13 +68,25 @@ def test_numeric_strings_and_absent_start_time(client: FlaskClient, session: str
         ({"ExportS3Bucket": "Not_A_Bucket"}, "ExportS3Bucket"),
         ({"storage_info": "%%%not-base64"}, "storage_info"),
         ({"storage_info": base64.b64encode(b"{not json").decode()}, "storage_info"),
-        ({"storage_info": base64.b64encode(b'[{"storage_purpose":"mp4","storage_name":"exports"}]').decode()},
-         "storage_info"),
-        ({"storage_info": base64.b64encode(b'[{"storage_purpose":"ts","storage_name":"archive",'
-                                           b'"storage_root_folder":"../x"}]').decode()}, "storage_info"),
+        (
+            {
+                "storage_info": base64.b64encode(
+                    b'[{"storage_purpose":"mp4","storage_name":"exports"}]'
+                ).decode()
+            },
+            "storage_info",
+        ),
+        (
+            {
+                "storage_info": base64.b64encode(
+                    b'[{"storage_purpose":"ts","storage_name":"archive","storage_root_folder":"../x"}]'
+                ).decode()
+            },
+            "storage_info",
+        ),
         ({"StartTime": -(10**15)}, "StartTime"),
     ],
-)  # fmt: skip
+)
 def test_bad_fields_are_named(
     client: FlaskClient, session: str, overrides: dict[str, Any], bad_field: str
 ) -> None:

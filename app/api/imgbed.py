@@ -1,0 +1,127 @@
+"""The image bed: upload, fetch and delete images in S3 (API contract, section 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, request, stream_with_context, url_for
+
+from app.errors import ApiError
+from app.imaging import NotAnImage, sniff
+from app.services import services
+from app.session_check import authenticate, header_session_id
+from tasks.images import Busy, ImageRef, ImageStore, NotOwner
+from tasks.objectkeys import UnsafeKey
+from tasks.storage import ObjectNotFound
+
+log = logging.getLogger(__name__)
+bp = Blueprint("imgbed", __name__, url_prefix="/api/imgbed/v1")
+
+OK, NO_SUCH_IMAGE, BAD_REQUEST, NOT_ALLOWED, UNAVAILABLE = 0, 1, 2, 3, 4
+
+
+def image_store() -> ImageStore:
+    settings = services().settings
+    if not settings.imgbed_bucket:
+        raise ApiError(UNAVAILABLE, "the image bed is not configured (RESOURCED_IMGBED_BUCKET)", 503)
+    return ImageStore(services().store, settings.imgbed_bucket, None, settings.imgbed_prefix)
+
+
+def _ref(images: ImageStore, path: Any, filename: Any) -> ImageRef:
+    if not isinstance(path, str) or not isinstance(filename, str):
+        raise ApiError(BAD_REQUEST, "bad request: path and filename must be strings", 400)
+    try:
+        return images.ref(path, filename)
+    except UnsafeKey as exc:
+        raise ApiError(BAD_REQUEST, f"bad request: path or filename {exc}", 400) from exc
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> tuple[dict[str, Any], int]:
+    return body, status
+
+
+@bp.post("/upload")
+def upload() -> tuple[dict[str, Any], int]:
+    svc = services()
+    limit = svc.settings.imgbed_max_bytes
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise ApiError(BAD_REQUEST, f"bad request: the upload is larger than {limit} bytes", 413)
+    session = authenticate(header_session_id())
+    images = image_store()
+    file = request.files.get("file")
+    if file is None:
+        raise ApiError(BAD_REQUEST, "bad request: file is missing (multipart/form-data field 'file')", 400)
+    data = file.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(BAD_REQUEST, f"bad request: the upload is larger than {limit} bytes", 413)
+    try:
+        info = sniff(data, svc.settings.imgbed_max_pixels)
+    except NotAnImage as exc:
+        raise ApiError(BAD_REQUEST, f"bad request: {exc}", 400) from exc
+    default_name = f"{hashlib.sha256(data).hexdigest()[:20]}.{info.extension}"
+    filename = request.form.get("filename", default_name)  # present but empty is refused below
+    ref = _ref(images, request.form.get("path", ""), filename)
+    try:
+        images.put(ref, data, info.content_type, session.user, svc.redis, may_replace_others=session.service)
+    except NotOwner as exc:
+        raise ApiError(NOT_ALLOWED, "forbidden: an image of that name belongs to someone else", 403) from exc
+    except Busy as exc:
+        raise ApiError(UNAVAILABLE, "busy: another upload of that name is in progress", 503, 1) from exc
+    log.info("image stored", extra={"key": ref.key, "bytes": len(data)})
+    url = url_for("imgbed.fetch", key="/".join(p for p in (ref.path, ref.filename) if p), _external=True)
+    return _answer(
+        {"errCode": OK, "message": "uploaded", "path": ref.path, "filename": ref.filename, "url": url}
+    )
+
+
+@bp.get("/images/<path:key>")
+def fetch(key: str) -> Response:
+    """Public by URL, as image beds are (embedding needs no session); ETag and cache headers."""
+    images = image_store()
+    path, _, filename = key.rpartition("/")
+    ref = _ref(images, path, filename)
+    try:
+        body, meta = images.open(ref)
+    except ObjectNotFound as exc:
+        raise ApiError(NO_SUCH_IMAGE, "no such image", 404) from exc
+    etag = str(meta.get("ETag", "")).strip('"')
+    headers = {
+        "ETag": f'"{etag}"',
+        "Cache-Control": str(meta.get("CacheControl") or "public, max-age=300"),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'",
+    }
+    if etag and etag in request.if_none_match:
+        body.close()
+        return Response(status=304, headers=headers)
+
+    def chunks() -> Any:
+        try:
+            yield from body.iter_chunks(256 * 1024)
+        finally:
+            body.close()
+
+    response = Response(stream_with_context(chunks()), mimetype=str(meta.get("ContentType")), headers=headers)
+    response.content_length = int(meta.get("ContentLength", 0))
+    return response
+
+
+@bp.post("/delete")
+def delete() -> tuple[dict[str, Any], int]:
+    session = authenticate(header_session_id() or (request.get_json(silent=True) or {}).get("SessionId"))
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(BAD_REQUEST, "bad request: the body must be a JSON object {path, filename}", 400)
+    images = image_store()
+    ref = _ref(images, body.get("path"), body.get("filename"))
+    try:
+        images.delete(ref, session.user, session.service, services().redis)
+    except ObjectNotFound as exc:
+        raise ApiError(NO_SUCH_IMAGE, "no such image", 404) from exc
+    except NotOwner as exc:
+        raise ApiError(NOT_ALLOWED, "forbidden: only the uploader may delete this image", 403) from exc
+    except Busy as exc:
+        raise ApiError(UNAVAILABLE, "busy: the image is being written, try again", 503, 1) from exc
+    return _answer({"errCode": OK, "message": "deleted"})

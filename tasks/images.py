@@ -1,0 +1,111 @@
+"""Image storage: the image bed's uploads and the export's poster frames follow one set of key
+rules and record their owner the same way.
+
+An image lives at {prefix}/{path}/{filename} in its bucket, stored exactly as uploaded, with
+its owner in the object's metadata. Writes to one key are serialised with a Redis lock, so
+two uploads of the same name never interleave an ownership check with the other's write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from tasks import keys
+from tasks.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path
+from tasks.storage import ObjectInfo, ObjectNotFound, ObjectStore, Uploaded
+
+OWNER_META = "owner"
+CACHE_CONTROL = "public, max-age=300"  # a name can be re-uploaded by its owner: revalidate soon
+LOCK_TTL_S = 30
+LOCK_WAIT_S = 10
+
+
+class NotOwner(PermissionError):
+    pass
+
+
+class Busy(RuntimeError):
+    """Another write to the same key held the lock for too long."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    path: str
+    filename: str
+    key: str
+
+
+class ImageStore:
+    def __init__(self, store: ObjectStore, bucket: str, region: str | None = None, prefix: str = "") -> None:
+        self.store, self.bucket, self.region, self.prefix = store, bucket, region, prefix.strip("/")
+
+    def ref(self, path: str, filename: str) -> ImageRef:
+        """Validate a client's path and name; raises UnsafeKey."""
+        clean_path = safe_path(path, allow_empty=True)
+        clean_name = safe_name(filename)
+        key = "/".join(p for p in (self.prefix, clean_path, clean_name) if p)
+        if len(key.encode()) > MAX_KEY_BYTES:
+            raise UnsafeKey("path and filename together are too long")
+        return ImageRef(clean_path, clean_name, key)
+
+    def head(self, ref: ImageRef) -> ObjectInfo:
+        return self.store.head(self.bucket, ref.key, self.region)
+
+    def owner(self, ref: ImageRef) -> str | None:
+        try:
+            return self.head(ref).metadata.get(OWNER_META)
+        except ObjectNotFound:
+            return None
+
+    @contextmanager
+    def _locked(self, client: redis.Redis | None, ref: ImageRef) -> Iterator[None]:
+        if client is None:
+            yield
+            return
+        lock = client.lock(
+            keys.imgbed_owner_lock(f"{self.bucket}/{ref.key}"),
+            timeout=LOCK_TTL_S,
+            blocking_timeout=LOCK_WAIT_S,
+        )
+        if not lock.acquire():
+            raise Busy(ref.key)
+        try:
+            yield
+        finally:
+            with suppress(redis.exceptions.LockError):  # expired meanwhile; the write was atomic
+                lock.release()
+
+    def put(
+        self,
+        ref: ImageRef,
+        data: bytes,
+        content_type: str,
+        owner: str,
+        lock: redis.Redis | None = None,
+        may_replace_others: bool = False,
+    ) -> Uploaded:
+        """Store the bytes as they are. Someone else's image of that name is not replaced."""
+        with self._locked(lock, ref):
+            if not may_replace_others:
+                current = self.owner(ref)
+                if current is not None and current != owner:
+                    raise NotOwner(ref.key)
+            return self.store.put_bytes(
+                self.bucket, ref.key, data, content_type, {OWNER_META: owner}, self.region, CACHE_CONTROL
+            )
+
+    def delete(self, ref: ImageRef, user: str, service: bool, lock: redis.Redis | None = None) -> None:
+        """Raises ObjectNotFound if there is no such image, NotOwner if it is someone else's."""
+        with self._locked(lock, ref):
+            info = self.head(ref)
+            if info.metadata.get(OWNER_META) != user and not service:
+                raise NotOwner(ref.key)
+            self.store.delete(self.bucket, ref.key, self.region)
+
+    def open(self, ref: ImageRef) -> tuple[Any, dict[str, Any]]:
+        return self.store.open_stream(self.bucket, ref.key, self.region)

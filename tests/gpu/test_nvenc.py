@@ -1,0 +1,38 @@
+"""NVENC exports, where the node has a card with NVENC. Run with `make test-all` or `-m gpu`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.jobs import ExportType
+from tasks.settings import Settings
+from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices
+from workers.encoders import has_nvenc
+from workers.encoding import choose_encoder
+from workers.hls import covering, parse_playlist
+from workers.samples import SampleSpec, generate_recording
+from workers.timeline import SegmentInput
+from workers.transcode import transcode
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize(("export_type", "codec"), [(ExportType.H264, "h264"), (ExportType.H265, "hevc")])
+def test_nvenc_export_is_frame_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, export_type: ExportType, codec: str
+) -> None:
+    if not has_nvenc():
+        pytest.skip("no working NVENC on this node (data-centre GPUs such as H100 have none)")
+    monkeypatch.setenv("RESOURCED_USE_NVENC", "1")
+    assert choose_encoder(export_type, 640, 360, 25, Settings(), gpu=True).name.endswith("nvenc")  # type: ignore[arg-type]
+    rec = generate_recording(tmp_path / "rec", SampleSpec(seconds=6, width=640, height=360))
+    segments = parse_playlist(rec.playlist.read_text(), "r/index.m3u8", "r")
+    start, end = segments[0].start_ms + 1500, segments[0].start_ms + 4500
+    inputs = [SegmentInput(s, rec.directory / Path(s.key).name) for s in covering(segments, start, end)]
+    out = tmp_path / "clip.mp4"
+    transcode(inputs, start, end, out, export_type, Settings())
+    assert frame_indices(out) == list(range(37, 112))
+    assert next(s for s in ffprobe(out)["streams"] if s["codec_type"] == "video")["codec_name"] == codec
+    assert ffmpeg_decode_errors(out) == ""

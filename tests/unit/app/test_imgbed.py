@@ -1,0 +1,193 @@
+"""The image bed: round trip, ownership, hostile input, concurrent uploads of one name."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import zlib
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+
+from app.auth import SignedSessions
+from tasks.settings import Settings
+
+UPLOAD, DELETE = "/api/imgbed/v1/upload", "/api/imgbed/v1/delete"
+
+
+def png(color: tuple[int, int, int] = (200, 10, 10), size: tuple[int, int] = (8, 6)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
+    """A valid PNG header that claims 3.6 gigapixels, in a few dozen bytes."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+def session_for(settings: Settings, user: str, service: bool = False) -> dict[str, str]:
+    return {"X-Session-Id": SignedSessions(settings.secret_key).issue(user, 3600, service=service)}
+
+
+def upload(
+    client: FlaskClient,
+    headers: dict[str, str],
+    data: bytes,
+    path: str = "avatars/alice",
+    filename: str | None = "me.png",
+    content_type: str = "image/png",
+) -> tuple[int, dict[str, Any]]:
+    form: dict[str, Any] = {"file": (io.BytesIO(data), filename or "upload.bin", content_type), "path": path}
+    if filename is not None:
+        form["filename"] = filename
+    response = client.post(UPLOAD, data=form, headers=headers, content_type="multipart/form-data")
+    return response.status_code, response.get_json()
+
+
+def test_round_trip_with_cache_headers(client: FlaskClient, settings: Settings) -> None:
+    alice = session_for(settings, "alice")
+    data = png()
+    status, answer = upload(client, alice, data)
+    assert (status, answer["errCode"], answer["path"], answer["filename"]) == (
+        200,
+        0,
+        "avatars/alice",
+        "me.png",
+    )
+    fetched = client.get(answer["url"])
+    assert fetched.status_code == 200
+    assert fetched.data == data  # stored as uploaded, never recompressed
+    assert fetched.headers["Content-Type"] == "image/png"
+    assert "max-age" in fetched.headers["Cache-Control"]
+    etag = fetched.headers["ETag"]
+    assert client.get(answer["url"], headers={"If-None-Match": etag}).status_code == 304
+    assert client.post(
+        DELETE, json={"path": "avatars/alice", "filename": "me.png"}, headers=alice
+    ).get_json() == {
+        "errCode": 0,
+        "message": "deleted",
+    }
+    assert client.get(answer["url"]).get_json()["errCode"] == 1
+    again = client.post(DELETE, json={"path": "avatars/alice", "filename": "me.png"}, headers=alice)
+    assert (again.status_code, again.get_json()["errCode"]) == (404, 1)
+
+
+def test_declared_type_is_ignored_and_name_defaults_to_content_hash(
+    client: FlaskClient, settings: Settings
+) -> None:
+    status, answer = upload(
+        client, session_for(settings, "alice"), png(), filename=None, content_type="text/plain"
+    )
+    assert status == 200
+    assert answer["filename"].endswith(".png") and len(answer["filename"]) == 24
+    assert client.get(answer["url"]).headers["Content-Type"] == "image/png"
+
+
+def test_only_the_owner_or_a_service_deletes(client: FlaskClient, settings: Settings) -> None:
+    upload(client, session_for(settings, "alice"), png())
+    body = {"path": "avatars/alice", "filename": "me.png"}
+    response = client.post(DELETE, json=body, headers=session_for(settings, "mallory"))
+    assert (response.status_code, response.get_json()["errCode"]) == (403, 3)
+    status, answer = upload(client, session_for(settings, "mallory"), png((0, 0, 0)))
+    assert (status, answer["errCode"]) == (403, 3)  # nor overwrite it
+    assert client.post(DELETE, json=body).get_json()["errCode"] == 3  # no session at all
+    bearer = {"Authorization": "Bearer " + SignedSessions(settings.secret_key).issue("ops", 60, service=True)}
+    assert client.post(DELETE, json=body, headers=bearer).get_json()["errCode"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "filename"),
+    [
+        ("../etc", "x.png"),
+        ("a/../../b", "x.png"),
+        ("/abs", "x.png"),
+        ("a\\b", "x.png"),
+        ("a/\x00b", "x.png"),
+        ("a", "x\n.png"),
+        ("a", ".."),
+        ("a", "a/b.png"),
+        ("a", ""),
+        ("a", " "),
+        ("a//b", "x.png"),
+        ("a" * 900, "b" * 200 + ".png"),
+        ("a", "x" * 300 + ".png"),
+    ],
+)
+def test_hostile_names_touch_nothing(
+    client: FlaskClient, settings: Settings, s3: Any, path: str, filename: str
+) -> None:
+    status, answer = upload(client, session_for(settings, "alice"), png(), path=path, filename=filename)
+    assert (status, answer["errCode"]) == (400, 2)
+    response = client.post(
+        DELETE, json={"path": path, "filename": filename}, headers=session_for(settings, "a")
+    )
+    assert response.get_json()["errCode"] == 2
+    assert "Contents" not in s3.list_objects_v2(Bucket="images")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"GIF89a but not really",
+        b"%PDF-1.4 not an image",
+        png()[:40],
+        bomb_png(),
+        b"<svg onload=alert(1)/>",
+    ],
+)
+def test_not_really_an_image(client: FlaskClient, settings: Settings, s3: Any, data: bytes) -> None:
+    status, answer = upload(client, session_for(settings, "alice"), data)
+    assert (status, answer["errCode"]) == (400, 2)
+    assert "Contents" not in s3.list_objects_v2(Bucket="images")
+
+
+def test_oversized_upload_is_refused(app: Flask, client: FlaskClient, settings: Settings, s3: Any) -> None:
+    app.extensions["resourced"].settings = settings.replace(imgbed_max_bytes=1000)
+    big = png(size=(400, 400)) + b"\0" * 5000
+    status, answer = upload(client, session_for(settings, "alice"), big)
+    assert (status, answer["errCode"]) == (413, 2)
+    assert "Contents" not in s3.list_objects_v2(Bucket="images")
+
+
+def test_bad_delete_bodies(client: FlaskClient, settings: Settings) -> None:
+    alice = session_for(settings, "alice")
+    for body in (b"nope", b"[]", b'{"path": 1, "filename": "x"}', b'{"path": "a"}'):
+        response = client.post(DELETE, data=body, headers=alice, content_type="application/json")
+        assert (response.status_code, response.get_json()["errCode"]) == (400, 2)
+
+
+def test_concurrent_uploads_of_one_name(app: Flask, settings: Settings, s3: Any) -> None:
+    """Different owners: exactly one wins. The same owner: the last complete upload stays."""
+    results: list[tuple[str, int]] = []
+
+    def send(user: str, color: tuple[int, int, int]) -> None:
+        _status, answer = upload(app.test_client(), session_for(settings, user), png(color), path="race")
+        results.append((user, answer["errCode"]))
+
+    threads = [threading.Thread(target=send, args=(u, (i * 20, 0, 0))) for i, u in enumerate(["a", "b"] * 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = {user for user, code in results if code == 0}
+    assert len(winners) == 1
+    assert all(code == 3 for user, code in results if user not in winners)
+    stored = s3.get_object(Bucket="images", Key="race/me.png")
+    assert stored["Metadata"]["owner"] in winners
+    assert Image.open(io.BytesIO(stored["Body"].read())).size == (8, 6)
