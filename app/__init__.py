@@ -43,10 +43,11 @@ def register_services(
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import export, health, imgbed
+    from app.api import export, health, imgbed, restore
 
     app.register_blueprint(export.bp)
     app.register_blueprint(imgbed.bp)
+    app.register_blueprint(restore.bp)
     app.register_blueprint(health.bp)
 
 

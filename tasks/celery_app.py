@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from celery import Celery
+from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from tasks.settings import Settings
@@ -26,7 +27,6 @@ class Queue(StrEnum):
 
 class TaskName(StrEnum):
     EXPORT = "resourced.export"
-    RESTORE_START = "resourced.restore.start"
     RESTORE_POLL = "resourced.restore.poll"
     CALLBACK_DELIVER = "resourced.callback.deliver"
     REAP = "resourced.maintenance.reap"
@@ -43,7 +43,13 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # an export is long: never hoard tasks another worker could run
         task_default_queue=Queue.MAINTENANCE.value,
-        task_queues=[KombuQueue(q.value) for q in Queue],
+        # Each queue its own direct exchange and routing key: a bare Queue(name) would inherit the
+        # default exchange and key, binding every queue to the same messages.
+        task_queues=[
+            KombuQueue(q.value, Exchange(q.value, type="direct"), routing_key=q.value) for q in Queue
+        ],
+        task_default_exchange=Queue.MAINTENANCE.value,
+        task_default_routing_key=Queue.MAINTENANCE.value,
         broker_transport_options={"visibility_timeout": settings.export_hard_limit_s * 2},
         broker_connection_retry_on_startup=True,
         worker_send_task_events=True,  # Flower shows tasks live

@@ -69,6 +69,10 @@ class Settings:
     callback_allowlist: tuple[str, ...] = ()
     callback_timeout_s: float = 5.0
     callback_retry_hours: float = 6.0
+    callback_backoff_s: float = 30.0  # first retry delay; doubles (with jitter) up to an hour
+    restore_poll_s: int = 300  # Glacier restores take minutes (Expedited) to hours (Bulk)
+    restore_days: int = 3
+    restore_tier: str = "Standard"
     max_active_exports: int = 200
     max_active_exports_per_user: int = 20
     max_duration_ms: int = 3 * 3600 * 1000  # longer clips are a different product (bulk archive copy)
@@ -96,6 +100,11 @@ class Settings:
 
     def bucket_allowed(self, bucket: str) -> bool:
         return "*" in self.allowed_buckets or bucket in self.allowed_buckets
+
+    def require_callback_secret(self) -> str:
+        if not self.callback_secret.startswith("whsec_"):
+            raise ConfigError("RESOURCED_CALLBACK_SECRET must be set, as whsec_ + base64")
+        return self.callback_secret
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:
@@ -130,6 +139,10 @@ class Settings:
             callback_allowlist=_list(env, "RESOURCED_CALLBACK_ALLOWLIST"),
             callback_timeout_s=_float(env, "RESOURCED_CALLBACK_TIMEOUT", cls.callback_timeout_s),
             callback_retry_hours=_float(env, "RESOURCED_CALLBACK_RETRY_HOURS", cls.callback_retry_hours),
+            callback_backoff_s=_float(env, "RESOURCED_CALLBACK_BACKOFF", cls.callback_backoff_s),
+            restore_poll_s=_int(env, "RESOURCED_RESTORE_POLL_S", cls.restore_poll_s, 1),
+            restore_days=_int(env, "RESOURCED_RESTORE_DAYS", cls.restore_days, 1),
+            restore_tier=env.get("RESOURCED_RESTORE_TIER", "").strip() or cls.restore_tier,
             max_active_exports=_int(env, "RESOURCED_MAX_ACTIVE_EXPORTS", cls.max_active_exports, 1),
             max_active_exports_per_user=_int(
                 env, "RESOURCED_MAX_ACTIVE_EXPORTS_PER_USER", cls.max_active_exports_per_user, 1

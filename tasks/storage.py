@@ -82,12 +82,12 @@ def _translate(exc: Exception, bucket: str, key: str) -> StorageError:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         where = f"s3://{bucket}/{key}"
+        if code == "InvalidObjectState":  # S3 sends it with HTTP 403: check it before access
+            return ObjectArchived(f"{where}: in archival storage, restore it first")
         if code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion"} or status == 404:
             return ObjectNotFound(f"{where}: not found ({code})")
         if code in {"AccessDenied", "403", "AllAccessDisabled"} or status == 403:
             return AccessDenied(f"{where}: access denied")
-        if code == "InvalidObjectState":
-            return ObjectArchived(f"{where}: in archival storage, restore it first")
         if (
             status is not None
             and int(status) < 500

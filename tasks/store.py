@@ -26,6 +26,7 @@ class JobState(StrEnum):
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+RESTORING_STEP = "restoring"  # a running job waiting for its archived segments (ErrorCode 8)
 
 # Admit a new job, or a fresh attempt of a failed one, unless a limit is reached. A failure is
 # answered once (so a polling client learns of it) before the next request starts afresh.

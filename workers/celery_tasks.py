@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks import logs
-from tasks.celery_app import TaskName
+from tasks.celery_app import Queue, TaskName
+from tasks.restore_store import RestoreJobStore
 from tasks.settings import Settings
 from tasks.storage import TransientStorageError
 from workers.export_job import process_export, record_failure
+from workers.restore import advance, deliver_result
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,15 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
             outcome = process_export(
                 job_id, attempt, rt.jobs, rt.store, rt.settings, self.request.hostname or ""
             )
+            if outcome.state == "restoring":  # look again once S3 may have restored the segments
+                record = rt.jobs.get(job_id)
+                queue = record.queue if record and record.queue else Queue.EXPORT_COPY.value
+                celery.send_task(
+                    TaskName.EXPORT.value,
+                    args=[job_id, attempt],
+                    queue=queue,
+                    countdown=rt.settings.restore_poll_s,
+                )
             return outcome.state
         except SoftTimeLimitExceeded:
             record_failure(
@@ -68,3 +80,61 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
             return "failed"
         finally:
             logs.job_id.reset(token)
+
+
+def register_restore_tasks(celery: Celery, settings: Settings) -> None:
+    @celery.task(
+        name=TaskName.RESTORE_POLL.value,
+        bind=True,
+        acks_late=True,
+        soft_time_limit=300,
+        time_limit=360,
+        max_retries=MAX_RETRIES,
+    )
+    def restore_poll(self: Task, task_id: str) -> str:
+        """Start or check the job's restores; re-enqueued with a countdown until all settle."""
+        rt = runtime()
+        restores = RestoreJobStore(rt.redis)
+        job = restores.get(task_id)
+        if job is None or job.state != "restoring":
+            return job.state if job else "missing"
+        try:
+            settled = advance(job, rt.store)
+        except RETRYABLE as exc:
+            restores.save(job)
+            raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
+        restores.save(job)
+        if not settled:
+            celery.send_task(
+                TaskName.RESTORE_POLL.value,
+                args=[task_id],
+                queue=Queue.RESTORE.value,
+                countdown=rt.settings.restore_poll_s,
+            )
+            return "restoring"
+        if job.callback_url:
+            celery.send_task(TaskName.CALLBACK_DELIVER.value, args=[task_id], queue=Queue.CALLBACK.value)
+        return "settled"
+
+    @celery.task(name=TaskName.CALLBACK_DELIVER.value, acks_late=True, soft_time_limit=120, time_limit=150)
+    def callback_deliver(task_id: str) -> str:
+        """One signed delivery; on failure the next is scheduled with backoff until the window closes."""
+        rt = runtime()
+        restores = RestoreJobStore(rt.redis)
+        job = restores.get(task_id)
+        if job is None or job.state != "settled":
+            return job.state if job else "missing"
+        s = rt.settings
+        if deliver_result(job, s.require_callback_secret(), s.callback_allowlist, s.callback_timeout_s):
+            restores.save(job)
+            return "delivered"
+        if time.time() - job.settled_at > s.callback_retry_hours * 3600:
+            job.state = "delivery_failed"
+            restores.save(job)
+            return "delivery_failed"
+        restores.save(job)
+        delay = min(3600.0, s.callback_backoff_s * 2 ** (len(job.attempts) - 1)) * random.uniform(0.5, 1.0)
+        celery.send_task(
+            TaskName.CALLBACK_DELIVER.value, args=[task_id], queue=Queue.CALLBACK.value, countdown=delay
+        )
+        return "retrying"

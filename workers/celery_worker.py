@@ -3,10 +3,11 @@
 from tasks.celery_app import create_celery
 from tasks.logs import configure_logging
 from tasks.settings import get_settings
-from workers.celery_tasks import register_tasks
+from workers.celery_tasks import register_restore_tasks, register_tasks
 from workers.lifecycle import connect_worker_signals
 
 configure_logging("worker")
 celery = create_celery(get_settings())
 register_tasks(celery, get_settings())
+register_restore_tasks(celery, get_settings())
 connect_worker_signals(celery)

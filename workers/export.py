@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tasks.images import ImageStore
-from tasks.jobs import ExportResult, ExportSpec, ExportType
+from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
-from tasks.storage import ObjectArchived, ObjectNotFound, ObjectStore, Uploaded
+from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectStore, Uploaded
 from workers.archive import segments_for_range
-from workers.errors import NoMedia, SegmentsArchived
+from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.hls import Segment
 from workers.mp4 import faststart_copy
 from workers.mp4layout import LayoutError
@@ -90,6 +90,8 @@ def cut_clip(
             )
     except ObjectArchived as exc:
         raise SegmentsArchived(archived_keys(store, spec, segments)) from exc
+    except AccessDenied as exc:
+        raise ExportError(ErrorCode.FAILED, f"the service may not read the recording: {exc}") from exc
     finally:
         inputs.close()
     if stats.spliced and not decodes_cleanly(out, stats.video_frames):

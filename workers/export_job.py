@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 
 from tasks.estimate import speed_kind
-from tasks.jobs import ErrorCode
+from tasks.jobs import ErrorCode, ExportSpec
 from tasks.settings import Settings
-from tasks.storage import ObjectStore
-from tasks.store import ExportJobStore
-from workers.errors import ExportError
+from tasks.storage import ObjectStore, TransientStorageError
+from tasks.store import RESTORING_STEP, ExportJobStore
+from workers.errors import ExportError, SegmentsArchived
 from workers.export import run_export
 from workers.progress import ThrottledProgress
 
@@ -49,6 +49,11 @@ def process_export(
     started = time.monotonic()
     try:
         result = run_export(record.spec, store, settings, report)
+    except SegmentsArchived as exc:
+        start_restores(store, record.spec, exc.keys, settings)
+        jobs.progress(job_id, attempt, 0.0, RESTORING_STEP)
+        log.info("export waits for a restore", extra={"job_id": job_id, "segments": len(exc.keys)})
+        return JobOutcome("restoring", int(exc.code), time.monotonic() - started)
     except ExportError as exc:
         jobs.fail(job_id, attempt, exc.code, exc.message)
         log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
@@ -58,6 +63,19 @@ def process_export(
     jobs.record_speed(speed_kind(record.spec), record.spec.duration_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)
+
+
+def start_restores(store: ObjectStore, spec: ExportSpec, keys: list[str], settings: Settings) -> None:
+    """RestoreObject for every archived segment the range needs (a restore in progress is fine)."""
+    for key in keys:
+        try:
+            store.restore(
+                spec.source.bucket, key, settings.restore_days, settings.restore_tier, spec.source.region
+            )
+        except TransientStorageError:
+            raise
+        except Exception as exc:  # one segment's refusal must not stop the others' restores
+            log.warning("restore refused", extra={"key": key, "reason": str(exc)})
 
 
 def record_failure(jobs: ExportJobStore, job_id: str, attempt: int, reason: str) -> None:

@@ -20,7 +20,7 @@ from tasks import estimate
 from tasks.celery_app import TaskName
 from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
 from tasks.routing import export_queue
-from tasks.store import JobRecord, JobState
+from tasks.store import RESTORING_STEP, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 bp = Blueprint("export", __name__)
@@ -112,6 +112,10 @@ def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
     if record.state is JobState.FAILED:
         code = ErrorCode(record.error_code or ErrorCode.FAILED)
         return {"ErrorCode": int(code), "ErrorMessage": record.error or "export failed"}, HTTP_STATUS[code]
+    if record.state is JobState.RUNNING and record.step == RESTORING_STEP:
+        wait = svc.settings.restore_poll_s
+        message = "restoring: the range's segments are in archival storage; a restore was started"
+        return {"ErrorCode": int(ErrorCode.RESTORING), "ErrorMessage": message, "TimeWait": wait}, 200
     wait = estimate.wait_for(svc.jobs, record, _slots(svc, record.queue))
     step = record.step or record.state.value
     message = f"{record.state.value}: {step} {round(record.progress * 100)}%"
@@ -168,6 +172,6 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
         return jsonify({"ErrorCode": 1, "ErrorMessage": "queued", "TimeWait": 1}), 200
     payload, status = answer(svc, record)
     response = jsonify(payload)
-    if status == 200 and payload["ErrorCode"] == int(ErrorCode.PROCESSING):
+    if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):
         response.headers["Retry-After"] = str(payload["TimeWait"])
     return response, status

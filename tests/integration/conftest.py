@@ -51,6 +51,8 @@ def service_env(redis_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempP
         "RESOURCED_WORK_DIR": str(tmp_path_factory.mktemp("work")),
         "RESOURCED_CALLBACK_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "RESOURCED_CALLBACK_ALLOWLIST": "127.0.0.1",
+        "RESOURCED_RESTORE_POLL_S": "1",
+        "RESOURCED_CALLBACK_BACKOFF": "0.2",
         "HOST": "127.0.0.1",
     }
 

@@ -1,0 +1,112 @@
+"""Restore jobs for archived recordings, and the test ping of a client's callback."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Blueprint, request
+from kombu.exceptions import OperationalError
+
+from app.errors import ApiError
+from app.schemas.fields import entry_for
+from app.schemas.restore import RestoreRequestSchema, TestCallbackSchema
+from app.services import services
+from app.session_check import authenticate, header_session_id, require_bucket
+from tasks.celery_app import Queue, TaskName
+from tasks.restore_store import RestoreFile, RestoreJob, RestoreJobStore
+from tasks.settings import ConfigError
+from tasks.webhooks import DeliveryFailed, UrlRefused, deliver, resolve_target, restore_result
+
+bp = Blueprint("restore", __name__, url_prefix="/resource/v1/i/restore")
+OK, FAILED, BAD_REQUEST, NOT_ALLOWED, NOT_FOUND = 0, 1, 2, 3, 4
+
+
+def _body() -> dict[str, Any]:
+    request.max_content_length = 1024 * 1024
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(BAD_REQUEST, "bad request: the body must be a JSON object", 400)
+    return body
+
+
+def _check_url(url: str) -> None:
+    try:
+        resolve_target(url, services().settings.callback_allowlist)
+    except UrlRefused as exc:
+        raise ApiError(BAD_REQUEST, f"bad request: callback_url: {exc}", 400) from exc
+
+
+@bp.post("")
+def create() -> tuple[dict[str, Any], int]:
+    svc = services()
+    body = _body()
+    session = authenticate(body.get("SessionId"), body.get("userid"))
+    data = RestoreRequestSchema().load(body)
+    entry = entry_for(data["storage_info"], data["storage_purpose"])
+    if entry is None:
+        raise ApiError(
+            BAD_REQUEST, f"bad request: storage_info: no enabled '{data['storage_purpose']}' entry", 400
+        )
+    require_bucket(entry["storage_name"], "storage_info")
+    _check_url(data["callback_url"])
+    prefix = "/".join(p for p in (entry["storage_root_folder"], data["file_dir"].strip("/")) if p)
+    job = RestoreJob(
+        task_id=data["task_id"] or uuid.uuid4().hex,
+        user=data["userid"] if session.service else session.user,
+        bucket=entry["storage_name"],
+        region=entry["storage_location"] or svc.settings.aws_region,
+        file_dir=data["file_dir"],
+        callback_url=data["callback_url"],
+        days=data["days"],
+        tier=data["tier"],
+        files=[RestoreFile(name=n, key=f"{prefix}/{n}" if prefix else n) for n in data["file_list"]],
+    )
+    restores = RestoreJobStore(svc.redis)
+    if not restores.create(job):
+        existing = restores.get(job.task_id)
+        if existing is None or existing.user != job.user:
+            raise ApiError(NOT_ALLOWED, "forbidden: that task_id belongs to another job", 403)
+        return {"code": OK, "message": "already accepted", "task_id": job.task_id}, 200
+    try:
+        svc.celery.send_task(TaskName.RESTORE_POLL.value, args=[job.task_id], queue=Queue.RESTORE.value)
+    except (OperationalError, OSError) as exc:
+        restores.delete(job.task_id)
+        raise ApiError(FAILED, "service temporarily unavailable: queue unreachable", 503, 5) from exc
+    return {"code": OK, "message": "accepted", "task_id": job.task_id}, 200
+
+
+@bp.get("/<task_id>")
+def status(task_id: str) -> tuple[dict[str, Any], int]:
+    session = authenticate(header_session_id())
+    job = RestoreJobStore(services().redis).get(task_id) if len(task_id) <= 128 else None
+    if job is None or (job.user != session.user and not session.service):
+        raise ApiError(NOT_FOUND, "no such restore job", 404)
+    return {"code": OK, "message": "ok", **job.public()}, 200
+
+
+@bp.post("/test-callback")
+def test_callback() -> tuple[dict[str, Any], int]:
+    """Send a type 0 PutRestoreResult now; code 0 when the client answered code 0."""
+    settings = services().settings
+    body = _body()
+    authenticate(body.get("SessionId"), body.get("userid"))
+    data = TestCallbackSchema().load(body)
+    payload = restore_result(f"test-{uuid.uuid4().hex[:12]}", "", {}, 0, "network test", kind=0)
+    try:
+        secret = settings.require_callback_secret()
+        deliver(
+            data["callback_url"],
+            payload,
+            secret,
+            settings.callback_allowlist,
+            settings.callback_timeout_s,
+            f"msg_{payload['task_id']}",
+        )
+    except ConfigError as exc:
+        raise ApiError(FAILED, f"callbacks are not configured: {exc}", 503) from exc
+    except UrlRefused as exc:
+        return {"code": BAD_REQUEST, "message": f"refused: {exc}"}, 200
+    except DeliveryFailed as exc:
+        return {"code": FAILED, "message": str(exc)}, 200
+    return {"code": OK, "message": "the callback answered code 0"}, 200

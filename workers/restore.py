@@ -1,0 +1,59 @@
+"""Bringing archived objects back: RestoreObject where needed, then checking until S3 says
+each restore is complete. Plain functions over the job record; the task layer schedules them."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from tasks.restore_store import FileCode, RestoreFile, RestoreJob
+from tasks.storage import AccessDenied, ObjectNotFound, ObjectStore, StorageError, TransientStorageError
+from tasks.webhooks import DeliveryFailed, UrlRefused, deliver, restore_result
+
+log = logging.getLogger(__name__)
+
+
+def _settle(item: RestoreFile, code: FileCode, reason: str = "") -> None:
+    item.state, item.code, item.reason = "settled", int(code), reason
+
+
+def advance(job: RestoreJob, store: ObjectStore) -> bool:
+    """Start or check each unsettled file's restore; True once every file is settled."""
+    for item in job.files:
+        if item.state == "settled":
+            continue
+        try:
+            info = store.head(job.bucket, item.key, job.region)
+            if not info.archived:
+                _settle(item, FileCode.RESTORED)  # readable: never archived, or restore complete
+            elif not info.restore_in_progress and item.state == "pending":
+                store.restore(job.bucket, item.key, job.days, job.tier, job.region)
+                item.state = "restoring"
+            else:
+                item.state = "restoring"
+        except ObjectNotFound:
+            _settle(item, FileCode.NOT_FOUND, "no such object")
+        except TransientStorageError:
+            raise  # the task retries the whole step; settled files stay settled
+        except (AccessDenied, StorageError) as exc:
+            _settle(item, FileCode.FAILED, str(exc))
+    if job.settled and not job.settled_at:
+        job.state, job.settled_at = "settled", time.time()
+    return job.settled
+
+
+def deliver_result(job: RestoreJob, secret: str, allowlist: tuple[str, ...], timeout_s: float) -> bool:
+    """One delivery attempt, recorded on the job; True when the client acknowledged."""
+    payload = restore_result(job.task_id, job.file_dir, job.file_codes(), job.code, job.message)
+    attempt: dict[str, object] = {"at": round(time.time(), 3), "number": len(job.attempts) + 1}
+    try:
+        status = deliver(job.callback_url, payload, secret, allowlist, timeout_s, f"msg_{job.task_id}")
+    except (DeliveryFailed, UrlRefused) as exc:
+        attempt.update(ok=False, error=str(exc))
+        job.attempts.append(attempt)
+        log.warning("callback not acknowledged", extra={"task_id": job.task_id, "reason": str(exc)})
+        return False
+    attempt.update(ok=True, status=status)
+    job.attempts.append(attempt)
+    job.state = "delivered"
+    return True
