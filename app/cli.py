@@ -1,29 +1,126 @@
-"""The `resourced` command: operator and client tasks that speak to the service."""
+"""The `resourced` command: issue sessions (operators), and export, image bed and restore
+calls (clients), with progress bars on a terminal and `--json` for scripts."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import sys
+from pathlib import Path
+from typing import Any
 
 import redis
+from tqdm import tqdm
 
 from app.auth import make_backend
+from app.client import Client, ResourcedError, storage_info_b64
 from tasks.settings import ConfigError, Settings
+
+PERCENT = re.compile(r"(\d+)%")
 
 
 def _session_issue(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url)
     try:
-        backend = make_backend(settings, client)
-        ttl = args.ttl or settings.session_ttl_s
-        print(backend.issue(args.user, ttl, service=args.service))
+        backend = make_backend(settings, redis.Redis.from_url(settings.redis_url))
+        print(backend.issue(args.user, args.ttl or settings.session_ttl_s, service=args.service))
     except ConfigError as exc:
-        print(f"resourced: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     except redis.RedisError as exc:
-        print(f"resourced: session store unreachable: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"session store unreachable: {exc}")
+    return 0
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"resourced: {message}", file=sys.stderr)
+    return code
+
+
+def _client(args: argparse.Namespace) -> Client:
+    if not args.session:
+        raise ResourcedError(3, "no session: pass --session or set RESOURCED_SESSION")
+    return Client(args.url, args.session, args.user)
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], line: str) -> None:
+    print(json.dumps(payload) if args.json else line)
+
+
+def _export(args: argparse.Namespace) -> int:
+    client = _client(args)
+    bar = (
+        None
+        if args.json or not sys.stderr.isatty()
+        else tqdm(total=100, unit="%", desc="export", file=sys.stderr)
+    )
+
+    def progress(answer: dict[str, Any]) -> None:
+        found = PERCENT.search(answer.get("ErrorMessage", ""))
+        if bar is not None and found:
+            bar.update(max(0, int(found.group(1)) - bar.n))
+
+    info = storage_info_b64(args.bucket, args.dest_bucket or args.bucket, args.region, args.root)
+    result = client.export(
+        live_path=args.live_path,
+        start_pos=args.start,
+        start_time=args.start_time,
+        duration=args.duration,
+        storage_info=info,
+        export_type=args.type,
+        file_name=args.file_name,
+        export_key=args.dest_key,
+        on_progress=progress,
+    )
+    if bar is not None:
+        bar.update(100 - bar.n)
+        bar.close()
+    if args.download:
+        down = (
+            None if args.json or not sys.stderr.isatty() else tqdm(unit="B", unit_scale=True, file=sys.stderr)
+        )
+
+        def on_bytes(done: int, total: int) -> None:
+            if down is not None:
+                down.total = total or None
+                down.update(done - down.n)
+
+        client.download(result.video_url, args.download, on_bytes)
+        if down is not None:
+            down.close()
+    line = f"ready: {result.video_url}" + (f"\nsaved to {args.download}" if args.download else "")
+    if result.lack_ms:
+        line += f"\n{result.lack_ms} ms of the range had no recording"
+    _emit(args, {**result.answer, "Downloaded": args.download or None}, line)
+    return 0
+
+
+def _imgbed(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.imgbed_command == "upload":
+        answer = client.upload_image(Path(args.file).read_bytes(), args.path, args.filename)
+        _emit(args, answer, answer["url"])
+    else:
+        answer = client.delete_image(args.path, args.filename)
+        _emit(args, answer, "deleted")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.restore_command == "start":
+        info = storage_info_b64(args.bucket, None, args.region, args.root)
+        task_id = client.restore(
+            info, args.dir, args.files, args.callback_url, tier=args.tier, days=args.days
+        )
+        _emit(args, {"code": 0, "task_id": task_id}, task_id)
+    elif args.restore_command == "status":
+        answer = client.restore_status(args.task_id)
+        _emit(args, answer, f"{answer['state']}: {answer['message']}")
+    else:
+        answer = client.test_callback(args.callback_url)
+        _emit(args, answer, answer["message"])
     return 0
 
 
@@ -31,23 +128,84 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resourced", description="resourced media service")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    session = commands.add_parser("session", help="sessions for clients")
-    session_commands = session.add_subparsers(dest="session_command", required=True)
-    issue = session_commands.add_parser("issue", help="print a SessionId the running service accepts")
-    issue.add_argument("--user", required=True, help="the user the session belongs to")
-    issue.add_argument(
-        "--ttl", type=int, default=0, help="lifetime in seconds (default RESOURCED_SESSION_TTL)"
+    session = commands.add_parser("session", help="sessions for clients (operators)")
+    issue = session.add_subparsers(dest="session_command", required=True).add_parser(
+        "issue", help="print a SessionId the running service accepts"
     )
+    issue.add_argument("--user", required=True)
+    issue.add_argument("--ttl", type=int, default=0, help="seconds (default RESOURCED_SESSION_TTL)")
     issue.add_argument(
         "--service", action="store_true", help="an internal service caller (acts for any user)"
     )
     issue.set_defaults(handler=_session_issue)
+
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--url", default=os.environ.get("RESOURCED_URL", "http://127.0.0.1:8000"))
+    client.add_argument("--session", default=os.environ.get("RESOURCED_SESSION", ""))
+    client.add_argument("--user", default=os.environ.get("RESOURCED_USER", ""))
+    client.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    export = commands.add_parser("export", parents=[client], help="export a clip and wait for it")
+    export.add_argument("--live-path", required=True)
+    export.add_argument("--start", type=int, required=True, help="StartPos, ms on the recording's timeline")
+    export.add_argument("--start-time", type=int, default=0, help="StartTime, ms after --start")
+    export.add_argument("--duration", type=int, required=True, help="ms")
+    export.add_argument(
+        "--type", type=int, default=0, choices=[0, 1, 2], help="0 keep codec, 1 H.264, 2 H.265"
+    )
+    export.add_argument("--bucket", required=True, help="the recording's bucket")
+    export.add_argument("--dest-bucket", default="", help="default: --bucket")
+    export.add_argument("--dest-key", default="", help="ExportS3Key: a folder, or a key ending in .mp4")
+    export.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    export.add_argument("--root", default="", help="storage_root_folder")
+    export.add_argument("--file-name", default="")
+    export.add_argument("--download", default="", help="save the MP4 here")
+    export.set_defaults(handler=_export)
+
+    imgbed = commands.add_parser("imgbed", help="the image bed").add_subparsers(
+        dest="imgbed_command", required=True
+    )
+    up = imgbed.add_parser("upload", parents=[client])
+    up.add_argument("file")
+    up.add_argument("--path", default="")
+    up.add_argument("--filename")
+    down = imgbed.add_parser("delete", parents=[client])
+    down.add_argument("--path", default="")
+    down.add_argument("--filename", required=True)
+    for sub in (up, down):
+        sub.set_defaults(handler=_imgbed)
+
+    restore = commands.add_parser("restore", help="Glacier restores").add_subparsers(
+        dest="restore_command", required=True
+    )
+    start = restore.add_parser("start", parents=[client])
+    start.add_argument("--bucket", required=True)
+    start.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    start.add_argument("--root", default="")
+    start.add_argument("--dir", default="")
+    start.add_argument("--callback-url", required=True)
+    start.add_argument("--tier", default="Standard", choices=["Standard", "Bulk", "Expedited"])
+    start.add_argument("--days", type=int, default=3)
+    start.add_argument("files", nargs="+")
+    status = restore.add_parser("status", parents=[client])
+    status.add_argument("task_id")
+    ping = restore.add_parser("test-callback", parents=[client])
+    ping.add_argument("callback_url")
+    for sub in (start, status, ping):
+        sub.set_defaults(handler=_restore)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except ResourcedError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": exc.code, "message": exc.message}))
+        return _fail(f"error {exc.code}: {exc.message}")
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ import av
 import boto3
 import requests
 
+from app.client import Client, ResourcedError, storage_info_b64
 from scripts import devstack
-from tests.helpers import export_body, storage_info
 from workers.samples import SampleSpec, generate_recording, read_frame_index
 
 ARCHIVE, EXPORTS = "demo-archive", "demo-exports"
@@ -105,38 +105,28 @@ def main() -> int:
             text=True,
             check=True,
         ).stdout.strip()
-        body = export_body(
-            session,
-            "demo-user",
-            PDT_MS,
-            20_000,
-            StartTime="12500",
-            LivePath=LIVE_PATH,
-            FileName="demo-clip",
-            storage_info=storage_info(ARCHIVE, EXPORTS),
-        )
-        shown = {
-            **body,
-            "SessionId": body["SessionId"][:12] + "...",
-            "storage_info": body["storage_info"][:24] + "...",
-        }
-        say("POST /resource/v1/i/export-to-s3dir " + json.dumps(shown))
+        client = Client(base, session, "demo-user")
+        say(f"exporting 20 s from StartPos {PDT_MS} + StartTime 12500 ms of {LIVE_PATH} through the HTTP API")
         started = time.monotonic()
-        while True:
-            response = requests.post(base + "/resource/v1/i/export-to-s3dir", json=body, timeout=10)
-            answer = response.json()
-            if answer["ErrorCode"] not in (1, 8):
-                break
-            say(f"  {response.status_code} {answer}")
-            if time.monotonic() - started > 300:
-                say("gave up waiting; see " + str(logs))
-                return 1
-            time.sleep(min(float(answer.get("TimeWait", 1)), 1.0))
-        say(f"answer after {time.monotonic() - started:.1f} s: HTTP {response.status_code}")
-        print(json.dumps(answer, indent=2))
-        if answer["ErrorCode"] != 5:
-            say("export failed; logs are in " + str(logs))
+        try:
+            result = client.export(
+                live_path=LIVE_PATH,
+                start_pos=PDT_MS,
+                start_time=12_500,
+                duration=20_000,
+                file_name="demo-clip",
+                storage_info=storage_info_b64(ARCHIVE, EXPORTS),
+                peer_id="demo-peer",
+                on_progress=lambda answer: say(f"  {answer}"),
+                max_poll_s=1.0,
+                timeout_s=300,
+            )
+        except ResourcedError as exc:
+            say(f"export failed: {exc}; logs are in {logs}")
             return 1
+        say(f"answer after {time.monotonic() - started:.1f} s:")
+        print(json.dumps(result.answer, indent=2))
+        answer = result.answer
         out = workdir / "demo-clip.mp4"
         out.write_bytes(requests.get(answer["VideoPath"], timeout=60).content)
         (workdir / "demo-clip.jpg").write_bytes(requests.get(answer["ImagePath"], timeout=60).content)

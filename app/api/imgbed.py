@@ -110,8 +110,9 @@ def fetch(key: str) -> Response:
 
 @bp.post("/delete")
 def delete() -> tuple[dict[str, Any], int]:
-    session = authenticate(header_session_id() or (request.get_json(silent=True) or {}).get("SessionId"))
     body = request.get_json(force=True, silent=True)
+    body_session = body.get("SessionId") if isinstance(body, dict) else None
+    session = authenticate(header_session_id() or body_session)
     if not isinstance(body, dict):
         raise ApiError(BAD_REQUEST, "bad request: the body must be a JSON object {path, filename}", 400)
     images = image_store()

@@ -94,6 +94,7 @@ def test_callback() -> tuple[dict[str, Any], int]:
     data = TestCallbackSchema().load(body)
     payload = restore_result(f"test-{uuid.uuid4().hex[:12]}", "", {}, 0, "network test", kind=0)
     try:
+        resolve_target(data["callback_url"], settings.callback_allowlist)  # a bad URL is the client's error
         secret = settings.require_callback_secret()
         deliver(
             data["callback_url"],

@@ -14,6 +14,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from tasks.objectkeys import UnsafeKey, safe_path, valid_bucket, valid_region
 
 MAX_STORAGE_INFO_CHARS = 64 * 1024
+NUMERIC = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"  # old clients send numbers as strings
 MAX_SAFE_INTEGER = 2**53  # JSON numbers beyond this lose precision in JavaScript clients
 
 
@@ -21,6 +22,9 @@ class Millis(fields.Field):
     """An integer number of milliseconds, sent as a JSON number or a numeric string."""
 
     def __init__(self, *, empty_as_zero: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "metadata", {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": NUMERIC}]}
+        )
         super().__init__(**kwargs)
         self.empty_as_zero = empty_as_zero
 
@@ -52,6 +56,12 @@ class Millis(fields.Field):
 
 class SmallInt(fields.Field):
     """An enum-like integer (export_type), also as a numeric string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "metadata", {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": NUMERIC}]}
+        )
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
@@ -143,6 +153,11 @@ def decode_storage_info(value: Any) -> list[dict[str, Any]]:
 
 
 class StorageInfo(fields.Field):
+    def __init__(self, **kwargs: Any) -> None:
+        description = "base64 of a JSON array of storage entries (see the API contract)"
+        kwargs.setdefault("metadata", {"type": "string", "format": "byte", "description": description})
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return decode_storage_info(value)
 

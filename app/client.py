@@ -1,0 +1,256 @@
+"""A Python client for resourced: submit and poll exports (honouring TimeWait/Retry-After),
+the image bed, restores, and verifying PutRestoreResult deliveries on the client's side.
+
+    client = Client("https://resourced.example", session_id, "alice")
+    result = client.export(live_path="live/cam1", start_pos=..., duration=20_000,
+                           storage_info=storage_info_b64("archive", "exports"))
+    client.download(result.video_url, "clip.mp4")
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from standardwebhooks.webhooks import Webhook
+
+EXPORT_PATH = "/resource/v1/i/export-to-s3dir"
+
+
+class ResourcedError(Exception):
+    """An answer other than success, with the API's own code."""
+
+    def __init__(self, code: int, message: str, status: int = 0) -> None:
+        super().__init__(f"error {code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
+class BadRequest(ResourcedError):
+    pass
+
+
+class NotAuthenticated(ResourcedError):
+    pass
+
+
+class NoMedia(ResourcedError):
+    pass
+
+
+class ExportFailed(ResourcedError):
+    pass
+
+
+class Busy(ResourcedError):
+    def __init__(self, code: int, message: str, status: int, retry_after: float) -> None:
+        super().__init__(code, message, status)
+        self.retry_after = retry_after
+
+
+class NotFound(ResourcedError):
+    pass
+
+
+EXPORT_ERRORS: dict[int, type[ResourcedError]] = {
+    2: BadRequest,
+    3: NotAuthenticated,
+    4: NoMedia,
+    6: ExportFailed,
+}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    video_url: str
+    image_url: str
+    s3_dir: str
+    version: str
+    lack_ms: int
+    answer: dict[str, Any]
+
+
+def storage_info_b64(
+    ts_bucket: str, mp4_bucket: str | None = None, region: str = "us-east-1", root: str = ""
+) -> str:
+    """The `storage_info` field: base64 of the storage entries JSON."""
+    entry = {
+        "storage_type": "S3",
+        "storage_enable": True,
+        "storage_location": region,
+        "storage_description": "",
+        "storage_root_folder": root,
+    }
+    entries = [{**entry, "storage_purpose": "ts", "storage_name": ts_bucket}]
+    if mp4_bucket:
+        entries.append(
+            {**entry, "storage_purpose": "mp4", "storage_name": mp4_bucket, "storage_root_folder": ""}
+        )
+    return base64.b64encode(json.dumps(entries).encode()).decode()
+
+
+def verify_restore_callback(secret: str, body: bytes | str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """For client implementers: the PutRestoreResult payload if its signature is valid; raises if not."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    payload: dict[str, Any] = Webhook(secret).verify(body, lowered)
+    return payload
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        session_id: str,
+        userid: str,
+        timeout_s: float = 30,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session_id, self.userid, self.timeout_s = session_id, userid, timeout_s
+        self.http = http or requests.Session()
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-Session-Id": self.session_id}
+
+    def export_request(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        response = self.http.post(self.base_url + EXPORT_PATH, json=body, timeout=self.timeout_s)
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise ResourcedError(
+                6, f"not a JSON answer (HTTP {response.status_code})", response.status_code
+            ) from exc
+        retry_after = float(response.headers.get("Retry-After") or answer.get("TimeWait") or 1)
+        return response.status_code, answer, retry_after
+
+    def export(
+        self,
+        *,
+        live_path: str,
+        start_pos: int,
+        duration: int,
+        storage_info: str,
+        start_time: int = 0,
+        export_type: int = 0,
+        file_name: str = "",
+        peer_id: str = "",
+        service_caller: str = "mma",
+        export_bucket: str = "",
+        export_region: str = "",
+        export_key: str = "",
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        timeout_s: float = 3600,
+        max_poll_s: float = 30,
+    ) -> ExportResult:
+        """Submit and poll until ready; raises the ResourcedError subclass of the ErrorCode."""
+        body: dict[str, Any] = {
+            "ServiceCaller": service_caller,
+            "StartPos": start_pos,
+            "StartTime": str(start_time),
+            "Duration": duration,
+            "PeerId": peer_id,
+            "LivePath": live_path,
+            "FileName": file_name,
+            "SessionId": self.session_id,
+            "export_type": export_type,
+            "storage_info": storage_info,
+            "userid": self.userid,
+        }
+        for field, value in (
+            ("ExportS3Bucket", export_bucket),
+            ("ExportS3Region", export_region),
+            ("ExportS3Key", export_key),
+        ):
+            if value:
+                body[field] = value
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, answer, wait = self.export_request(body)
+            code = int(answer.get("ErrorCode", 6))
+            if code == 5:
+                return ExportResult(
+                    answer["VideoPath"],
+                    answer["ImagePath"],
+                    answer["S3Dir"],
+                    answer["Version"],
+                    int(answer.get("LackLength", 0)),
+                    answer,
+                )
+            if code == 7:
+                busy = Busy(code, answer.get("ErrorMessage", "busy"), status, wait)
+                if time.monotonic() + wait > deadline:
+                    raise busy
+            elif code in (1, 8):
+                if on_progress is not None:
+                    on_progress(answer)
+            else:
+                raise EXPORT_ERRORS.get(code, ResourcedError)(code, answer.get("ErrorMessage", ""), status)
+            if time.monotonic() > deadline:
+                raise ResourcedError(1, "gave up waiting for the export", status)
+            time.sleep(min(max(wait, 0.2), max_poll_s))
+
+    def download(
+        self, url: str, target: str | Path, on_bytes: Callable[[int, int], None] | None = None
+    ) -> Path:
+        """Stream a result to a file; on_bytes(done, total) as it goes."""
+        path = Path(target)
+        with self.http.get(url, stream=True, timeout=self.timeout_s) as response:
+            response.raise_for_status()
+            total, done = int(response.headers.get("Content-Length", 0)), 0
+            partial = path.with_name(path.name + ".part")
+            with partial.open("wb") as handle:
+                for chunk in response.iter_content(1 << 20):
+                    handle.write(chunk)
+                    done += len(chunk)
+                    if on_bytes is not None:
+                        on_bytes(done, total)
+            partial.replace(path)
+        return path
+
+    def _call(self, method: str, path: str, ok_field: str, **kwargs: Any) -> dict[str, Any]:
+        response = self.http.request(method, self.base_url + path, timeout=self.timeout_s, **kwargs)
+        answer: dict[str, Any] = response.json()
+        code = int(answer.get(ok_field, -1))
+        if code != 0:
+            kind = {1: NotFound, 2: BadRequest, 3: NotAuthenticated}.get(code, ResourcedError)
+            if ok_field == "code" and response.status_code == 404:
+                kind = NotFound
+            raise kind(code, str(answer.get("message", "")), response.status_code)
+        return answer
+
+    def upload_image(self, data: bytes, path: str, filename: str | None = None) -> dict[str, Any]:
+        form = {"path": path, **({"filename": filename} if filename else {})}
+        files = {"file": (filename or "upload", data)}
+        return self._call(
+            "POST", "/api/imgbed/v1/upload", "errCode", headers=self._headers(), data=form, files=files
+        )
+
+    def delete_image(self, path: str, filename: str) -> dict[str, Any]:
+        body = {"path": path, "filename": filename}
+        return self._call("POST", "/api/imgbed/v1/delete", "errCode", headers=self._headers(), json=body)
+
+    def restore(
+        self, storage_info: str, file_dir: str, files: list[str], callback_url: str, **extra: Any
+    ) -> str:
+        body = {
+            "storage_info": storage_info,
+            "file_dir": file_dir,
+            "file_list": files,
+            "callback_url": callback_url,
+            "SessionId": self.session_id,
+            "userid": self.userid,
+            **extra,
+        }
+        return str(self._call("POST", "/resource/v1/i/restore", "code", json=body)["task_id"])
+
+    def restore_status(self, task_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/resource/v1/i/restore/{task_id}", "code", headers=self._headers())
+
+    def test_callback(self, callback_url: str) -> dict[str, Any]:
+        body = {"callback_url": callback_url, "SessionId": self.session_id, "userid": self.userid}
+        return self._call("POST", "/resource/v1/i/restore/test-callback", "code", json=body)

@@ -1,0 +1,269 @@
+"""The OpenAPI 3 document, generated from the marshmallow schemas the views validate with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from app.schemas.export import ExportRequestSchema
+from app.schemas.responses import (
+    CodeMessageSchema,
+    ExportResponseSchema,
+    HealthSchema,
+    ImgbedDeleteRequestSchema,
+    ImgbedResponseSchema,
+    ImgbedUploadResponseSchema,
+    PutRestoreResultSchema,
+    RestoreAcceptedSchema,
+    RestoreStatusSchema,
+)
+from app.schemas.restore import RestoreRequestSchema, TestCallbackSchema
+from tasks.settings import Settings
+
+EXPORT_CODES = {
+    1: "accepted or still processing; poll again after TimeWait",
+    2: "bad request; ErrorMessage names every bad field",
+    3: "session missing, invalid or expired; userid not the session's; bucket not allowed",
+    4: "no media at all in the requested range",
+    5: "ready to download",
+    6: "the export failed; the next identical request starts a fresh attempt",
+    7: "too busy; retry after TimeWait (also Retry-After)",
+    8: "segments are in archival storage; a restore was started; poll after TimeWait",
+}
+IMGBED_CODES = {
+    0: "success",
+    1: "no such image",
+    2: "bad request",
+    3: "not authenticated or not the owner",
+    4: "temporarily unavailable, retry",
+}
+
+
+def _json(schema: str, description: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": schema}
+    if examples:
+        content["examples"] = {name: {"value": value} for name, value in examples.items()}
+    return {"description": description, "content": {"application/json": content}}
+
+
+def _export_path() -> dict[str, Any]:
+    ready = {
+        "ErrorCode": 5,
+        "ErrorMessage": "ready",
+        "TimeWait": 0,
+        "VideoPath": "https://...",
+        "ImagePath": "https://...",
+        "S3Dir": "exports/alice/9f2c",
+        "Version": "3HL4kqtJlcpXroDTDmJ",
+        "LackLength": 0,
+    }
+    example_request = {
+        "ServiceCaller": "mma",
+        "StartPos": 1700000000000,
+        "StartTime": "12500",
+        "Duration": 20000,
+        "PeerId": "peer-1",
+        "LivePath": "live/cam1",
+        "FileName": "clip",
+        "SessionId": "<session>",
+        "export_type": 0,
+        "storage_info": "W3sic3RvcmFnZV9wdXJwb3NlIjoidHMiLC4uLn1d",
+        "userid": "alice",
+    }
+    responses: dict[str, Any] = {
+        "200": _json(
+            "ExportResponse",
+            "1, 5 or 8",
+            {
+                "processing": {"ErrorCode": 1, "ErrorMessage": "running: remuxing 40%", "TimeWait": 3},
+                "ready": ready,
+                "restoring": {"ErrorCode": 8, "ErrorMessage": "restoring: ...", "TimeWait": 300},
+            },
+        ),
+        "400": _json(
+            "ExportResponse", "2", {"bad": {"ErrorCode": 2, "ErrorMessage": "bad request: Duration: ..."}}
+        ),
+        "401": _json("ExportResponse", "3: no valid session"),
+        "403": _json("ExportResponse", "3: not the session's user, or a bucket not allowed"),
+        "404": _json("ExportResponse", "4"),
+        "413": _json("ExportResponse", "2: body too large"),
+        "429": _json(
+            "ExportResponse", "7", {"busy": {"ErrorCode": 7, "ErrorMessage": "too busy", "TimeWait": 12}}
+        ),
+        "500": _json("ExportResponse", "6"),
+        "503": _json("ExportResponse", "6: the job store or queue is unreachable; retry after TimeWait"),
+    }
+    description = "Submit, and poll with the same request. ErrorCode: " + "; ".join(
+        f"{code}: {text}" for code, text in EXPORT_CODES.items()
+    )
+    return {
+        "post": {
+            "summary": "Export a clip of an archived live recording to S3",
+            "description": description,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": "ExportRequest", "example": example_request}},
+            },
+            "responses": responses,
+        }
+    }
+
+
+def _imgbed_paths() -> dict[str, dict[str, Any]]:
+    errors = {
+        str(s): _json("ImgbedResponse", d)
+        for s, d in [(400, "2"), (401, "3"), (403, "3"), (413, "2: too large"), (503, "4")]
+    }
+    codes = "; ".join(f"{c}: {t}" for c, t in IMGBED_CODES.items())
+    return {
+        "/api/imgbed/v1/upload": {
+            "post": {
+                "summary": "Upload an image",
+                "description": f"errCode: {codes}",
+                "security": [{"session": []}, {"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "path": {"type": "string"},
+                                    "filename": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _json("ImgbedUploadResponse", "0"), **errors},
+            }
+        },
+        "/api/imgbed/v1/images/{key}": {
+            "get": {
+                "summary": "Fetch an image (public by URL)",
+                "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "the image bytes",
+                        "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "304": {"description": "not modified (ETag)"},
+                    "400": _json("ImgbedResponse", "2"),
+                    "404": _json("ImgbedResponse", "1"),
+                    "503": _json("ImgbedResponse", "4"),
+                },
+            }
+        },
+        "/api/imgbed/v1/delete": {
+            "post": {
+                "summary": "Delete an image (its uploader or a service session)",
+                "description": f"errCode: {codes}",
+                "security": [{"session": []}, {"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "ImgbedDeleteRequest"}},
+                },
+                "responses": {
+                    "200": _json("ImgbedResponse", "0"),
+                    "404": _json("ImgbedResponse", "1"),
+                    **errors,
+                },
+            }
+        },
+    }
+
+
+def _restore_paths() -> dict[str, dict[str, Any]]:
+    errors = {
+        str(s): _json("CodeMessage", d)
+        for s, d in [(400, "2: bad request"), (401, "3"), (403, "3"), (413, "2"), (503, "6: unavailable")]
+    }
+    callback = {
+        "{$request.body#/callback_url}": {
+            "post": {
+                "summary": "PutRestoreResult (implemented by the client, signed as Standard Webhooks)",
+                "requestBody": {"content": {"application/json": {"schema": "PutRestoreResult"}}},
+                "responses": {"200": _json("CodeMessage", "code 0: received; anything else is retried")},
+            }
+        }
+    }
+    return {
+        "/resource/v1/i/restore": {
+            "post": {
+                "summary": "Restore archived files and call the client back",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "RestoreRequest"}},
+                },
+                "responses": {"200": _json("RestoreAccepted", "0: accepted"), **errors},
+                "callbacks": {"PutRestoreResult": callback},
+            }
+        },
+        "/resource/v1/i/restore/{task_id}": {
+            "get": {
+                "summary": "A restore job and its per-file status",
+                "security": [{"session": []}, {"bearer": []}],
+                "parameters": [
+                    {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json("RestoreStatus", "the job"),
+                    "401": _json("CodeMessage", "3"),
+                    "404": _json("CodeMessage", "4: no such job"),
+                },
+            }
+        },
+        "/resource/v1/i/restore/test-callback": {
+            "post": {
+                "summary": "Send a type 0 PutRestoreResult to callback_url now",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "TestCallback"}},
+                },
+                "responses": {"200": _json("CodeMessage", "0 when the client answered code 0"), **errors},
+            }
+        },
+    }
+
+
+def build_spec(settings: Settings) -> dict[str, Any]:
+    spec = APISpec(
+        title="resourced",
+        version="1",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Clips of archived live recordings as MP4, an image bed, and Glacier restores."},
+    )
+    spec.components.security_scheme("session", {"type": "apiKey", "in": "header", "name": "X-Session-Id"})
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    schemas = {
+        "ExportRequest": ExportRequestSchema(max_duration_ms=settings.max_duration_ms),
+        "ExportResponse": ExportResponseSchema,
+        "ImgbedResponse": ImgbedResponseSchema,
+        "ImgbedUploadResponse": ImgbedUploadResponseSchema,
+        "ImgbedDeleteRequest": ImgbedDeleteRequestSchema,
+        "CodeMessage": CodeMessageSchema,
+        "RestoreRequest": RestoreRequestSchema,
+        "RestoreAccepted": RestoreAcceptedSchema,
+        "RestoreStatus": RestoreStatusSchema,
+        "TestCallback": TestCallbackSchema,
+        "PutRestoreResult": PutRestoreResultSchema,
+        "Health": HealthSchema,
+    }
+    for name, schema in schemas.items():
+        spec.components.schema(name, schema=schema)
+    spec.path(path="/resource/v1/i/export-to-s3dir", operations=_export_path())
+    for path, operations in {**_imgbed_paths(), **_restore_paths()}.items():
+        spec.path(path=path, operations=operations)
+    health = {"200": _json("Health", "ok"), "503": _json("Health", "not ready")}
+    spec.path(
+        path="/healthz", operations={"get": {"summary": "Process up", "responses": {"200": health["200"]}}}
+    )
+    spec.path(
+        path="/readyz", operations={"get": {"summary": "Redis and broker reachable", "responses": health}}
+    )
+    return spec.to_dict()
