@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import fakeredis
 import pytest
 import schemathesis
@@ -28,8 +29,6 @@ SETTINGS = Settings(
 )
 REFUSED_CALLBACK = "http://127.0.0.1:9/cb"  # loopback, not allowlisted: refused before any connection
 SESSION = SignedSessions(SETTINGS.secret_key).issue("alice", 3600)
-_aws = mock_aws()
-_aws.start()
 APP = create_app(
     SETTINGS, redis_client=fakeredis.FakeRedis(), celery=SentTasks(), store=ObjectStore(SETTINGS)
 )  # type: ignore[arg-type]
@@ -39,13 +38,12 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).exclude(path_regex
 
 @pytest.fixture(scope="module", autouse=True)
 def s3_buckets() -> Iterator[None]:
-    import boto3
-
-    client = boto3.client("s3", region_name="us-east-1")
-    for bucket in ("archive", "exports", "images"):
-        client.create_bucket(Bucket=bucket)
-    yield
-    _aws.stop()
+    """moto's in-process S3 for this module only (started at import it would capture every test)."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("archive", "exports", "images"):
+            client.create_bucket(Bucket=bucket)
+        yield
 
 
 def test_document_is_valid_openapi_and_covers_the_contract() -> None:
