@@ -29,7 +29,6 @@ class TaskName(StrEnum):
     EXPORT = "resourced.export"
     RESTORE_POLL = "resourced.restore.poll"
     CALLBACK_DELIVER = "resourced.callback.deliver"
-    REAP = "resourced.maintenance.reap"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -56,8 +55,5 @@ def create_celery(settings: Settings) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        beat_schedule={
-            "reap-stuck-exports": {"task": TaskName.REAP.value, "schedule": 60.0},
-        },
     )
     return app

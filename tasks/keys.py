@@ -29,5 +29,8 @@ def restore_job(task_id: str) -> str:
     return f"{PREFIX}:restore:{task_id}"
 
 
+REAPER_LOCK = f"{PREFIX}:lock:reaper"  # one worker reaps at a time
+
+
 def imgbed_owner_lock(key: str) -> str:
     return f"{PREFIX}:imgbed:lock:{key}"

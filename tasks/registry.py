@@ -24,9 +24,9 @@ class WorkerInfo:
     encoders: tuple[str, ...]
 
 
-def announce(client: redis.Redis, info: WorkerInfo) -> None:
+def announce(client: redis.Redis, info: WorkerInfo, ttl_s: int = HEARTBEAT_TTL_S) -> None:
     payload = asdict(info)
-    client.set(keys.worker(info.name), json.dumps(payload), ex=HEARTBEAT_TTL_S)
+    client.set(keys.worker(info.name), json.dumps(payload), ex=ttl_s)
 
 
 def withdraw(client: redis.Redis, name: str) -> None:

@@ -86,6 +86,9 @@ class Settings:
     upload_part_mib: int = 8  # small enough that parts ship while a short clip is still muxing
     upload_concurrency: int = 4
     worker_queues: tuple[str, ...] = ()  # empty: decided at start from the node's encoders
+    worker_concurrency: int = 0  # 0: suits the node (CPU count; NVENC session cap on GPU workers)
+    heartbeat_ttl_s: int = 30  # a worker silent this long is gone
+    reap_stale_s: int = 60  # a running job unchanged this long, on a gone worker, is requeued
     gpu_max_sessions: int = 3  # NVENC's per-card session cap on consumer cards
     encode_preset: str = "veryfast"
     encode_crf: int = 26  # surveillance scenes are mostly static; 26 keeps detail at a low rate
@@ -158,7 +161,10 @@ class Settings:
             upload_part_mib=_int(env, "RESOURCED_UPLOAD_PART_MIB", cls.upload_part_mib, 5),
             upload_concurrency=_int(env, "RESOURCED_UPLOAD_CONCURRENCY", cls.upload_concurrency, 1),
             worker_queues=_list(env, "RESOURCED_WORKER_QUEUES"),
+            worker_concurrency=_int(env, "RESOURCED_WORKER_CONCURRENCY", 0, 0),
             gpu_max_sessions=_int(env, "RESOURCED_GPU_MAX_SESSIONS", cls.gpu_max_sessions, 1),
+            heartbeat_ttl_s=_int(env, "RESOURCED_HEARTBEAT_TTL", cls.heartbeat_ttl_s, 2),
+            reap_stale_s=_int(env, "RESOURCED_REAP_STALE_S", cls.reap_stale_s, 2),
             encode_preset=env.get("RESOURCED_ENCODE_PRESET", "").strip() or cls.encode_preset,
             encode_crf=_int(env, "RESOURCED_ENCODE_CRF", cls.encode_crf, 0),
             encode_max_height=_int(env, "RESOURCED_ENCODE_MAX_HEIGHT", cls.encode_max_height, 16),

@@ -301,11 +301,21 @@ class ObjectStore:
     def pending_multipart_uploads(
         self, bucket: str, prefix: str = "", region: str | None = None
     ) -> list[str]:
+        return [key for key, _ in self._uploads(bucket, prefix, region)]
+
+    def _uploads(self, bucket: str, prefix: str, region: str | None) -> list[tuple[str, str]]:
         try:
             response = self.client(region).list_multipart_uploads(Bucket=bucket, Prefix=prefix)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket, prefix) from exc
-        return [u["Key"] for u in response.get("Uploads", [])]
+        return [(u["Key"], u["UploadId"]) for u in response.get("Uploads", [])]
+
+    def abort_leftover_uploads(self, bucket: str, key: str, region: str | None = None) -> int:
+        """Abort multipart uploads of exactly this key: what a killed earlier attempt left behind."""
+        leftovers = [(k, upload_id) for k, upload_id in self._uploads(bucket, key, region) if k == key]
+        for _, upload_id in leftovers:
+            MultipartUpload(self.client(region), bucket, key, upload_id).abort()
+        return len(leftovers)
 
     def url(self, bucket: str, key: str, region: str | None = None) -> str:
         """A URL that downloads the object: under the public base URL, or presigned."""

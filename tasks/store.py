@@ -37,6 +37,9 @@ if state == 'failed' and redis.call('HGET', KEYS[1], 'reported') ~= '1' then
   redis.call('HSET', KEYS[1], 'reported', '1')
   return {'exists', state}
 end
+for _, member in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if redis.call('EXISTS', 'resourced:export:' .. member) == 0 then redis.call('ZREM', KEYS[3], member) end
+end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {'busy', 'global'} end
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then return {'busy', 'user'} end
 local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') + 1
@@ -60,6 +63,18 @@ redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[2], 'updated_
   'worker', ARGV[3], 'step', 'starting')
 redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
 return 'running'
+"""
+
+# A job whose worker vanished goes back to the queue as a new attempt; the old attempt's task,
+# if it is ever redelivered, finds itself stale and does nothing.
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+local attempt = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'step', 'requeued', 'updated_at', ARGV[2],
+  'progress', '0')
+return attempt
 """
 
 # Record progress only while this attempt is still the running one.
@@ -102,6 +117,8 @@ class JobRecord:
     result: ExportResult | None
     error: str
     error_code: int
+    updated_at: float
+    worker: str
 
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[str, str]) -> JobRecord:
@@ -124,6 +141,8 @@ class JobRecord:
             result=ExportResult.from_json(raw["result"]) if raw.get("result") else None,
             error=raw.get("error", ""),
             error_code=int(raw.get("error_code", "0") or 0),
+            updated_at=float(raw.get("updated_at", "0")),
+            worker=raw.get("worker", ""),
         )
 
 
@@ -143,6 +162,7 @@ class ExportJobStore:
         self._claim = client.register_script(_CLAIM)
         self._progress = client.register_script(_PROGRESS)
         self._finish = client.register_script(_FINISH)
+        self._requeue = client.register_script(_REQUEUE)
 
     def admit(
         self,
@@ -211,6 +231,10 @@ class ExportJobStore:
         job_keys = [keys.export_job(job_id), keys.ACTIVE_EXPORTS, keys.active_exports_of(_text(user or ""))]
         return bool(self._finish(keys=job_keys, args=args))
 
+    def requeue(self, job_id: str, attempt: int) -> int:
+        """The new attempt number, or 0 when the job moved on meanwhile."""
+        return int(self._requeue(keys=[keys.export_job(job_id)], args=[attempt, f"{time.time():.6f}"]))
+
     def queue_position(self, job_id: str) -> int | None:
         """How many active jobs were admitted before this one."""
         rank = self.redis.zrank(keys.ACTIVE_EXPORTS, job_id)
@@ -222,10 +246,9 @@ class ExportJobStore:
     def active_count(self) -> int:
         return int(self.redis.zcard(keys.ACTIVE_EXPORTS))
 
-    def forget_active(self, job_id: str, user: str) -> None:
-        """Drop a job id whose record has vanished from the active sets (the reaper's job)."""
+    def forget_active(self, job_id: str) -> None:
+        """Drop a job id whose record has vanished (expired) from the active set."""
         self.redis.zrem(keys.ACTIVE_EXPORTS, job_id)
-        self.redis.zrem(keys.active_exports_of(user), job_id)
 
     def record_speed(self, kind: str, media_s: float, wall_s: float) -> None:
         """Fold one finished export of a kind ("copy"/"encode") into its measured speed (an EWMA)."""

@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
             extra={"encoders": working_encoders()},
         )
     queues = choose_queues(args.gpu, settings.worker_queues, nvenc)
-    if args.concurrency:
-        concurrency = args.concurrency
+    if args.concurrency or settings.worker_concurrency:
+        concurrency = args.concurrency or settings.worker_concurrency
     elif args.gpu and nvenc:
         concurrency = settings.gpu_max_sessions  # NVENC caps concurrent sessions per card
     else:

@@ -10,8 +10,10 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from tasks.celery_app import Queue, TaskName
 from tasks.registry import HEARTBEAT_EVERY_S, WorkerInfo, announce, withdraw
 from workers.encoders import working_encoders
+from workers.reaper import reap
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -29,14 +31,24 @@ def _worker_info(consumer: Any) -> WorkerInfo:
     )
 
 
-def _heartbeat(info: WorkerInfo) -> None:
-    client = runtime().redis
+def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
+    rt = runtime()
+    ttl = rt.settings.heartbeat_ttl_s
+    every = min(HEARTBEAT_EVERY_S, max(1.0, ttl / 3))
+
+    def enqueue(job_id: str, attempt: int, queue: str) -> None:
+        celery.send_task(
+            TaskName.EXPORT.value, args=[job_id, attempt], queue=queue or Queue.EXPORT_COPY.value
+        )
+
+    lost_queued_s = rt.settings.export_hard_limit_s * 2 + 60  # past the broker's visibility timeout
     while not _stop.is_set():
         try:
-            announce(client, info)
+            announce(rt.redis, info, ttl)
+            reap(rt.jobs, rt.redis, enqueue, rt.settings.reap_stale_s, lost_queued_s)
         except Exception as exc:  # Redis down: keep beating; the API treats us as gone meanwhile
             log.warning("heartbeat failed", extra={"reason": str(exc)})
-        _stop.wait(HEARTBEAT_EVERY_S)
+        _stop.wait(every)
 
 
 def connect_worker_signals(celery: Celery) -> None:
@@ -47,7 +59,7 @@ def connect_worker_signals(celery: Celery) -> None:
             "worker ready",
             extra={"queues": info.queues, "concurrency": info.concurrency, "encoders": info.encoders},
         )
-        threading.Thread(target=_heartbeat, args=(info,), name="heartbeat", daemon=True).start()
+        threading.Thread(target=_heartbeat, args=(info, celery), name="heartbeat", daemon=True).start()
 
     @worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **_: Any) -> None:

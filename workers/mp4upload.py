@@ -52,6 +52,8 @@ class StreamingMp4Upload:
         self.shipped_while_writing = 0
 
     def __enter__(self) -> StreamingMp4Upload:
+        # Keys are deterministic per job, so uploads pending on ours are a killed attempt's leftovers.
+        self.store.abort_leftover_uploads(self.bucket, self.key, self.region)
         self._upload = self.store.start_multipart(self.bucket, self.key, "video/mp4", self.region)
         self._watcher.start()
         return self
