@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import time
+import uuid
+
 import redis
 from celery import Celery
-from flask import Flask
+from flask import Flask, Response, g, request
 
 from app.auth import make_backend
 from app.errors import register_error_handlers
+from app.metrics import LATENCY, REQUESTS
 from app.services import Services
+from tasks import logs
 from tasks.celery_app import create_celery
 from tasks.logs import configure_logging
 from tasks.registry import WorkerView
@@ -16,6 +22,7 @@ from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tasks.store import ExportJobStore
 
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")  # a caller's X-Request-Id is kept if it looks like one
 MAX_JSON_BODY = 1024 * 1024  # an export request is a few KB; the image bed sets its own limit
 
 
@@ -52,6 +59,37 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(docs.bp)
 
 
+def register_request_hooks(app: Flask) -> None:
+    """A request id on every log line and response, and a metric per endpoint and answer code."""
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        given = request.headers.get("X-Request-Id", "")
+        rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = rid
+        g.log_token = logs.request_id.set(rid)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        code = ""
+        if response.mimetype == "application/json" and not response.is_streamed:
+            body = response.get_json(silent=True)
+            if isinstance(body, dict):
+                code = str(body.get("ErrorCode", body.get("errCode", body.get("code", ""))))
+        REQUESTS.labels(endpoint, str(response.status_code), code).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    @app.teardown_request
+    def _unbind(_: BaseException | None) -> None:
+        token = g.pop("log_token", None)
+        if token is not None:
+            logs.request_id.reset(token)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -67,5 +105,6 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_services(app, settings, redis_client, celery, store)
     register_error_handlers(app)
+    register_request_hooks(app)
     register_blueprints(app)
     return app

@@ -29,6 +29,7 @@ def restore_job(task_id: str) -> str:
     return f"{PREFIX}:restore:{task_id}"
 
 
+EXPORT_METRICS = f"{PREFIX}:metrics:exports"  # HASH of cluster-wide export counters and sums
 REAPER_LOCK = f"{PREFIX}:lock:reaper"  # one worker reaps at a time
 
 

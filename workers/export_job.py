@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from tasks.estimate import speed_kind
 from tasks.jobs import ErrorCode, ExportSpec
+from tasks.outcomes import record_outcome
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tasks.store import RESTORING_STEP, ExportJobStore
@@ -56,10 +57,21 @@ def process_export(
         return JobOutcome("restoring", int(exc.code), time.monotonic() - started)
     except ExportError as exc:
         jobs.fail(job_id, attempt, exc.code, exc.message)
+        record_outcome(
+            jobs.redis,
+            int(record.spec.export_type),
+            f"error{int(exc.code)}",
+            time.monotonic() - started,
+            0,
+            None,
+        )
         log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
         return JobOutcome("failed", int(exc.code), time.monotonic() - started)
     wall = time.monotonic() - started
     jobs.finish(job_id, attempt, result)
+    waited = time.time() - record.created_at
+    wait_error = waited - record.estimate_s if record.estimate_s > 0 else None
+    record_outcome(jobs.redis, int(record.spec.export_type), "ready", wall, result.size_bytes, wait_error)
     jobs.record_speed(speed_kind(record.spec), record.spec.duration_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)

@@ -8,8 +8,9 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
 
+from tasks import logs
 from tasks.celery_app import Queue, TaskName
 from tasks.registry import HEARTBEAT_EVERY_S, WorkerInfo, announce, withdraw
 from workers.encoders import working_encoders
@@ -52,6 +53,19 @@ def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
 
 
 def connect_worker_signals(celery: Celery) -> None:
+    @task_prerun.connect(weak=False)
+    def bind_request_id(task: Any = None, **_: Any) -> None:
+        """The API's request id, carried in the message headers, on every log line of the task."""
+        request = getattr(task, "request", None)
+        rid = getattr(request, "request_id", None) or (getattr(request, "headers", None) or {}).get(
+            "request_id"
+        )
+        logs.request_id.set(str(rid or ""))
+
+    @task_postrun.connect(weak=False)
+    def unbind_request_id(**_: Any) -> None:
+        logs.request_id.set("")
+
     @worker_ready.connect(weak=False)
     def on_ready(sender: Any = None, **_: Any) -> None:
         info = _worker_info(sender)

@@ -8,7 +8,7 @@ import logging
 import posixpath
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from kombu.exceptions import OperationalError
 
 from app.errors import ApiError
@@ -129,6 +129,7 @@ def _enqueue(svc: Services, spec: ExportSpec, attempt: int, queue: str) -> None:
             args=[spec.job_id, attempt],
             queue=queue,
             task_id=f"export-{spec.job_id}-{attempt}",
+            headers={"request_id": g.get("request_id", "")},  # follows the job into the worker's logs
         )
     except (OperationalError, OSError) as exc:
         svc.jobs.fail(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from app.metrics import exposition
 from app.services import services
 
 bp = Blueprint("health", __name__)
@@ -12,6 +14,12 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> Response:
     return jsonify({"status": "ok"})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    svc = services()
+    return Response(exposition(svc.redis, svc.jobs), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/readyz")

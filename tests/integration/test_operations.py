@@ -1,0 +1,80 @@
+"""Operating the service: health, readiness, metrics, request ids in worker logs, Flower."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from scripts import devstack
+from tests.helpers import export_body, upload_recording
+from tests.integration.conftest import poll_export
+from workers.samples import SampleSpec, generate_recording
+
+pytestmark = pytest.mark.integration
+PDT_MS = 1_700_000_000_000
+
+
+@pytest.fixture(scope="module")
+def exported(web: str, worker: subprocess.Popen, session_id: str, s3: Any, tmp_path_factory: Any) -> str:
+    """One export, sent with our own request id; returns that id."""
+    upload_recording(
+        s3, "archive", "live/ops", generate_recording(tmp_path_factory.mktemp("ops"), SampleSpec())
+    )
+    rid = f"ops-{uuid.uuid4().hex}"
+    body = export_body(session_id, "alice", PDT_MS, 2000, LivePath="live/ops", FileName="ops")
+    first = requests.post(
+        f"{web}/resource/v1/i/export-to-s3dir", json=body, headers={"X-Request-Id": rid}, timeout=10
+    )
+    assert first.headers["X-Request-Id"] == rid
+    assert poll_export(web, body)[1]["ErrorCode"] == 5
+    return rid
+
+
+def test_health_and_readiness(web: str) -> None:
+    assert requests.get(f"{web}/healthz", timeout=5).json() == {"status": "ok"}
+    ready = requests.get(f"{web}/readyz", timeout=5).json()
+    assert ready["status"] == "ready" and ready["checks"] == {"redis": "ok", "broker": "ok"}
+
+
+def test_metrics_cover_requests_exports_and_queues(web: str, exported: str) -> None:
+    text = requests.get(f"{web}/metrics", timeout=5).text
+    assert (
+        'resourced_http_requests_total{code="1",endpoint="/resource/v1/i/export-to-s3dir",status="200"}'
+        in text
+    )
+    assert 'resourced_exports_total{outcome="ready",type="copy"}' in text
+    assert "resourced_export_bytes_total" in text and "resourced_timewait_error_count_total" in text
+    assert 'resourced_queue_depth{queue="export.copy"}' in text
+    assert "resourced_http_request_seconds_bucket" in text
+
+
+def test_request_id_follows_the_job_into_the_worker(exported: str, logs_dir: Path) -> None:
+    lines = [line for line in (logs_dir / "worker.log").read_text().splitlines() if exported in line]
+    assert any('"job_id": "' in line and '"job_id": ""' not in line for line in lines), lines[:3]
+
+
+def test_flower_shows_tasks_without_secrets(
+    service_env: dict[str, str], logs_dir: Path, exported: str, session_id: str
+) -> None:
+    port = devstack.free_port()
+    env = {**service_env, "FLOWER_PORT": str(port), "FLOWER_BASIC_AUTH": "ops:flower-test-password"}
+    flower = devstack.start_procfile("flower", env, logs_dir / "flower.log")
+    auth = ("ops", "flower-test-password")
+    try:
+        devstack.wait_http_ok(f"http://127.0.0.1:{port}/healthcheck", timeout_s=30, proc=flower)
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 401  # operators only
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=10, auth=auth)
+        assert page.status_code == 200 and "Flower" in page.text
+        registered = requests.get(
+            f"http://127.0.0.1:{port}/api/workers", params={"refresh": "1"}, timeout=30, auth=auth
+        )
+        names = {task for worker in registered.json().values() for task in worker.get("registered", [])}
+        assert {"resourced.export", "resourced.restore.poll", "resourced.callback.deliver"} <= names
+        assert session_id not in registered.text and "testing" not in registered.text  # no session, no keys
+    finally:
+        devstack.stop(flower)
