@@ -25,12 +25,14 @@ class SentTasks:
         self.sent: list[dict[str, Any]] = []
         self.fail = False
 
-    def send_task(self, name: str, args: list[Any], queue: str, task_id: str) -> None:
+    def send_task(
+        self, name: str, args: list[Any], queue: str, task_id: str, headers: dict[str, str] | None = None
+    ) -> None:
         if self.fail:
             from kombu.exceptions import OperationalError
 
             raise OperationalError("broker down")
-        self.sent.append({"name": name, "args": args, "queue": queue, "task_id": task_id})
+        self.sent.append({"name": name, "args": args, "queue": queue, "task_id": task_id, "headers": headers})
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def test_accepts_and_polls_one_job(client: FlaskClient, session: str, sent: Sent
     task = sent.sent[0]
     assert task["name"] == "resourced.export" and task["queue"] == "export.copy"
     assert task["args"][1] == 1 and len(task["args"]) == 2  # ids only: no session, no credentials
+    assert len(task["headers"]["request_id"]) >= 8  # the request id follows the job into the worker
 
 
 def test_numeric_strings_and_absent_start_time(client: FlaskClient, session: str, sent: SentTasks) -> None:
