@@ -38,8 +38,11 @@ def stack(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[dict
         devstack.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=web)
         token = subprocess.run(
             [str(devstack.BIN / "resourced"), "session", "issue", "--user", "alice"],
-            env={**env, "PATH": str(devstack.BIN)}, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            env={**env, "PATH": str(devstack.BIN)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         yield {**env, "WEB": f"http://127.0.0.1:{port}", "SESSION": token}
         devstack.stop(web)
 
@@ -64,8 +67,9 @@ def test_worker_killed_mid_export_is_replaced(
     upload_recording(s3, "archive", "live/slow", rec)
     first = start_worker(stack, logs_dir, "doomed")
     wait_worker_registered(stack["RESOURCED_REDIS_URL"])
-    body = export_body(stack["SESSION"], "alice", PDT_MS, 11_000, LivePath="live/slow", FileName="killed",
-                       export_type=2)  # fmt: skip
+    body = export_body(
+        stack["SESSION"], "alice", PDT_MS, 11_000, LivePath="live/slow", FileName="killed", export_type=2
+    )
     requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
     devstack.wait_for(lambda: job_hash(stack, "killed.mp4").get("state") == "running", "job running", 30)
     os.killpg(first.pid, signal.SIGKILL)  # the whole worker: no chance to ack, abort or withdraw
@@ -96,8 +100,18 @@ def test_three_workers_share_a_burst_and_run_each_job_once(
     workers = [start_worker(stack, logs_dir, f"burst{i}") for i in range(3)]
     try:
         wait_worker_registered(stack["RESOURCED_REDIS_URL"], count=3)
-        bodies = [export_body(stack["SESSION"], "alice", PDT_MS + i * 100, 2000, LivePath="live/burst",
-                              FileName=f"burst{i}", export_type=1) for i in range(9)]  # fmt: skip
+        bodies = [
+            export_body(
+                stack["SESSION"],
+                "alice",
+                PDT_MS + i * 100,
+                2000,
+                LivePath="live/burst",
+                FileName=f"burst{i}",
+                export_type=1,
+            )
+            for i in range(9)
+        ]
         answers: dict[int, dict[str, Any]] = {}
 
         def run(i: int) -> None:
