@@ -84,6 +84,45 @@ def redis_server(log: Path | None = None) -> Iterator[str]:
         stop(proc)
 
 
+class RestartableRedis:
+    """A redis-server with append-only persistence on a fixed port, to stop and start mid-test."""
+
+    def __init__(self, directory: Path, log: Path | None = None) -> None:
+        self.directory, self.log, self.port = directory, log, free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed: run scripts/bootstrap.sh")
+        args = [
+            exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ]
+        self.proc = spawn(args, None, self.log)
+        wait_for(lambda: port_open(self.port), "redis-server", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
 @contextmanager
 def moto_s3(log: Path | None = None) -> Iterator[str]:
     """moto's S3 server over real HTTP: presigned URLs, multipart uploads and all."""

@@ -88,6 +88,8 @@ class Settings:
     worker_queues: tuple[str, ...] = ()  # empty: decided at start from the node's encoders
     worker_concurrency: int = 0  # 0: suits the node (CPU count; NVENC session cap on GPU workers)
     heartbeat_ttl_s: int = 30  # a worker silent this long is gone
+    s3_max_attempts: int = 6  # botocore's own retries (adaptive mode) before the task retries
+    task_retry_base_s: float = 5.0  # task retries back off from here, doubling, with full jitter
     reap_stale_s: int = 60  # a running job unchanged this long, on a gone worker, is requeued
     gpu_max_sessions: int = 3  # NVENC's per-card session cap on consumer cards
     encode_preset: str = "veryfast"
@@ -164,6 +166,8 @@ class Settings:
             worker_concurrency=_int(env, "RESOURCED_WORKER_CONCURRENCY", 0, 0),
             gpu_max_sessions=_int(env, "RESOURCED_GPU_MAX_SESSIONS", cls.gpu_max_sessions, 1),
             heartbeat_ttl_s=_int(env, "RESOURCED_HEARTBEAT_TTL", cls.heartbeat_ttl_s, 2),
+            s3_max_attempts=_int(env, "RESOURCED_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
+            task_retry_base_s=_float(env, "RESOURCED_TASK_RETRY_BASE_S", cls.task_retry_base_s),
             reap_stale_s=_int(env, "RESOURCED_REAP_STALE_S", cls.reap_stale_s, 2),
             encode_preset=env.get("RESOURCED_ENCODE_PRESET", "").strip() or cls.encode_preset,
             encode_crf=_int(env, "RESOURCED_ENCODE_CRF", cls.encode_crf, 0),

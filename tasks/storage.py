@@ -144,7 +144,7 @@ class ObjectStore:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._config = Config(
-            retries={"max_attempts": 6, "mode": "adaptive"},  # throttling and 5xx back off
+            retries={"max_attempts": settings.s3_max_attempts, "mode": "adaptive"},  # 5xx and throttling
             connect_timeout=5,
             read_timeout=60,
             max_pool_connections=32,

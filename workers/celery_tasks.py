@@ -73,7 +73,9 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
                 record_failure(rt.jobs, job_id, attempt, f"storage kept failing: {exc}")
                 return "failed"
             log.warning("export will retry", extra={"reason": str(exc), "retries": self.request.retries})
-            raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
+            raise self.retry(
+                exc=exc, countdown=backoff_s(self.request.retries, runtime().settings.task_retry_base_s)
+            ) from exc
         except Exception as exc:
             log.exception("export crashed")
             record_failure(rt.jobs, job_id, attempt, f"internal error: {type(exc).__name__}: {exc}")
@@ -102,7 +104,9 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
             settled = advance(job, rt.store)
         except RETRYABLE as exc:
             restores.save(job)
-            raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
+            raise self.retry(
+                exc=exc, countdown=backoff_s(self.request.retries, runtime().settings.task_retry_base_s)
+            ) from exc
         restores.save(job)
         if not settled:
             celery.send_task(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 1.0
 
@@ -28,4 +31,7 @@ class ThrottledProgress:
         ):
             return
         self._last_step, self._last_time, self._last_fraction = step, now, fraction
-        self.write(fraction, step)
+        try:
+            self.write(fraction, step)
+        except Exception as exc:  # Redis away for a moment: the export itself goes on
+            log.warning("progress not recorded", extra={"step": step, "reason": str(exc)})

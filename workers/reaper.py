@@ -18,6 +18,7 @@ from tasks.store import RESTORING_STEP, ExportJobStore, JobState
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, int, str], None]  # job_id, attempt, queue
+SILENT_FACTOR = 5  # progress is written every second while an export runs; 5x the stale limit is dead
 
 
 def reap(
@@ -37,7 +38,11 @@ def reap(
                 jobs.forget_active(job_id)  # expired record: free its admission slot
                 continue
             idle = now - (record.updated_at or record.created_at)
-            gone = record.state is JobState.RUNNING and record.worker not in alive and idle > stale_s
+            running = record.state is JobState.RUNNING
+            # A live worker whose job fell silent (its task died while Redis was away) counts too.
+            gone = (
+                running and idle > stale_s and (record.worker not in alive or idle > SILENT_FACTOR * stale_s)
+            )
             lost = record.state is JobState.QUEUED and idle > lost_queued_s
             if record.step == RESTORING_STEP and record.worker in alive:
                 continue

@@ -18,6 +18,7 @@ import requests
 from scripts import devstack
 from tests.helpers import export_body, upload_recording
 from tests.integration.conftest import poll_export, wait_worker_registered
+from tests.integration.faultproxy import fault_proxy
 from workers.samples import SampleSpec, generate_recording
 
 pytestmark = pytest.mark.integration
@@ -129,3 +130,94 @@ def test_three_workers_share_a_burst_and_run_each_job_once(
     finally:
         for worker in workers:
             devstack.stop(worker, 20)
+
+
+def test_redis_restart_mid_job(service_env: dict[str, str], logs_dir: Path, s3: Any, tmp_path: Path) -> None:
+    """While Redis is down the API answers a clear 503; afterwards the job completes, nothing restarted."""
+    store = devstack.RestartableRedis(tmp_path, logs_dir / "redis-restart.log")
+    store.start()
+    env = {**service_env, "RESOURCED_REDIS_URL": store.url, **FAST_FAILOVER}
+    port = devstack.free_port()
+    web = devstack.start_procfile("web", {**env, "PORT": str(port)}, logs_dir / "web-restart.log")
+    worker = devstack.start_procfile("worker", env, logs_dir / "worker-restart.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        devstack.wait_http_ok(base + "/healthz", proc=web)
+        wait_worker_registered(store.url)
+        rec = generate_recording(tmp_path / "rec", SampleSpec(seconds=12, width=640, height=360, noise=True))
+        upload_recording(s3, "archive", "live/restart", rec)
+        session = subprocess.run(
+            [str(devstack.BIN / "resourced"), "session", "issue", "--user", "alice"],
+            env={**env, "PATH": str(devstack.BIN)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        body = export_body(
+            session, "alice", PDT_MS, 11_000, LivePath="live/restart", FileName="restart", export_type=2
+        )
+        requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+        devstack.wait_for(
+            lambda: job_hash({"RESOURCED_REDIS_URL": store.url}, "restart.mp4").get("state") == "running",
+            "job running",
+            30,
+        )
+        store.stop()
+        down = requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=15)
+        assert down.status_code == 503
+        assert down.json()["ErrorCode"] == 6 and "unavailable" in down.json()["ErrorMessage"]
+        assert int(down.headers["Retry-After"]) > 0
+        assert requests.get(f"{base}/readyz", timeout=15).status_code == 503
+        store.start()
+        status, answer = poll_export(base, body, timeout_s=120)
+        assert (status, answer["ErrorCode"]) == (200, 5), answer
+        assert requests.get(f"{base}/readyz", timeout=15).status_code == 200
+    finally:
+        devstack.stop(worker, 20)
+        devstack.stop(web)
+        store.stop()
+
+
+def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
+    service_env: dict[str, str], logs_dir: Path, s3: Any, s3_endpoint: str, tmp_path: Path
+) -> None:
+    for name in ("flaky", "broken"):
+        upload_recording(
+            s3, "archive", f"live/{name}", generate_recording(tmp_path / name, SampleSpec(seconds=4))
+        )
+    with fault_proxy(s3_endpoint) as proxy, devstack.redis_server(logs_dir / "redis-faults.log") as url:
+        proxy.flaky, proxy.broken = r"/archive/live/flaky/.*\.ts", r"/archive/live/broken/.*\.ts"
+        env = {
+            **service_env,
+            "RESOURCED_REDIS_URL": url,
+            "RESOURCED_S3_ENDPOINT_URL": proxy.url,
+            "RESOURCED_S3_MAX_ATTEMPTS": "3",
+            "RESOURCED_TASK_RETRY_BASE_S": "0.2",
+        }
+        port = devstack.free_port()
+        web = devstack.start_procfile("web", {**env, "PORT": str(port)}, logs_dir / "web-faults.log")
+        worker = devstack.start_procfile("worker", env, logs_dir / "worker-faults.log")
+        base = f"http://127.0.0.1:{port}"
+        try:
+            devstack.wait_http_ok(base + "/healthz", proc=web)
+            wait_worker_registered(url)
+            session = subprocess.run(
+                [str(devstack.BIN / "resourced"), "session", "issue", "--user", "alice"],
+                env={**env, "PATH": str(devstack.BIN)},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            flaky = export_body(session, "alice", PDT_MS, 3000, LivePath="live/flaky", FileName="flaky")
+            status, answer = poll_export(base, flaky, timeout_s=60)
+            assert (status, answer["ErrorCode"]) == (200, 5), answer
+            assert max(n for path, n in proxy.seen.items() if "/live/flaky/" in path) >= 3  # it was retried
+            broken = export_body(session, "alice", PDT_MS, 3000, LivePath="live/broken", FileName="broken")
+            status, answer = poll_export(base, broken, timeout_s=90)
+            assert (status, answer["ErrorCode"]) == (500, 6), answer
+            assert (
+                "storage kept failing" in answer["ErrorMessage"] and "InternalError" in answer["ErrorMessage"]
+            )
+        finally:
+            devstack.stop(worker, 20)
+            devstack.stop(web)
