@@ -22,6 +22,10 @@ lint: setup
 bench: setup
 	.venv/bin/python scripts/bench_export.py
 
+bench-api: setup
+	BOOTSTRAP_EXTRA_PACKAGES=wrk bash scripts/bootstrap.sh
+	.venv/bin/python scripts/bench_api.py
+
 bench-transcode: setup
 	.venv/bin/python scripts/bench_transcode.py
 

@@ -7,6 +7,7 @@ so the same key rules, retries and error mapping apply everywhere.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.settings import Settings
 
+URL_CACHE_SIZE = 10_000
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # unreadable until restored
 
 
@@ -142,6 +144,7 @@ class ObjectStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: dict[str, Any] = {}
+        self._urls: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._config = Config(
             retries={"max_attempts": settings.s3_max_attempts, "mode": "adaptive"},  # 5xx and throttling
@@ -318,13 +321,27 @@ class ObjectStore:
         return len(leftovers)
 
     def url(self, bucket: str, key: str, region: str | None = None) -> str:
-        """A URL that downloads the object: under the public base URL, or presigned."""
+        """A URL that downloads the object: under the public base URL, or presigned.
+
+        Presigning costs ~0.5 ms of HMAC work, and clients poll a ready job repeatedly, so a
+        presigned URL is reused for the first half of its lifetime."""
         if self.settings.public_base_url:
             return f"{self.settings.public_base_url}/{bucket}/{key}"
-        return str(
+        now = time.monotonic()
+        cache_key = (bucket, key, region or "")
+        with self._lock:
+            cached = self._urls.get(cache_key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        url = str(
             self.client(region).generate_presigned_url(
                 "get_object",
                 Params={"Bucket": bucket, "Key": key},
                 ExpiresIn=self.settings.presign_ttl_s,
             )
         )
+        with self._lock:
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[cache_key] = (url, now + self.settings.presign_ttl_s / 2)
+        return url

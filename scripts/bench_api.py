@@ -1,0 +1,167 @@
+"""`make bench-api`: poll throughput and latency of the production web server, with wrk.
+
+Starts redis-server, moto's S3 server, the Procfile's web and one worker; exports a clip to
+ready; then wrk sends that same poll for a while and prints requests/s and p50/p99, next to
+redis-benchmark's GET for scale. Then the same polls while a second wrk floods the server
+with malformed and oversized requests, to show bad input does not slow valid polls. All
+traffic stays on 127.0.0.1 and every run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import boto3
+
+from app.client import Client, storage_info_b64
+from scripts import devstack
+from workers.samples import SampleSpec, generate_recording
+
+PDT_MS = 1_700_000_000_000
+DURATION_S = 10
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def millis(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not found:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {"rps": float(rate.group(1)) if rate else 0.0, "p50": millis("50"), "p99": millis("99")}
+
+
+def lua(body: str) -> str:
+    lines = [
+        'wrk.method = "POST"',
+        'wrk.headers["Content-Type"] = "application/json"',
+        f"wrk.body = {json.dumps(body)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    for tool in ("wrk", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is missing (make bench-api installs it)")
+            return 1
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        devstack.redis_server() as redis_url,
+        devstack.moto_s3() as s3_url,
+    ):
+        work = Path(tmp)
+        env = {
+            "RESOURCED_REDIS_URL": redis_url,
+            "RESOURCED_S3_ENDPOINT_URL": s3_url,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "HOST": "127.0.0.1",
+            "RESOURCED_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+            "RESOURCED_WORK_DIR": tmp,
+            "RESOURCED_ALLOWED_BUCKETS": "bench-archive,bench-exports",
+        }
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",  # noqa: S106 - moto's local server takes any key
+        )
+        for bucket in ("bench-archive", "bench-exports"):
+            s3.create_bucket(Bucket=bucket)
+        rec = generate_recording(work / "rec", SampleSpec())
+        for path in rec.directory.iterdir():
+            if path.suffix in {".ts", ".m3u8"}:
+                s3.upload_file(str(path), "bench-archive", f"live/bench/{path.name}")
+        port = devstack.free_port()
+        web = devstack.start_procfile("web", {**env, "PORT": str(port)})
+        worker = devstack.start_procfile("worker", env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            devstack.wait_http_ok(base + "/healthz", proc=web)
+            session = subprocess.run(
+                [str(devstack.BIN / "resourced"), "session", "issue", "--user", "bench"],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            client = Client(base, session, "bench")
+            info = storage_info_b64("bench-archive", "bench-exports")
+            client.export(
+                live_path="live/bench", start_pos=PDT_MS, duration=2000, storage_info=info, max_poll_s=0.2
+            )
+            devstack.stop(worker, 20)
+            body = json.dumps(
+                {
+                    "StartPos": PDT_MS,
+                    "StartTime": "0",
+                    "Duration": 2000,
+                    "LivePath": "live/bench",
+                    "FileName": "",
+                    "SessionId": session,
+                    "export_type": 0,
+                    "storage_info": info,
+                    "userid": "bench",
+                    "ServiceCaller": "mma",
+                    "PeerId": "",
+                }
+            )
+            poll, bad = work / "poll.lua", work / "bad.lua"
+            poll.write_text(lua(body))
+            bad.write_text(
+                lua('{"StartPos": "x", "Duration": -1, "storage_info": "%%%' + "A" * 300_000 + '"')
+            )
+            redis_port = redis_url.rsplit(":", 1)[1].split("/")[0]
+            rb = subprocess.run(
+                ["redis-benchmark", "-p", redis_port, "-t", "get", "-n", "100000", "-q"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            redis_rps = float(re.search(r"([\d.]+) requests per second", rb).group(1))  # type: ignore[union-attr]
+            url = base + "/resource/v1/i/export-to-s3dir"
+            alone = wrk(url, poll, 16, DURATION_S)
+            rps, p50, p99 = alone["rps"], alone["p50"], alone["p99"]
+            print(f"bench: polls (ready job): {rps:7.0f}/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+            print("bench:   (target >= 2000/s, p99 < 20 ms)")
+            print(
+                f"bench: bare redis GET    : {redis_rps:7.0f}/s  ({1000 / redis_rps:.3f} ms each, one client)"
+            )
+            flood = subprocess.Popen(
+                ["wrk", "-t1", "-c8", f"-d{DURATION_S}s", "-s", str(bad), url], stdout=subprocess.DEVNULL
+            )
+            loaded = wrk(url, poll, 16, DURATION_S)
+            flood.wait(DURATION_S + 30)
+            print(
+                f"bench: polls under a flood of malformed/oversized requests: {loaded['rps']:7.0f}/s  "
+                f"p50 {loaded['p50']:.2f} ms  p99 {loaded['p99']:.2f} ms"
+            )
+        finally:
+            devstack.stop(worker, 20)
+            devstack.stop(web)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
