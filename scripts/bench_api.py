@@ -10,7 +10,6 @@ traffic stays on 127.0.0.1 and every run is bounded in time.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -99,13 +98,7 @@ def main() -> int:
         try:
             base = f"http://127.0.0.1:{port}"
             devstack.wait_http_ok(base + "/healthz", proc=web)
-            session = subprocess.run(
-                [str(devstack.BIN / "resourced"), "session", "issue", "--user", "bench"],
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
+            session = devstack.issue_session(env, "bench")
             client = Client(base, session, "bench")
             info = storage_info_b64("bench-archive", "bench-exports")
             client.export(

@@ -70,26 +70,14 @@ def export_spec(prefix: str, seconds: float) -> ExportSpec:
     )
 
 
+def ffmpeg_reading(folder: Path) -> list[str]:
+    """The ffmpeg CLI reading the recording's own playlist: the baseline's input side."""
+    return ["ffmpeg", "-v", "error", "-y", "-allowed_extensions", "ALL", "-i", str(folder / "index.m3u8")]
+
+
 def time_ffmpeg_copy(folder: Path, out: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-allowed_extensions",
-            "ALL",
-            "-i",
-            str(folder / "index.m3u8"),
-            "-c",
-            "copy",
-            "-movflags",
-            "+faststart",
-            str(out),
-        ],
-        check=True,
-    )
+    subprocess.run([*ffmpeg_reading(folder), "-c", "copy", "-movflags", "+faststart", str(out)], check=True)
     return time.perf_counter() - started
 
 

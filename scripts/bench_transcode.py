@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.bench_export import cached_recording
+from scripts.bench_export import cached_recording, ffmpeg_reading
 from tasks.jobs import ExportType
 from tasks.settings import Settings
 from workers.encoders import has_nvenc
@@ -47,14 +47,7 @@ def median_time(fn: Callable[[], object], rounds: int) -> float:
 
 def ffmpeg_encode(folder: Path, encoder: str, preset: str, quality: list[str], out: Path) -> None:
     command = [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-y",
-        "-allowed_extensions",
-        "ALL",
-        "-i",
-        str(folder / "index.m3u8"),
+        *ffmpeg_reading(folder),
         "-c:v",
         encoder,
         "-preset",

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -98,13 +97,7 @@ def main() -> int:
             f"in {time.monotonic() - started:.1f} s"
         )
 
-        session = subprocess.run(
-            [str(devstack.BIN / "resourced"), "session", "issue", "--user", "demo-user"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        session = devstack.issue_session(env, "demo-user")
         client = Client(base, session, "demo-user")
         say(f"exporting 20 s from StartPos {PDT_MS} + StartTime 12500 ms of {LIVE_PATH} through the HTTP API")
         started = time.monotonic()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -154,5 +153,13 @@ def wait_http_ok(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | Non
     wait_for(lambda: requests.get(url, timeout=1).ok, url, timeout_s, proc)
 
 
-def quote_env(env: dict[str, str]) -> str:
-    return " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+def issue_session(env: dict[str, str], user: str) -> str:
+    """A SessionId from the `resourced` command, as an operator gets one."""
+    out = subprocess.run(
+        [str(BIN / "resourced"), "session", "issue", "--user", user],
+        env={**os.environ, **env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()

@@ -187,7 +187,3 @@ def get_settings() -> Settings:
     if _cached is None:
         _cached = Settings.from_env()
     return _cached
-
-
-def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
-    return _bool(os.environ if env is None else env, "RESOURCED_DEBUG", False)

@@ -25,7 +25,6 @@ class JobState(StrEnum):
     FAILED = "failed"
 
 
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 RESTORING_STEP = "restoring"  # a running job waiting for its archived segments (ErrorCode 8)
 
 # Admit a new job, or a fresh attempt of a failed one, unless a limit is reached. A failure is

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 from typing import Any
 
+from app.client import storage_info_b64
 from workers.samples import SampleRecording
 
 
 def storage_info(
     ts_bucket: str, mp4_bucket: str | None = None, region: str = "us-east-1", root: str = ""
 ) -> str:
-    entries = [
-        {
-            "storage_purpose": "ts",
-            "storage_type": "S3",
-            "storage_enable": True,
-            "storage_name": ts_bucket,
-            "storage_location": region,
-            "storage_description": "",
-            "storage_root_folder": root,
-        }
-    ]
-    if mp4_bucket:
-        entries.append(
-            {**entries[0], "storage_purpose": "mp4", "storage_name": mp4_bucket, "storage_root_folder": ""}
-        )
-    return base64.b64encode(json.dumps(entries).encode()).decode()
+    return storage_info_b64(ts_bucket, mp4_bucket, region, root)
 
 
 def export_body(session: str, user: str, start_pos: int, duration: int, **overrides: Any) -> dict[str, Any]:

@@ -38,10 +38,6 @@ def _ref(images: ImageStore, path: Any, filename: Any) -> ImageRef:
         raise ApiError(BAD_REQUEST, f"bad request: path or filename {exc}", 400) from exc
 
 
-def _answer(body: dict[str, Any], status: int = 200) -> tuple[dict[str, Any], int]:
-    return body, status
-
-
 @bp.post("/upload")
 def upload() -> tuple[dict[str, Any], int]:
     svc = services()
@@ -71,9 +67,7 @@ def upload() -> tuple[dict[str, Any], int]:
         raise ApiError(UNAVAILABLE, "busy: another upload of that name is in progress", 503, 1) from exc
     log.info("image stored", extra={"key": ref.key, "bytes": len(data)})
     url = url_for("imgbed.fetch", key="/".join(p for p in (ref.path, ref.filename) if p), _external=True)
-    return _answer(
-        {"errCode": OK, "message": "uploaded", "path": ref.path, "filename": ref.filename, "url": url}
-    )
+    return {"errCode": OK, "message": "uploaded", "path": ref.path, "filename": ref.filename, "url": url}, 200
 
 
 @bp.get("/images/<path:key>")
@@ -125,4 +119,4 @@ def delete() -> tuple[dict[str, Any], int]:
         raise ApiError(NOT_ALLOWED, "forbidden: only the uploader may delete this image", 403) from exc
     except Busy as exc:
         raise ApiError(UNAVAILABLE, "busy: the image is being written, try again", 503, 1) from exc
-    return _answer({"errCode": OK, "message": "deleted"})
+    return {"errCode": OK, "message": "deleted"}, 200

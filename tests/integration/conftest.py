@@ -4,7 +4,6 @@ Procfile's web and worker entries with only the documented environment variables
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,14 +108,7 @@ def worker(
 @pytest.fixture(scope="session")
 def session_id(service_env: dict[str, str]) -> str:
     """Issued by the `resourced` command, as an operator would."""
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "resourced"), "session", "issue", "--user", "alice"],
-        env={**service_env, "PATH": str(Path(sys.executable).parent)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
+    return devstack.issue_session(service_env, "alice")
 
 
 def poll_export(web: str, body: dict[str, Any], timeout_s: float = 90) -> tuple[int, dict[str, Any]]:

@@ -37,13 +37,7 @@ def stack(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[dict
         port = devstack.free_port()
         web = devstack.start_procfile("web", {**env, "PORT": str(port)}, logs_dir / "web-reliability.log")
         devstack.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=web)
-        token = subprocess.run(
-            [str(devstack.BIN / "resourced"), "session", "issue", "--user", "alice"],
-            env={**env, "PATH": str(devstack.BIN)},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        token = devstack.issue_session(env, "alice")
         yield {**env, "WEB": f"http://127.0.0.1:{port}", "SESSION": token}
         devstack.stop(web)
 
@@ -146,13 +140,7 @@ def test_redis_restart_mid_job(service_env: dict[str, str], logs_dir: Path, s3: 
         wait_worker_registered(store.url)
         rec = generate_recording(tmp_path / "rec", SampleSpec(seconds=12, width=640, height=360, noise=True))
         upload_recording(s3, "archive", "live/restart", rec)
-        session = subprocess.run(
-            [str(devstack.BIN / "resourced"), "session", "issue", "--user", "alice"],
-            env={**env, "PATH": str(devstack.BIN)},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        session = devstack.issue_session(env, "alice")
         body = export_body(
             session, "alice", PDT_MS, 11_000, LivePath="live/restart", FileName="restart", export_type=2
         )
@@ -201,13 +189,7 @@ def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
         try:
             devstack.wait_http_ok(base + "/healthz", proc=web)
             wait_worker_registered(url)
-            session = subprocess.run(
-                [str(devstack.BIN / "resourced"), "session", "issue", "--user", "alice"],
-                env={**env, "PATH": str(devstack.BIN)},
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
+            session = devstack.issue_session(env, "alice")
             flaky = export_body(session, "alice", PDT_MS, 3000, LivePath="live/flaky", FileName="flaky")
             status, answer = poll_export(base, flaky, timeout_s=60)
             assert (status, answer["ErrorCode"]) == (200, 5), answer
