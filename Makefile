@@ -1,11 +1,14 @@
 # `make demo` sets everything up and exports a clip end to end; `make test` runs the tests.
-.PHONY: setup demo test test-all test-slow lint bench bench-transcode bench-api clean
+.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api clean
 
 setup:
 	bash scripts/bootstrap.sh
 
 demo: setup
 	.venv/bin/python scripts/demo.py
+
+serve: setup
+	DEMO_SERVE=1 .venv/bin/python scripts/demo.py
 
 test: setup
 	bash scripts/run_tests.sh

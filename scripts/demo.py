@@ -138,8 +138,30 @@ def main() -> int:
                 say(f"  audio: {audio.codec_context.name} {audio.codec_context.sample_rate} Hz")
         say(f"  first frame image: {workdir / 'demo-clip.jpg'}")
         say(f"  in S3: s3://{EXPORTS}/{answer['S3Dir']}/demo-clip.mp4 (version {answer['Version']})")
+        if os.environ.get("DEMO_SERVE") == "1":
+            serve(workdir, base, session)
         say("done")
     return 0
+
+
+def serve(workdir: Path, base: str, session: str) -> None:
+    """Leave the stack running for the CLI; the variables it needs go to .demo/env."""
+    env_file = workdir / "env"
+    env_file.write_text(
+        f"export RESOURCED_URL={base}\nexport RESOURCED_SESSION={session}\nexport RESOURCED_USER=demo-user\n"
+    )
+    say(f"serving at {base}; in another shell:")
+    print(f"  source {env_file}")
+    print(
+        f"  .venv/bin/resourced export --bucket {ARCHIVE} --dest-bucket {EXPORTS} --live-path {LIVE_PATH} \\"
+    )
+    print(f"      --start {PDT_MS} --start-time 12500 --duration 20000 --type 1 --download clip.mp4")
+    say("Ctrl-C stops everything")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from tasks.restore_store import RestoreJobStore
 from tasks.settings import Settings
 from tasks.storage import TransientStorageError
 from workers.export_job import process_export, record_failure
-from workers.restore import advance, deliver_result
+from workers.restore import advance, deliver_result, next_delivery_in
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,12 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
         if deliver_result(job, s.require_callback_secret(), s.callback_allowlist, s.callback_timeout_s):
             restores.save(job)
             return "delivered"
-        if time.time() - job.settled_at > s.callback_retry_hours * 3600:
+        delay = next_delivery_in(job, s.callback_backoff_s, s.callback_retry_hours, time.time())
+        if delay is None:
             job.state = "delivery_failed"
             restores.save(job)
             return "delivery_failed"
         restores.save(job)
-        delay = min(3600.0, s.callback_backoff_s * 2 ** (len(job.attempts) - 1)) * random.uniform(0.5, 1.0)
         celery.send_task(
             TaskName.CALLBACK_DELIVER.value, args=[task_id], queue=Queue.CALLBACK.value, countdown=delay
         )

@@ -4,6 +4,7 @@ each restore is complete. Plain functions over the job record; the task layer sc
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from tasks.restore_store import FileCode, RestoreFile, RestoreJob
@@ -40,6 +41,14 @@ def advance(job: RestoreJob, store: ObjectStore) -> bool:
     if job.settled and not job.settled_at:
         job.state, job.settled_at = "settled", time.time()
     return job.settled
+
+
+def next_delivery_in(job: RestoreJob, backoff_s: float, window_hours: float, now: float) -> float | None:
+    """Seconds until the next delivery attempt, or None once the retry window has closed (the job
+    is then marked delivery_failed). Exponential from backoff_s, capped at an hour, full-ish jitter."""
+    if now - job.settled_at > window_hours * 3600:
+        return None
+    return min(3600.0, backoff_s * 2 ** max(len(job.attempts) - 1, 0)) * random.uniform(0.5, 1.0)
 
 
 def deliver_result(job: RestoreJob, secret: str, allowlist: tuple[str, ...], timeout_s: float) -> bool:

@@ -98,3 +98,41 @@ def test_failed_upload_leaves_no_object_and_no_multipart(
         store.upload_file(big, "exports", "out/big.mp4", "video/mp4")
     assert "Contents" not in s3.list_objects_v2(Bucket="exports", Prefix="out/")
     assert store.pending_multipart_uploads("exports") == []
+
+
+def test_reads_only_the_recordings_playlists_and_the_covering_segments(
+    s3: Any, recording: None, tmp_path: Path
+) -> None:
+    upload_recording(
+        s3, "archive", "live/other", generate_recording(tmp_path / "other", SampleSpec(seconds=2))
+    )
+    s3.put_object(Bucket="archive", Key="live/cam/old/index.m3u8", Body=b"#EXTM3U\n")  # a subfolder's
+    settings = Settings(work_dir=str(tmp_path))
+    store = ObjectStore(settings)
+    read: list[str] = []
+    client = store.client("us-east-1")
+    client.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **_: read.append(params["Key"])
+    )
+    run_export(spec(PDT_MS + 2500, 1000), store, settings)  # inside the second 2 s segment
+    assert read == ["live/cam/index.m3u8", "live/cam/seg_00001.ts"]
+
+
+def test_failed_streamed_upload_leaves_no_object_and_no_multipart(
+    s3: Any, recording: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    settings = Settings(work_dir=str(work))
+    store = ObjectStore(settings)
+    client = store.client("us-east-1")
+
+    def refuse(**_: Any) -> Any:
+        raise ConnectionError("network cut while completing")
+
+    monkeypatch.setattr(client, "complete_multipart_upload", refuse)
+    with pytest.raises(Exception, match="network cut"):
+        run_export(spec(PDT_MS, 4000), store, settings)
+    assert "Contents" not in s3.list_objects_v2(Bucket="exports", Prefix="out/job/clip.mp4")
+    assert store.pending_multipart_uploads("exports") == []
+    assert list(work.iterdir()) == []  # temporary files are gone on the failure path too
