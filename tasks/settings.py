@@ -86,6 +86,7 @@ class Settings:
     upload_part_mib: int = 8  # small enough that parts ship while a short clip is still muxing
     upload_concurrency: int = 4
     worker_queues: tuple[str, ...] = ()  # empty: decided at start from the node's encoders
+    worker_metrics_port: int = 0  # >0: each worker serves /metrics on this port (its own and the cluster's)
     worker_concurrency: int = 0  # 0: suits the node (CPU count; NVENC session cap on GPU workers)
     heartbeat_ttl_s: int = 30  # a worker silent this long is gone
     s3_max_attempts: int = 6  # botocore's own retries (adaptive mode) before the task retries
@@ -164,6 +165,7 @@ class Settings:
             upload_concurrency=_int(env, "RESOURCED_UPLOAD_CONCURRENCY", cls.upload_concurrency, 1),
             worker_queues=_list(env, "RESOURCED_WORKER_QUEUES"),
             worker_concurrency=_int(env, "RESOURCED_WORKER_CONCURRENCY", 0, 0),
+            worker_metrics_port=_int(env, "RESOURCED_WORKER_METRICS_PORT", 0, 0),
             gpu_max_sessions=_int(env, "RESOURCED_GPU_MAX_SESSIONS", cls.gpu_max_sessions, 1),
             heartbeat_ttl_s=_int(env, "RESOURCED_HEARTBEAT_TTL", cls.heartbeat_ttl_s, 2),
             s3_max_attempts=_int(env, "RESOURCED_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),

@@ -9,9 +9,11 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from tasks import logs
 from tasks.celery_app import Queue, TaskName
+from tasks.metrics import ClusterCollector
 from tasks.registry import HEARTBEAT_EVERY_S, WorkerInfo, announce, withdraw
 from workers.encoders import working_encoders
 from workers.reaper import reap
@@ -52,6 +54,30 @@ def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
         _stop.wait(every)
 
 
+def serve_metrics(info: WorkerInfo, port: int) -> None:
+    """This worker's slots and encoders, and the cluster's export metrics, for Prometheus."""
+    registry = CollectorRegistry()
+    rt = runtime()
+    registry.register(ClusterCollector(rt.redis, rt.jobs))
+    slots = Gauge(
+        "resourced_worker_slots",
+        "Concurrent exports this worker runs",
+        ["worker", "queues"],
+        registry=registry,
+    )
+    slots.labels(info.name, ",".join(info.queues)).set(info.concurrency)
+    encoders = Gauge(
+        "resourced_worker_encoder",
+        "Encoders that work on this node",
+        ["worker", "encoder"],
+        registry=registry,
+    )
+    for name in info.encoders:
+        encoders.labels(info.name, name).set(1)
+    start_http_server(port, registry=registry)
+    log.info("worker metrics served", extra={"port": port})
+
+
 def connect_worker_signals(celery: Celery) -> None:
     @task_prerun.connect(weak=False)
     def bind_request_id(task: Any = None, **_: Any) -> None:
@@ -74,6 +100,9 @@ def connect_worker_signals(celery: Celery) -> None:
             extra={"queues": info.queues, "concurrency": info.concurrency, "encoders": info.encoders},
         )
         threading.Thread(target=_heartbeat, args=(info, celery), name="heartbeat", daemon=True).start()
+        port = runtime().settings.worker_metrics_port
+        if port:
+            serve_metrics(info, port)
 
     @worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **_: Any) -> None:

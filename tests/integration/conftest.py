@@ -91,11 +91,17 @@ def wait_worker_registered(redis_url: str, count: int = 1, timeout_s: float = 60
 
 
 @pytest.fixture(scope="session")
+def worker_metrics_port() -> int:
+    return devstack.free_port()
+
+
+@pytest.fixture(scope="session")
 def worker(
-    service_env: dict[str, str], logs_dir: Path, redis_url: str, s3: Any
+    service_env: dict[str, str], logs_dir: Path, redis_url: str, s3: Any, worker_metrics_port: int
 ) -> Iterator[subprocess.Popen]:
     log = logs_dir / "worker.log"
-    proc = devstack.start_procfile("worker", service_env, log)
+    env = {**service_env, "RESOURCED_WORKER_METRICS_PORT": str(worker_metrics_port)}
+    proc = devstack.start_procfile("worker", env, log)
     try:
         wait_worker_registered(redis_url)
     except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,48 @@ def test_flower_shows_tasks_without_secrets(
         assert session_id not in registered.text and "testing" not in registered.text  # no session, no keys
     finally:
         devstack.stop(flower)
+
+
+def test_workers_serve_metrics_too(worker_metrics_port: int, exported: str) -> None:
+    text = requests.get(f"http://127.0.0.1:{worker_metrics_port}/metrics", timeout=5).text
+    assert "resourced_worker_slots{" in text and 'encoder="libx264"' in text
+    assert 'resourced_exports_total{outcome="ready",type="copy"}' in text
+
+
+def test_valid_polls_are_served_through_a_burst_of_bad_requests(
+    web: str, session_id: str, exported: str
+) -> None:
+    """Functional, not timed (the benchmark measures latency): every valid poll gets its answer."""
+    body = export_body(session_id, "alice", PDT_MS, 2000, LivePath="live/ops", FileName="ops")
+    garbage = [
+        b"{",
+        b"[]",
+        b'{"Duration": "x"}',
+        b"\xff" * 1000,
+        b'{"storage_info": "' + b"A" * 300_000 + b'"}',
+    ]
+    bad_answers: list[int] = []
+    good_answers: list[int] = []
+
+    def flood() -> None:
+        with requests.Session() as http:
+            for i in range(200):
+                response = http.post(
+                    f"{web}/resource/v1/i/export-to-s3dir",
+                    data=garbage[i % len(garbage)],
+                    headers={"Content-Type": "application/json"},
+                    timeout=30,
+                )
+                bad_answers.append(response.status_code)
+
+    threads = [threading.Thread(target=flood) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    with requests.Session() as http:
+        for _ in range(50):
+            response = http.post(f"{web}/resource/v1/i/export-to-s3dir", json=body, timeout=30)
+            good_answers.append(response.json()["ErrorCode"])
+    for thread in threads:
+        thread.join()
+    assert good_answers == [5] * 50
+    assert len(bad_answers) == 800 and set(bad_answers) <= {400, 401, 413}
