@@ -104,6 +104,7 @@ def fetch(key: str) -> Response:
 
 @bp.post("/delete")
 def delete() -> tuple[dict[str, Any], int]:
+    request.max_content_length = 64 * 1024  # {path, filename}: the 20 MiB upload limit is not for this
     body = request.get_json(force=True, silent=True)
     body_session = body.get("SessionId") if isinstance(body, dict) else None
     session = authenticate(header_session_id() or body_session)

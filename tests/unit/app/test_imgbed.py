@@ -170,6 +170,9 @@ def test_bad_delete_bodies(client: FlaskClient, settings: Settings) -> None:
     for body in (b"nope", b"[]", b'{"path": 1, "filename": "x"}', b'{"path": "a"}'):
         response = client.post(DELETE, data=body, headers=alice, content_type="application/json")
         assert (response.status_code, response.get_json()["errCode"]) == (400, 2)
+    huge = b'{"path": "' + b"a" * 200_000 + b'", "filename": "x.png"}'
+    response = client.post(DELETE, data=huge, headers=alice, content_type="application/json")
+    assert (response.status_code, response.get_json()["errCode"]) == (413, 2)
 
 
 def test_concurrent_uploads_of_one_name(app: Flask, settings: Settings, s3: Any) -> None:
