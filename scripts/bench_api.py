@@ -92,19 +92,13 @@ def main() -> int:
         for path in rec.directory.iterdir():
             if path.suffix in {".ts", ".m3u8"}:
                 s3.upload_file(str(path), "bench-archive", f"live/bench/{path.name}")
-        port = devstack.free_port()
-        web = devstack.start_procfile("web", {**env, "PORT": str(port)})
-        worker = devstack.start_procfile("worker", env)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            devstack.wait_http_ok(base + "/healthz", proc=web)
+        with devstack.service(env) as base:
             session = devstack.issue_session(env, "bench")
             client = Client(base, session, "bench")
             info = storage_info_b64("bench-archive", "bench-exports")
             client.export(
                 live_path="live/bench", start_pos=PDT_MS, duration=2000, storage_info=info, max_poll_s=0.2
             )
-            devstack.stop(worker, 20)
             body = json.dumps(
                 {
                     "StartPos": PDT_MS,
@@ -150,9 +144,6 @@ def main() -> int:
                 f"bench: polls under a flood of malformed/oversized requests: {loaded['rps']:7.0f}/s  "
                 f"p50 {loaded['p50']:.2f} ms  p99 {loaded['p99']:.2f} ms"
             )
-        finally:
-            devstack.stop(worker, 20)
-            devstack.stop(web)
     return 0
 
 

@@ -50,7 +50,6 @@ def main() -> int:
             devstack.moto_s3(logs / "s3.log")
         )
         say(f"redis at {redis_url}, S3 at {s3_url}")
-        port = devstack.free_port()
         env = {
             "RESOURCED_REDIS_URL": redis_url,
             "RESOURCED_S3_ENDPOINT_URL": s3_url,
@@ -60,7 +59,6 @@ def main() -> int:
             "RESOURCED_SECRET_KEY": os.environ.get("RESOURCED_SECRET_KEY") or secrets.token_urlsafe(32),
             "RESOURCED_ALLOWED_BUCKETS": f"{ARCHIVE},{EXPORTS}",
             "RESOURCED_WORK_DIR": str(workdir),
-            "PORT": str(port),
             "HOST": "127.0.0.1",
         }
         s3 = boto3.client(
@@ -75,12 +73,7 @@ def main() -> int:
                 s3.create_bucket(Bucket=bucket)
 
         say("starting the Procfile's web and worker")
-        web = devstack.start_procfile("web", env, logs / "web.log")
-        stack.callback(devstack.stop, web)
-        worker = devstack.start_procfile("worker", env, logs / "worker.log")
-        stack.callback(devstack.stop, worker, 20)
-        base = f"http://127.0.0.1:{port}"
-        devstack.wait_http_ok(base + "/healthz", proc=web)
+        base = stack.enter_context(devstack.service(env, logs))
 
         say("generating a 60 s 1280x720 25 fps H.264+AAC HLS recording with PROGRAM-DATE-TIME")
         started = time.monotonic()

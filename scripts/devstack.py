@@ -153,6 +153,42 @@ def wait_http_ok(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | Non
     wait_for(lambda: requests.get(url, timeout=1).ok, url, timeout_s, proc)
 
 
+def wait_workers(redis_url: str, count: int = 1, timeout_s: float = 60) -> None:
+    """Until `count` workers announce themselves in the registry (they are then consuming)."""
+    import redis
+
+    from tasks.registry import live_workers
+
+    client = redis.Redis.from_url(redis_url)
+    wait_for(lambda: len(live_workers(client)) >= count, f"{count} worker(s)", timeout_s)
+
+
+@contextmanager
+def service(
+    env: dict[str, str], log_dir: Path | None = None, tag: str = "", workers: int = 1
+) -> Iterator[str]:
+    """The Procfile's web and `workers` workers, as an operator starts them; yields the web's URL."""
+
+    def log(role: str) -> Path | None:
+        return log_dir / f"{role}{'-' + tag if tag else ''}.log" if log_dir else None
+
+    port = free_port()
+    procs = [start_procfile("web", {**env, "PORT": str(port)}, log("web"))]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http_ok(base + "/healthz", proc=procs[0])
+        procs += [
+            start_procfile("worker", env, log(f"worker{i}" if workers > 1 else "worker"))
+            for i in range(workers)
+        ]
+        if workers:
+            wait_workers(env["RESOURCED_REDIS_URL"], workers)
+        yield base
+    finally:
+        for proc in reversed(procs):
+            stop(proc, 20)
+
+
 def issue_session(env: dict[str, str], user: str) -> str:
     """A SessionId from the `resourced` command, as an operator gets one."""
     out = subprocess.run(

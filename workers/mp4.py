@@ -41,9 +41,7 @@ class Mp4Writer:
         self.video: av.VideoStream | None = None
         self.audio: AudioTrack | None = None
         self.encoding = False
-        self.packets = 0
         self.video_frames = 0
-        self.dropped = 0
         self.last_video_dts = -(1 << 62)
 
     @property
@@ -85,16 +83,14 @@ class Mp4Writer:
             self.audio.write(packet, pts, dts)
 
     def mux_video(self, packet: av.Packet) -> None:
-        """Copied or encoded: a packet that would go back in time is dropped (and counted)."""
+        """Copied or encoded: a packet that would go back in time is dropped."""
         if self.video is None or packet.dts is None:
             return
         if packet.dts <= self.last_video_dts:
-            self.dropped += 1
             return
         self.last_video_dts = packet.dts
         packet.stream = self.video
         self.container.mux(packet)
-        self.packets += 1
         self.video_frames += 1
 
     def close(self) -> None:

@@ -49,7 +49,6 @@ class StreamingMp4Upload:
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="upload-watch", daemon=True)
         self._upload: MultipartUpload | None = None
-        self.shipped_while_writing = 0
 
     def __enter__(self) -> StreamingMp4Upload:
         # Keys are deterministic per job, so uploads pending on ours are a killed attempt's leftovers.
@@ -80,7 +79,6 @@ class StreamingMp4Upload:
                 continue
             while self._next_offset + self.part_bytes <= size:
                 self._ship(self._next_offset, self._next_offset + self.part_bytes)
-                self.shipped_while_writing += 1
 
     def _ship(self, start: int, end: int) -> None:
         number = self._next_part

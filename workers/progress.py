@@ -10,8 +10,6 @@ log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 1.0
 
-STEPS = ("indexing", "remuxing", "encoding", "thumbnail", "uploading")
-
 
 class ThrottledProgress:
     """Call it with a named step and a 0..1 fraction; writes at most once a second per step."""

@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-import redis
 import requests
 
 from scripts import devstack
@@ -83,13 +82,6 @@ def web(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[str]:
     devstack.stop(proc)
 
 
-def wait_worker_registered(redis_url: str, count: int = 1, timeout_s: float = 60) -> None:
-    client = redis.Redis.from_url(redis_url)
-    devstack.wait_for(
-        lambda: len(list(client.scan_iter("resourced:workers:*"))) >= count, "worker", timeout_s
-    )
-
-
 @pytest.fixture(scope="session")
 def worker_metrics_port() -> int:
     return devstack.free_port()
@@ -103,7 +95,7 @@ def worker(
     env = {**service_env, "RESOURCED_WORKER_METRICS_PORT": str(worker_metrics_port)}
     proc = devstack.start_procfile("worker", env, log)
     try:
-        wait_worker_registered(redis_url)
+        devstack.wait_workers(redis_url)
     except Exception:
         devstack.stop(proc)
         raise RuntimeError("worker did not start:\n" + _tail(log)) from None

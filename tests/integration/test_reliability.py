@@ -17,7 +17,7 @@ import requests
 
 from scripts import devstack
 from tests.helpers import export_body, upload_recording
-from tests.integration.conftest import poll_export, wait_worker_registered
+from tests.integration.conftest import poll_export
 from tests.integration.faultproxy import fault_proxy
 from workers.samples import SampleSpec, generate_recording
 
@@ -34,12 +34,8 @@ FAST_FAILOVER = {
 def stack(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[dict[str, str]]:
     with devstack.redis_server(logs_dir / "redis-reliability.log") as url:
         env = {**service_env, "RESOURCED_REDIS_URL": url, **FAST_FAILOVER}
-        port = devstack.free_port()
-        web = devstack.start_procfile("web", {**env, "PORT": str(port)}, logs_dir / "web-reliability.log")
-        devstack.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=web)
-        token = devstack.issue_session(env, "alice")
-        yield {**env, "WEB": f"http://127.0.0.1:{port}", "SESSION": token}
-        devstack.stop(web)
+        with devstack.service(env, logs_dir, "reliability", workers=0) as base:  # each test starts its own
+            yield {**env, "WEB": base, "SESSION": devstack.issue_session(env, "alice")}
 
 
 def start_worker(stack: dict[str, str], logs_dir: Path, name: str) -> subprocess.Popen:
@@ -61,7 +57,7 @@ def test_worker_killed_mid_export_is_replaced(
     rec = generate_recording(tmp_path / "slow", SampleSpec(seconds=12, width=640, height=360, noise=True))
     upload_recording(s3, "archive", "live/slow", rec)
     first = start_worker(stack, logs_dir, "doomed")
-    wait_worker_registered(stack["RESOURCED_REDIS_URL"])
+    devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
     body = export_body(
         stack["SESSION"], "alice", PDT_MS, 11_000, LivePath="live/slow", FileName="killed", export_type=2
     )
@@ -94,7 +90,7 @@ def test_three_workers_share_a_burst_and_run_each_job_once(
     )
     workers = [start_worker(stack, logs_dir, f"burst{i}") for i in range(3)]
     try:
-        wait_worker_registered(stack["RESOURCED_REDIS_URL"], count=3)
+        devstack.wait_workers(stack["RESOURCED_REDIS_URL"], count=3)
         bodies = [
             export_body(
                 stack["SESSION"],
@@ -131,38 +127,33 @@ def test_redis_restart_mid_job(service_env: dict[str, str], logs_dir: Path, s3: 
     store = devstack.RestartableRedis(tmp_path, logs_dir / "redis-restart.log")
     store.start()
     env = {**service_env, "RESOURCED_REDIS_URL": store.url, **FAST_FAILOVER}
-    port = devstack.free_port()
-    web = devstack.start_procfile("web", {**env, "PORT": str(port)}, logs_dir / "web-restart.log")
-    worker = devstack.start_procfile("worker", env, logs_dir / "worker-restart.log")
-    base = f"http://127.0.0.1:{port}"
     try:
-        devstack.wait_http_ok(base + "/healthz", proc=web)
-        wait_worker_registered(store.url)
-        rec = generate_recording(tmp_path / "rec", SampleSpec(seconds=12, width=640, height=360, noise=True))
-        upload_recording(s3, "archive", "live/restart", rec)
-        session = devstack.issue_session(env, "alice")
-        body = export_body(
-            session, "alice", PDT_MS, 11_000, LivePath="live/restart", FileName="restart", export_type=2
-        )
-        requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
-        devstack.wait_for(
-            lambda: job_hash({"RESOURCED_REDIS_URL": store.url}, "restart.mp4").get("state") == "running",
-            "job running",
-            30,
-        )
-        store.stop()
-        down = requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=15)
-        assert down.status_code == 503
-        assert down.json()["ErrorCode"] == 6 and "unavailable" in down.json()["ErrorMessage"]
-        assert int(down.headers["Retry-After"]) > 0
-        assert requests.get(f"{base}/readyz", timeout=15).status_code == 503
-        store.start()
-        status, answer = poll_export(base, body, timeout_s=120)
-        assert (status, answer["ErrorCode"]) == (200, 5), answer
-        assert requests.get(f"{base}/readyz", timeout=15).status_code == 200
+        with devstack.service(env, logs_dir, "restart") as base:
+            rec = generate_recording(
+                tmp_path / "rec", SampleSpec(seconds=12, width=640, height=360, noise=True)
+            )
+            upload_recording(s3, "archive", "live/restart", rec)
+            session = devstack.issue_session(env, "alice")
+            body = export_body(
+                session, "alice", PDT_MS, 11_000, LivePath="live/restart", FileName="restart", export_type=2
+            )
+            requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+            devstack.wait_for(
+                lambda: job_hash({"RESOURCED_REDIS_URL": store.url}, "restart.mp4").get("state") == "running",
+                "job running",
+                30,
+            )
+            store.stop()
+            down = requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=15)
+            assert down.status_code == 503
+            assert down.json()["ErrorCode"] == 6 and "unavailable" in down.json()["ErrorMessage"]
+            assert int(down.headers["Retry-After"]) > 0
+            assert requests.get(f"{base}/readyz", timeout=15).status_code == 503
+            store.start()
+            status, answer = poll_export(base, body, timeout_s=120)
+            assert (status, answer["ErrorCode"]) == (200, 5), answer
+            assert requests.get(f"{base}/readyz", timeout=15).status_code == 200
     finally:
-        devstack.stop(worker, 20)
-        devstack.stop(web)
         store.stop()
 
 
@@ -182,13 +173,7 @@ def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
             "RESOURCED_S3_MAX_ATTEMPTS": "3",
             "RESOURCED_TASK_RETRY_BASE_S": "0.2",
         }
-        port = devstack.free_port()
-        web = devstack.start_procfile("web", {**env, "PORT": str(port)}, logs_dir / "web-faults.log")
-        worker = devstack.start_procfile("worker", env, logs_dir / "worker-faults.log")
-        base = f"http://127.0.0.1:{port}"
-        try:
-            devstack.wait_http_ok(base + "/healthz", proc=web)
-            wait_worker_registered(url)
+        with devstack.service(env, logs_dir, "faults") as base:
             session = devstack.issue_session(env, "alice")
             flaky = export_body(session, "alice", PDT_MS, 3000, LivePath="live/flaky", FileName="flaky")
             status, answer = poll_export(base, flaky, timeout_s=60)
@@ -200,6 +185,3 @@ def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
             assert (
                 "storage kept failing" in answer["ErrorMessage"] and "InternalError" in answer["ErrorMessage"]
             )
-        finally:
-            devstack.stop(worker, 20)
-            devstack.stop(web)
