@@ -23,7 +23,7 @@ import boto3
 
 from app.client import Client, storage_info_b64
 from scripts import devstack
-from workers.samples import SampleSpec, generate_recording
+from scripts.samples import SampleSpec, generate_recording
 
 PDT_MS = 1_700_000_000_000
 DURATION_S = 10

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3
 
 from scripts import devstack
+from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
-from workers.export import run_export
-from workers.samples import SampleSpec, generate_recording
+from workers.jobs.export_pipeline import run_export
 
 PDT_MS = 1_700_000_000_000
 CACHE = Path(".bench")
@@ -128,7 +128,7 @@ def _child_peak_rss(seconds: float, prefix: str, env: dict[str, str]) -> float:
     code = (
         "import sys,resource; sys.path.insert(0,'.');"
         "from scripts.bench_export import export_spec; from tasks.settings import Settings;"
-        "from tasks.storage import ObjectStore; from workers.export import run_export;"
+        "from tasks.storage import ObjectStore; from workers.jobs.export_pipeline import run_export;"
         f"s=Settings.from_env(); run_export(export_spec({prefix!r}, {seconds}), ObjectStore(s), s);"
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec from the parent

@@ -19,14 +19,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.bench_export import cached_recording, ffmpeg_reading
+from scripts.samples import SampleSpec
 from tasks.jobs import ExportType
 from tasks.settings import Settings
-from workers.encoders import has_nvenc
-from workers.hls import covering, parse_playlist
-from workers.remux import remux
-from workers.samples import SampleSpec
-from workers.timeline import SegmentInput
-from workers.transcode import transcode
+from workers.archive.playlists import covering, parse_playlist
+from workers.media.encoder_probe import has_nvenc
+from workers.media.remux import remux
+from workers.media.timeline import SegmentInput
+from workers.media.transcode import transcode
 
 
 def inputs(folder: Path, start_s: float, end_s: float) -> tuple[list[SegmentInput], float, float]:

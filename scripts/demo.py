@@ -26,7 +26,7 @@ import requests
 
 from app.client import Client, ResourcedError, storage_info_b64
 from scripts import devstack
-from workers.samples import SampleSpec, generate_recording, read_frame_index
+from scripts.samples import SampleSpec, generate_recording, read_frame_index
 
 ARCHIVE, EXPORTS = "demo-archive", "demo-exports"
 LIVE_PATH = "live/demo-cam"

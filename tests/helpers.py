@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from app.client import storage_info_b64
-from workers.samples import SampleRecording
+from scripts.samples import SampleRecording
 
 
 def storage_info(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 
-from workers.samples import click_onsets, picture_times, read_frame_index
+from scripts.samples import click_onsets, picture_times, read_frame_index
 
 
 def frame_indices(path: Path | str) -> list[int]:

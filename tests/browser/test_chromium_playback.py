@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import ExportType
 from tasks.settings import Settings
-from workers.hls import covering, parse_playlist
-from workers.remux import remux
-from workers.samples import SampleSpec, generate_recording
-from workers.timeline import SegmentInput
-from workers.transcode import transcode
+from workers.archive.playlists import covering, parse_playlist
+from workers.media.remux import remux
+from workers.media.timeline import SegmentInput
+from workers.media.transcode import transcode
 
 pytestmark = pytest.mark.slow
 FRAME_MS = 40

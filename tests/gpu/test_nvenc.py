@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import ExportType
 from tasks.settings import Settings
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices
-from workers.encoders import has_nvenc
-from workers.encoding import choose_encoder
-from workers.hls import covering, parse_playlist
-from workers.samples import SampleSpec, generate_recording
-from workers.timeline import SegmentInput
-from workers.transcode import transcode
+from workers.archive.playlists import covering, parse_playlist
+from workers.media.encoder_choice import choose_encoder
+from workers.media.encoder_probe import has_nvenc
+from workers.media.timeline import SegmentInput
+from workers.media.transcode import transcode
 
 pytestmark = pytest.mark.gpu
 

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from app.client import BadRequest, Client, NoMedia, storage_info_b64, verify_restore_callback
+from scripts.samples import SampleSpec, generate_recording
 from tests.helpers import upload_recording
 from tests.integration.receiver import receiver
 from tests.media import frame_indices
-from workers.samples import SampleSpec, generate_recording
 
 pytestmark = pytest.mark.integration
 PDT_MS = 1_700_000_000_000

@@ -12,6 +12,7 @@ import pytest
 import redis
 import requests
 
+from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import ErrorCode
 from tests.helpers import export_body, upload_recording
 from tests.integration.conftest import poll_export
@@ -23,7 +24,6 @@ from tests.media import (
     moov_before_mdat,
     sync_error_s,
 )
-from workers.samples import SampleSpec, generate_recording
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from scripts import devstack
+from scripts.samples import SampleSpec, generate_recording
 from tests.helpers import export_body, upload_recording
 from tests.integration.conftest import poll_export
-from workers.samples import SampleSpec, generate_recording
 
 pytestmark = pytest.mark.integration
 PDT_MS = 1_700_000_000_000

@@ -12,11 +12,11 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
+from scripts.samples import SampleSpec, generate_recording
 from tests.helpers import export_body, storage_info, upload_recording
 from tests.integration.conftest import poll_export
 from tests.integration.receiver import receiver
 from tests.media import frame_indices
-from workers.samples import SampleSpec, generate_recording
 
 pytestmark = pytest.mark.integration
 PDT_MS = 1_700_000_000_000

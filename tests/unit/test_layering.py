@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CELERY_AWARE = {"workers/celery_tasks.py", "workers/celery_worker.py", "workers/lifecycle.py"}
+WORKER_LAYERS = ("archive", "media", "transfer", "jobs", "runtime")  # each may import those to its left
 
 
 def imports(path: Path) -> set[str]:
@@ -36,6 +36,30 @@ def test_packages_import_only_downwards(package: str, forbidden: set[str]) -> No
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_only_the_task_shell_of_workers_knows_celery() -> None:
+def worker_imports(path: Path) -> set[str]:
+    """The workers/ subpackages a module imports."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found.update(n.split(".")[1] for n in names if n.startswith("workers.") and n.count(".") >= 1)
+    return found
+
+
+def test_only_the_runtime_of_workers_knows_celery() -> None:
     knowing = {str(p.relative_to(ROOT)) for p in modules("workers") if "celery" in imports(p)}
-    assert knowing <= CELERY_AWARE
+    assert all(k.startswith("workers/runtime/") for k in knowing), knowing
+
+
+@pytest.mark.parametrize("layer", WORKER_LAYERS)
+def test_worker_packages_import_only_to_their_left(layer: str) -> None:
+    allowed = set(WORKER_LAYERS[: WORKER_LAYERS.index(layer) + 1]) | {"errors"}
+    offenders = {str(p.relative_to(ROOT)): worker_imports(p) - allowed for p in modules(f"workers/{layer}")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_workers_is_only_subpackages() -> None:
+    loose = {p.name for p in (ROOT / "workers").glob("*.py")} - {"__init__.py", "errors.py"}
+    assert loose == set(), "workers/ modules belong in a subpackage by what they do"

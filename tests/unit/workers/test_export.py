@@ -11,14 +11,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tests.helpers import upload_recording
 from tests.media import first_frame_index, frame_indices
 from workers.errors import NoMedia
-from workers.export import run_export
-from workers.samples import SampleSpec, generate_recording
+from workers.jobs.export_pipeline import run_export
 
 PDT_MS = 1_700_000_000_000
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from workers.hls import PlaylistError, covering, merge_timelines, parse_playlist, resolve_segment_key
+from workers.archive.playlists import (
+    PlaylistError,
+    covering,
+    merge_timelines,
+    parse_playlist,
+    resolve_segment_key,
+)
 
 PDT = """#EXTM3U
 #EXT-X-TARGETDURATION:2

@@ -12,14 +12,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from scripts.samples import SampleRecording, SampleSpec, generate_recording
 from tasks.jobs import ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices, moov_before_mdat
-from workers.export import run_export
-from workers.mp4layout import LayoutError, shift_chunk_offsets
-from workers.samples import SampleRecording, SampleSpec, generate_recording
+from workers.jobs.export_pipeline import run_export
+from workers.media.mp4_boxes import LayoutError, shift_chunk_offsets
 
 PDT_MS = 1_700_000_000_000
 
@@ -78,7 +78,7 @@ def test_relayout_failure_falls_back_to_a_local_faststart(
     def overflow(moov: bytearray, delta: int) -> None:
         raise LayoutError("chunk offsets overflow 32 bits")
 
-    monkeypatch.setattr("workers.mp4upload.shift_chunk_offsets", overflow)
+    monkeypatch.setattr("workers.transfer.streaming_upload.shift_chunk_offsets", overflow)
     settings = Settings(upload_part_mib=5, work_dir=str(tmp_path))
     run_export(spec(), ObjectStore(settings), settings)
     got = fetch(s3, tmp_path)

@@ -9,9 +9,9 @@ from tasks.jobs import ExportSpec, ExportType, S3Location
 from tasks.registry import WorkerInfo, WorkerView, announce
 from tasks.routing import export_queue
 from tasks.settings import Settings
-from workers.encoders import encoder_works, working_encoders
-from workers.encoding import choose_encoder, output_size
-from workers.launch import choose_queues
+from workers.media.encoder_choice import choose_encoder, output_size
+from workers.media.encoder_probe import encoder_works, working_encoders
+from workers.runtime.launch import choose_queues
 
 
 def spec(export_type: ExportType) -> ExportSpec:

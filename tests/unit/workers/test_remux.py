@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from scripts.samples import PTS_WRAP, TS_CLOCK, SampleRecording, SampleSpec, generate_recording, playlist_text
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, moov_before_mdat, sync_error_s
+from workers.archive.playlists import Segment, covering, parse_playlist
 from workers.errors import CodecChanged, NoMedia
-from workers.hls import Segment, covering, parse_playlist
-from workers.remux import ClipStats, remux
-from workers.samples import PTS_WRAP, TS_CLOCK, SampleRecording, SampleSpec, generate_recording, playlist_text
-from workers.timeline import SegmentInput
+from workers.media.remux import ClipStats, remux
+from workers.media.timeline import SegmentInput
 
 FPS = 25
 

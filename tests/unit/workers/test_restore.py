@@ -9,7 +9,7 @@ from moto import mock_aws
 from tasks.restore_store import RestoreFile, RestoreJob
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
-from workers.restore import advance, next_delivery_in
+from workers.jobs.restore import advance, next_delivery_in
 
 
 def job(files: list[str]) -> RestoreJob:

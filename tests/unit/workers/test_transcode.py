@@ -11,16 +11,16 @@ import av
 import numpy as np
 import pytest
 
+from scripts.samples import SampleRecording, SampleSpec, generate_recording, playlist_text
 from tasks.jobs import ExportType
 from tasks.settings import Settings
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, sync_error_s
-from workers.audio import AudioTrack
-from workers.hls import covering, parse_playlist
-from workers.remux import ClipStats, remux
-from workers.samples import SampleRecording, SampleSpec, generate_recording, playlist_text
-from workers.timeline import CLOCK, SegmentInput
-from workers.transcode import transcode
-from workers.verify import decodes_cleanly
+from workers.archive.playlists import covering, parse_playlist
+from workers.media.audio import AudioTrack
+from workers.media.remux import ClipStats, remux
+from workers.media.timeline import CLOCK, SegmentInput
+from workers.media.transcode import transcode
+from workers.media.verify import decodes_cleanly
 
 FPS = 25
 

@@ -8,7 +8,7 @@ from typing import cast
 
 import av
 
-from workers.timeline import CLOCK
+from workers.media.timeline import CLOCK
 
 TICK = Fraction(1, CLOCK)
 AAC_RATES = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000}

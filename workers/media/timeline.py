@@ -18,7 +18,7 @@ from pathlib import Path
 
 import av
 
-from workers.hls import Segment
+from workers.archive.playlists import Segment
 
 log = logging.getLogger(__name__)
 

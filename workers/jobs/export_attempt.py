@@ -18,8 +18,8 @@ from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tasks.store import RESTORING_STEP, ExportJobStore
 from workers.errors import ExportError, SegmentsArchived
-from workers.export import run_export
-from workers.progress import ThrottledProgress
+from workers.jobs.export_pipeline import run_export
+from workers.jobs.progress import ThrottledProgress
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ B-frame reordering would reach back across a splice, that GOP is re-encoded inst
 is H.264 only: `hvc1` (which Apple players require) allows parameter sets only in the sample
 entry, so two encoders' parameter sets cannot share an H.265 track; H.265 output is always a
 full re-encode. The export verifies a spliced file decodes frame for frame and re-encodes
-fully if not (workers.export).
+fully if not (workers.jobs.export_pipeline).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import av
 
 from tasks.jobs import ExportType
 from tasks.settings import Settings
-from workers.encoding import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
 from workers.errors import NoMedia
-from workers.mp4 import TICK, EncoderChoice, Mp4Writer
-from workers.remux import ClipStats
-from workers.timeline import CLOCK, OpenSegment, PacketTimeline, SegmentInput, TimedPacket
+from workers.media.encoder_choice import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
+from workers.media.mp4_writer import TICK, EncoderChoice, Mp4Writer
+from workers.media.remux import ClipStats
+from workers.media.timeline import CLOCK, OpenSegment, PacketTimeline, SegmentInput, TimedPacket
 
 ProgressFn = Callable[[float], None]
 EPSILON_MS = 0.01  # timeline positions are exact to the 90 kHz tick; this absorbs float noise

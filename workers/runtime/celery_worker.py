@@ -1,10 +1,10 @@
-"""Entry point for `celery -A workers.celery_worker worker`: the app with the tasks bound."""
+"""Entry point for `celery -A workers.runtime.celery_worker worker`: the app with the tasks bound."""
 
 from tasks.celery_app import create_celery
 from tasks.logs import configure_logging
 from tasks.settings import get_settings
-from workers.celery_tasks import register_restore_tasks, register_tasks
-from workers.lifecycle import connect_worker_signals
+from workers.runtime.celery_tasks import register_restore_tasks, register_tasks
+from workers.runtime.lifecycle import connect_worker_signals
 
 configure_logging("worker")
 celery = create_celery(get_settings())

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.cut import CopyCut
 from workers.errors import CodecChanged, NoMedia
-from workers.mp4 import Mp4Writer
-from workers.timeline import Gap, OpenSegment, PacketTimeline, SegmentInput, StreamParams
+from workers.media.copy_cut import CopyCut
+from workers.media.mp4_writer import Mp4Writer
+from workers.media.timeline import Gap, OpenSegment, PacketTimeline, SegmentInput, StreamParams
 
 ProgressFn = Callable[[float], None]
 

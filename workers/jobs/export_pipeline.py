@@ -17,17 +17,17 @@ from tasks.images import ImageStore
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
 from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectStore, Uploaded
-from workers.archive import segments_for_range
+from workers.archive.playlists import Segment
+from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.hls import Segment
-from workers.mp4 import faststart_copy
-from workers.mp4layout import LayoutError
-from workers.mp4upload import StreamingMp4Upload
-from workers.prefetch import prefetch
-from workers.remux import ClipStats, remux
-from workers.thumbnail import first_frame_jpeg
-from workers.transcode import transcode
-from workers.verify import decodes_cleanly
+from workers.media.mp4_boxes import LayoutError
+from workers.media.mp4_writer import faststart_copy
+from workers.media.remux import ClipStats, remux
+from workers.media.thumbnail import first_frame_jpeg
+from workers.media.transcode import transcode
+from workers.media.verify import decodes_cleanly
+from workers.transfer.prefetch import prefetch
+from workers.transfer.streaming_upload import StreamingMp4Upload
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tasks.jobs import S3Location
 from tasks.storage import ObjectNotFound, ObjectStore, TooLarge
-from workers.hls import Segment
-from workers.timeline import SegmentInput, open_segment
+from workers.archive.playlists import Segment
+from workers.media.timeline import SegmentInput, open_segment
 
 MAX_SEGMENT_BYTES = 2 * 1024**3  # an HLS segment is seconds of video; gigabytes is hostile
 

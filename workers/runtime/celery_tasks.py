@@ -21,9 +21,9 @@ from tasks.celery_app import Queue, TaskName
 from tasks.restore_store import RestoreJobStore
 from tasks.settings import Settings
 from tasks.storage import TransientStorageError
-from workers.export_job import process_export, record_failure
-from workers.restore import advance, deliver_result, next_delivery_in
-from workers.runtime import runtime
+from workers.jobs.export_attempt import process_export, record_failure
+from workers.jobs.restore import advance, deliver_result, next_delivery_in
+from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`python -m workers.launch [--gpu]`: start a Celery worker on the queues this node can serve.
+"""`python -m workers.runtime.launch [--gpu]`: start a Celery worker on the queues this node can serve.
 
 It first finds which encoders really work here. A GPU worker without working NVENC (a data
 -centre card, or no card) says so and serves the CPU encode queue instead.
@@ -15,10 +15,10 @@ import sys
 from tasks.celery_app import Queue
 from tasks.logs import configure_logging
 from tasks.settings import get_settings
-from workers.encoders import has_nvenc, working_encoders
-from workers.encoding import USE_NVENC_ENV
+from workers.media.encoder_choice import USE_NVENC_ENV
+from workers.media.encoder_probe import has_nvenc, working_encoders
 
-log = logging.getLogger("workers.launch")
+log = logging.getLogger("workers.runtime.launch")
 
 SHARED_QUEUES = (Queue.EXPORT_COPY, Queue.RESTORE, Queue.CALLBACK, Queue.MAINTENANCE)
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         "-m",
         "celery",
         "-A",
-        "workers.celery_worker",
+        "workers.runtime.celery_worker",
         "worker",
         "-Q",
         ",".join(queues),

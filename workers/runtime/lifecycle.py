@@ -15,9 +15,9 @@ from tasks import logs
 from tasks.celery_app import Queue, TaskName
 from tasks.metrics import ClusterCollector
 from tasks.registry import HEARTBEAT_EVERY_S, WorkerInfo, announce, withdraw
-from workers.encoders import working_encoders
-from workers.reaper import reap
-from workers.runtime import runtime
+from workers.media.encoder_probe import working_encoders
+from workers.runtime.clients import runtime
+from workers.runtime.reaper import reap
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()

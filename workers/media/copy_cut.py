@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from workers.timeline import CLOCK, TimedPacket
+from workers.media.timeline import CLOCK, TimedPacket
 
 REORDER_WINDOW = 16  # H.264/H.265 never reorder more frames than this (max DPB size)
 AUDIO_LOOKBEHIND = 512  # audio packets kept while looking for the start: >10 s of AAC

@@ -13,8 +13,8 @@ from typing import cast
 
 import av
 
-from workers.audio import AudioTrack
-from workers.timeline import CLOCK
+from workers.media.audio import AudioTrack
+from workers.media.timeline import CLOCK
 
 TICK = Fraction(1, CLOCK)
 MP4_OPTIONS = {"movflags": "+faststart"}  # moov before the media: players start while downloading
@@ -22,7 +22,7 @@ MP4_OPTIONS = {"movflags": "+faststart"}  # moov before the media: players start
 
 @dataclass(frozen=True)
 class EncoderChoice:
-    """An encoder and its options, decided by workers.encoding from settings and the node."""
+    """An encoder and its options, decided by workers.media.encoder_choice from settings and the node."""
 
     name: str  # libx264, libx265, h264_nvenc, hevc_nvenc
     codec: str  # h264 or hevc

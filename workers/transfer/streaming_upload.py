@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tasks.storage import MultipartUpload, ObjectStore, Uploaded
-from workers.mp4layout import Box, shift_chunk_offsets, top_level_boxes
+from workers.media.mp4_boxes import Box, shift_chunk_offsets, top_level_boxes
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,14 @@ import logging
 
 from tasks.jobs import S3Location
 from tasks.storage import ObjectNotFound, ObjectStore, TooLarge
-from workers.hls import MAX_PLAYLIST_BYTES, PlaylistError, Segment, covering, merge_timelines, parse_playlist
+from workers.archive.playlists import (
+    MAX_PLAYLIST_BYTES,
+    PlaylistError,
+    Segment,
+    covering,
+    merge_timelines,
+    parse_playlist,
+)
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from fractions import Fraction
 
 from tasks.jobs import ExportType
 from tasks.settings import Settings
-from workers.encoders import has_nvenc
-from workers.mp4 import EncoderChoice
+from workers.media.encoder_probe import has_nvenc
+from workers.media.mp4_writer import EncoderChoice
 
-USE_NVENC_ENV = "RESOURCED_USE_NVENC"  # set by `workers.launch --gpu` for its own processes
+USE_NVENC_ENV = "RESOURCED_USE_NVENC"  # set by `workers.runtime.launch --gpu` for its own processes
 CODEC_FOR_TYPE = {ExportType.H264: "h264", ExportType.H265: "hevc"}
 
 
