@@ -69,6 +69,16 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class ListedObject:
+    """One entry of a folder listing: enough to tell a changed object from an unchanged one."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class Uploaded:
     etag: str
     version_id: str | None
@@ -170,11 +180,21 @@ class ObjectStore:
 
     def list_keys(self, bucket: str, prefix: str, region: str | None = None) -> Iterator[str]:
         """Keys directly under `prefix` (one folder level), never the whole bucket."""
+        return (item.key for item in self.list_objects(bucket, prefix, region))
+
+    def list_objects(self, bucket: str, prefix: str, region: str | None = None) -> Iterator[ListedObject]:
+        """Objects directly under `prefix` (one folder level) with their ETag, size and time."""
         paginator = self.client(region).get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
                 for item in page.get("Contents", []):
-                    yield item["Key"]
+                    modified = item.get("LastModified")
+                    yield ListedObject(
+                        key=item["Key"],
+                        etag=str(item.get("ETag", "")).strip('"'),
+                        size=int(item.get("Size", 0)),
+                        last_modified=modified.timestamp() if modified is not None else 0.0,
+                    )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket, prefix) from exc
 
@@ -194,9 +214,22 @@ class ObjectStore:
             version_id=meta.get("VersionId"),
         )
 
-    def get_bytes(self, bucket: str, key: str, max_bytes: int, region: str | None = None) -> bytes:
+    def _get(self, bucket: str, key: str, region: str | None, byte_range: tuple[int, int] | None) -> Any:
+        """GetObject, of bytes [start, end) only where a range is given."""
+        extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"} if byte_range else {}
+        return self.client(region).get_object(Bucket=bucket, Key=key, **extra)
+
+    def get_bytes(
+        self,
+        bucket: str,
+        key: str,
+        max_bytes: int,
+        region: str | None = None,
+        byte_range: tuple[int, int] | None = None,
+    ) -> bytes:
+        """The object's bytes (or bytes [start, end) of it); more than `max_bytes` is refused."""
         try:
-            response = self.client(region).get_object(Bucket=bucket, Key=key)
+            response = self._get(bucket, key, region, byte_range)
             if int(response.get("ContentLength", 0)) > max_bytes:
                 response["Body"].close()
                 raise TooLarge(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
@@ -214,15 +247,25 @@ class ObjectStore:
             raise _translate(exc, bucket, key) from exc
         return response["Body"], response
 
-    def download(self, bucket: str, key: str, path: Path, max_bytes: int, region: str | None = None) -> int:
-        """Stream an object to a local file; returns its size. Bigger than `max_bytes` is refused."""
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        max_bytes: int,
+        region: str | None = None,
+        byte_range: tuple[int, int] | None = None,
+        append: bool = False,
+    ) -> int:
+        """Stream an object (or bytes [start, end) of it) to a local file, or onto its end;
+        returns the bytes written. Bigger than `max_bytes` is refused."""
         try:
-            response = self.client(region).get_object(Bucket=bucket, Key=key)
+            response = self._get(bucket, key, region, byte_range)
             if int(response.get("ContentLength", 0)) > max_bytes:
                 response["Body"].close()
                 raise TooLarge(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
             size = 0
-            with path.open("wb") as handle:
+            with path.open("ab" if append else "wb") as handle:
                 for chunk in response["Body"].iter_chunks(1024 * 1024):
                     handle.write(chunk)
                     size += len(chunk)

@@ -69,5 +69,7 @@ def prefetch(
 
 
 def _fetch(store: ObjectStore, source: S3Location, segment: Segment, path: Path, first: bool) -> SegmentInput:
+    if segment.refused:
+        return SegmentInput(segment, None, segment.refused)
     store.download(source.bucket, segment.key, path, MAX_SEGMENT_BYTES, source.region)
     return SegmentInput(segment, path, container=open_segment(path, first))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workers.archive.playlists import (
+    ByteRange,
     PlaylistError,
     covering,
     merge_timelines,
@@ -73,3 +74,47 @@ def test_covering_picks_only_overlapping_segments_and_skips_duplicates() -> None
     chosen = covering(merged, EPOCH_2024 + 2500, EPOCH_2024 + 10_500)
     assert [s.key for s in chosen] == ["root/cam/a2.ts", "root/cam/sub/b.ts"]
     assert covering(merged, EPOCH_2024 + 4000, EPOCH_2024 + 10_000) == []
+
+
+SINGLE_FILE = """#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-MAP:URI="init.mp4",BYTERANGE="700@0"
+#EXTINF:2.0,
+#EXT-X-BYTERANGE:1000@700
+all.mp4
+#EXTINF:2.0,
+#EXT-X-BYTERANGE:1200
+all.mp4
+#EXTINF:2.0,
+sub/a%20b.m4s
+#EXTINF:2.0,
+https://cdn.example/elsewhere.m4s
+#EXTINF:2.0,
+last.m4s
+#EXT-X-ENDLIST
+"""
+
+
+def test_byte_ranges_follow_on_and_init_sections_travel_with_each_segment() -> None:
+    segments = parse_playlist(SINGLE_FILE, "r/cam/index.m3u8", "r/cam")
+    first, second = segments[0], segments[1]
+    assert (first.key, first.byte_range) == ("r/cam/all.mp4", ByteRange(700, 1000))
+    assert (second.key, second.byte_range) == ("r/cam/all.mp4", ByteRange(1700, 1200))
+    assert {s.init_key for s in segments} == {"r/cam/init.mp4"}
+    assert first.init_range == ByteRange(0, 700)
+    assert first.identity != second.identity
+    assert len(merge_timelines([segments, segments])) == len(segments)
+
+
+def test_percent_encoded_uris_name_the_decoded_object() -> None:
+    segments = parse_playlist(SINGLE_FILE, "r/cam/index.m3u8", "r/cam")
+    assert segments[2].key == "r/cam/sub/a b.m4s"
+    with pytest.raises(PlaylistError):
+        resolve_segment_key("r/cam/index.m3u8", "%2e%2e/other/a.ts", "r/cam")
+
+
+def test_an_absolute_uri_is_one_refused_entry_not_a_lost_playlist() -> None:
+    segments = parse_playlist(SINGLE_FILE, "r/cam/index.m3u8", "r/cam")
+    assert [bool(s.refused) for s in segments] == [False, False, False, True, False]
+    assert segments[4].start_ms == 8000  # the refused entry still occupies its time
+    assert "relative" in segments[3].refused
