@@ -98,8 +98,8 @@ def create_app(
     store: ObjectStore | None = None,
 ) -> Flask:
     """The web app; tests pass their own settings and clients, production reads the environment."""
-    configure_logging("web")
     settings = settings or Settings.from_env()
+    configure_logging("web", settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max(MAX_JSON_BODY, settings.imgbed_max_bytes + 64 * 1024)
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from tqdm import tqdm
 
 from app.auth import make_backend
 from app.client import Client, ResourcedError, storage_info_b64
-from tasks.settings import ConfigError, Settings
+from tasks.settings import ClientSettings, ConfigError, Settings
 
 PERCENT = re.compile(r"(\d+)%")
 
@@ -139,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     issue.set_defaults(handler=_session_issue)
 
+    defaults = ClientSettings.from_env()
     client = argparse.ArgumentParser(add_help=False)
-    client.add_argument("--url", default=os.environ.get("RESOURCED_URL", "http://127.0.0.1:8000"))
-    client.add_argument("--session", default=os.environ.get("RESOURCED_SESSION", ""))
-    client.add_argument("--user", default=os.environ.get("RESOURCED_USER", ""))
+    client.add_argument("--url", default=defaults.url, help="default: RESOURCED_URL")
+    client.add_argument("--session", default=defaults.session, help="default: RESOURCED_SESSION")
+    client.add_argument("--user", default=defaults.user, help="default: RESOURCED_USER")
     client.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     export = commands.add_parser("export", parents=[client], help="export a clip and wait for it")
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--bucket", required=True, help="the recording's bucket")
     export.add_argument("--dest-bucket", default="", help="default: --bucket")
     export.add_argument("--dest-key", default="", help="ExportS3Key: a folder, or a key ending in .mp4")
-    export.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    export.add_argument("--region", default=defaults.region)
     export.add_argument("--root", default="", help="storage_root_folder")
     export.add_argument("--file-name", default="")
     export.add_argument("--download", default="", help="save the MP4 here")
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start = restore.add_parser("start", parents=[client])
     start.add_argument("--bucket", required=True)
-    start.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    start.add_argument("--region", default=defaults.region)
     start.add_argument("--root", default="")
     start.add_argument("--dir", default="")
     start.add_argument("--callback-url", required=True)

@@ -4,8 +4,6 @@ durations, bytes, queue depths and TimeWait accuracy read from Redis at scrape t
 
 from __future__ import annotations
 
-import os
-
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -22,9 +20,9 @@ LATENCY = Histogram(
 )
 
 
-def exposition(client: redis.Redis, jobs: ExportJobStore) -> bytes:
+def exposition(client: redis.Redis, jobs: ExportJobStore, multiprocess: bool) -> bytes:
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess:  # gunicorn's processes each count their own requests: sum them
         MultiProcessCollector(registry)
     else:
         registry.register(REQUESTS)

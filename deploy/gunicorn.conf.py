@@ -10,7 +10,11 @@ import os
 import tempfile
 from typing import Any
 
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="resourced-metrics-"))
+from tasks.settings import METRICS_DIR_ENV, Settings, fail_fast, set_default_env
+
+fail_fast(lambda: Settings.from_env().check_web())  # a bad setting stops gunicorn with one line
+settings = Settings.from_env()
+set_default_env(METRICS_DIR_ENV, tempfile.mkdtemp(prefix="resourced-metrics-"))
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -21,7 +25,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 # Processes, not threads: the poll path is CPU-bound Python, and threads of one process
 # contend for the GIL (measured: 4x1 gives p99 13 ms where 2x4 gives 21 ms on 2 cores).
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
-threads = int(os.environ.get("WEB_THREADS", 1))
+workers = settings.web_concurrency or 2 * (os.cpu_count() or 1)
+threads = settings.web_threads
 timeout = 30
 graceful_timeout = 20

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextvars import ContextVar
 
@@ -22,7 +21,7 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(process: str) -> None:
+def configure_logging(process: str, level: str = "INFO") -> None:
     """JSON lines on stderr; idempotent, so every entry point may call it."""
     root = logging.getLogger()
     if any(getattr(h, "_resourced", False) for h in root.handlers):
@@ -37,6 +36,6 @@ def configure_logging(process: str) -> None:
     handler.addFilter(ContextFilter())
     handler._resourced = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(os.environ.get("RESOURCED_LOG_LEVEL", "INFO").upper())
+    root.setLevel(level.upper())
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

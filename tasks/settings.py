@@ -7,7 +7,8 @@ Everything else has a default chosen for a production media service, documented 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
 MIB = 1024 * 1024
@@ -99,6 +100,11 @@ class Settings:
     smart_cut: bool = True  # H.264: re-encode only the partial GOPs at the ends
     copy_edit_list: bool = True  # export_type 0 presents from the requested frame (MP4 edit list)
     port: int = 8000
+    log_level: str = "INFO"
+    use_nvenc: bool = False  # set by `workers.runtime.launch --gpu` for the worker it starts
+    web_concurrency: int = 0  # gunicorn processes; 0: 2 per core
+    web_threads: int = 1
+    metrics_multiproc_dir: str = ""  # prometheus-client's multiprocess directory (gunicorn sets it)
 
     @property
     def celery_broker_url(self) -> str:
@@ -177,7 +183,68 @@ class Settings:
             smart_cut=_bool(env, "RESOURCED_SMART_CUT", cls.smart_cut),
             copy_edit_list=_bool(env, "RESOURCED_COPY_EDIT_LIST", cls.copy_edit_list),
             port=_int(env, "PORT", cls.port, 1),
+            log_level=(env.get("RESOURCED_LOG_LEVEL", "").strip() or cls.log_level).upper(),
+            use_nvenc=_bool(env, USE_NVENC_ENV, cls.use_nvenc),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 0, 0),
+            web_threads=_int(env, "WEB_THREADS", cls.web_threads, 1),
+            metrics_multiproc_dir=env.get(METRICS_DIR_ENV, "").strip(),
         )
+
+    def check_web(self) -> None:
+        """What the web process cannot run without (raises ConfigError)."""
+        if self.session_backend == "signed":
+            self.require_secret_key()
+
+    def check_worker(self, queues: tuple[str, ...] | list[str]) -> None:
+        """What a worker serving `queues` cannot run without: restore jobs end in a signed
+        callback, so a worker that would take them must be able to sign."""
+        if any(q in {"restore", "callback"} for q in queues):
+            self.require_callback_secret()
+
+
+USE_NVENC_ENV = "RESOURCED_USE_NVENC"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads this name itself
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Defaults of the `resourced` client commands, from the client's own environment."""
+
+    url: str = "http://127.0.0.1:8000"
+    session: str = ""
+    user: str = ""
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
+        env = os.environ if env is None else env
+        return cls(
+            url=env.get("RESOURCED_URL", "").strip() or cls.url,
+            session=env.get("RESOURCED_SESSION", "").strip(),
+            user=env.get("RESOURCED_USER", "").strip(),
+            region=env.get("AWS_DEFAULT_REGION", "").strip() or cls.region,
+        )
+
+
+def environ_with(**overrides: str) -> dict[str, str]:
+    """This process's environment plus `overrides`, for a child process (the worker launcher
+    hands its decisions to the Celery worker it execs this way)."""
+    return {**os.environ, **overrides}
+
+
+def set_default_env(name: str, value: str) -> str:
+    """Set a variable a library reads by itself (prometheus-client's multiprocess directory)
+    unless the operator set it; returns the value in force."""
+    return os.environ.setdefault(name, value)
+
+
+def fail_fast(check: Callable[[], object]) -> None:
+    """Run a start-up check; a ConfigError stops the process with one line, not a traceback."""
+    try:
+        check()
+    except ConfigError as exc:
+        print(f"resourced: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 _cached: Settings | None = None

@@ -19,7 +19,8 @@ def healthz() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     svc = services()
-    return Response(exposition(svc.redis, svc.jobs), mimetype=CONTENT_TYPE_LATEST)
+    multiprocess = bool(svc.settings.metrics_multiproc_dir)
+    return Response(exposition(svc.redis, svc.jobs, multiprocess), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/readyz")

@@ -6,7 +6,6 @@ scenes, where constant quality spends bits only when something moves).
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 
 from tasks.jobs import ExportType
@@ -14,7 +13,6 @@ from tasks.settings import Settings
 from workers.media.encoder_probe import has_nvenc
 from workers.media.mp4_writer import EncoderChoice
 
-USE_NVENC_ENV = "RESOURCED_USE_NVENC"  # set by `workers.runtime.launch --gpu` for its own processes
 CODEC_FOR_TYPE = {ExportType.H264: "h264", ExportType.H265: "hevc"}
 
 
@@ -25,8 +23,9 @@ def output_size(width: int, height: int, max_height: int) -> tuple[int, int]:
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
-def gpu_wanted() -> bool:
-    return os.environ.get(USE_NVENC_ENV) == "1" and has_nvenc()
+def gpu_wanted(settings: Settings) -> bool:
+    """A GPU worker's processes (the launcher sets use_nvenc) encode with NVENC where it opens."""
+    return settings.use_nvenc and has_nvenc()
 
 
 def choose_encoder(

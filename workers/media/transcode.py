@@ -197,7 +197,12 @@ class Transcoder:
             rate = video.average_rate or video.guessed_rate or Fraction(25)
             params = segment.video_params
             self.choice = choose_encoder(
-                self.export_type, params.width, params.height, rate, self.settings, gpu=gpu_wanted()
+                self.export_type,
+                params.width,
+                params.height,
+                rate,
+                self.settings,
+                gpu=gpu_wanted(self.settings),
             )
             self.source_codec = params.codec
             self.smart = (

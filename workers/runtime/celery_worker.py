@@ -2,11 +2,12 @@
 
 from tasks.celery_app import create_celery
 from tasks.logs import configure_logging
-from tasks.settings import get_settings
+from tasks.settings import fail_fast, get_settings
 from workers.runtime.celery_tasks import register_restore_tasks, register_tasks
 from workers.runtime.lifecycle import connect_worker_signals
 
-configure_logging("worker")
+fail_fast(get_settings)  # a malformed setting stops the worker with one line
+configure_logging("worker", get_settings().log_level)
 celery = create_celery(get_settings())
 register_tasks(celery, get_settings())
 register_restore_tasks(celery, get_settings())

@@ -14,8 +14,7 @@ import sys
 
 from tasks.celery_app import Queue
 from tasks.logs import configure_logging
-from tasks.settings import get_settings
-from workers.media.encoder_choice import USE_NVENC_ENV
+from tasks.settings import USE_NVENC_ENV, environ_with, fail_fast, get_settings
 from workers.media.encoder_probe import has_nvenc, working_encoders
 
 log = logging.getLogger("workers.runtime.launch")
@@ -40,8 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--name", default="", help="worker name (default: role@hostname)")
     args, extra = parser.parse_known_args(argv)
-    configure_logging("launcher")
+    fail_fast(get_settings)
     settings = get_settings()
+    configure_logging("launcher", settings.log_level)
     nvenc = has_nvenc()
     if args.gpu and not nvenc:
         log.warning(
@@ -49,14 +49,13 @@ def main(argv: list[str] | None = None) -> None:
             extra={"encoders": working_encoders()},
         )
     queues = choose_queues(args.gpu, settings.worker_queues, nvenc)
+    fail_fast(lambda: settings.check_worker(queues))
     if args.concurrency or settings.worker_concurrency:
         concurrency = args.concurrency or settings.worker_concurrency
     elif args.gpu and nvenc:
         concurrency = settings.gpu_max_sessions  # NVENC caps concurrent sessions per card
     else:
         concurrency = max(2, os.cpu_count() or 2)  # copies wait on I/O; encodes thread internally
-    if args.gpu and nvenc:
-        os.environ[USE_NVENC_ENV] = "1"  # this worker's processes encode with NVENC
     role = "gpu" if args.gpu else "worker"
     name = args.name or f"{role}-{os.getpid()}@{socket.gethostname()}"
     log.info(
@@ -77,12 +76,14 @@ def main(argv: list[str] | None = None) -> None:
         "--hostname",
         name,
         "--loglevel",
-        os.environ.get("RESOURCED_LOG_LEVEL", "INFO"),
+        settings.log_level,
         "-E",
         *extra,
     ]
     sys.stdout.flush()
-    os.execv(sys.executable, command)  # noqa: S606 - replace ourselves: signals reach Celery directly
+    # This worker's processes encode with NVENC: the decision travels to them in the environment.
+    env = environ_with(**{USE_NVENC_ENV: "1" if args.gpu and nvenc else "0"})
+    os.execve(sys.executable, command, env)  # noqa: S606 - replace ourselves: signals reach Celery
 
 
 if __name__ == "__main__":
