@@ -17,18 +17,26 @@ pytestmark = pytest.mark.integration
 def test_upload_announcing_too_many_bytes_is_refused_before_any_is_sent(
     web: str, session_id: str, s3: Any
 ) -> None:
+    before = bucket_state(s3)
     target = urlsplit(web)
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
     connection.putrequest("POST", "/api/imgbed/v1/upload")
     connection.putheader("X-Session-Id", session_id)
     connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+    # The announced body would name path=big, filename=a.png; the server must not wait for it.
     connection.putheader("Content-Length", str(21 * 1024 * 1024))  # over the 20 MiB default
     connection.endheaders()  # and not one byte of body: a server that waited for it would time out
     response = connection.getresponse()
     assert response.status == 413
     assert b'"errCode":2' in response.read().replace(b" ", b"")
     connection.close()
-    assert "Contents" not in s3.list_objects_v2(Bucket="images", Prefix="big")
+    assert bucket_state(s3) == before
+
+
+def bucket_state(s3: Any) -> list[tuple[str, str, str]]:
+    """Every object version in the image bed's bucket: a refused upload changes none of them."""
+    versions = s3.list_object_versions(Bucket="images")
+    return sorted((v["Key"], v["VersionId"], v["ETag"]) for v in versions.get("Versions", []))
 
 
 def test_round_trip_over_http(web: str, session_id: str) -> None:

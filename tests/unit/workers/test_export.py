@@ -3,10 +3,13 @@ upload leaves behind (nothing)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import av
 import boto3
 import pytest
 from moto import mock_aws
@@ -16,9 +19,11 @@ from tasks.jobs import ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tests.helpers import upload_recording
-from tests.media import first_frame_index, frame_indices
+from tests.media import ffmpeg_decode_errors, first_frame_index, frame_indices
 from workers.errors import NoMedia
+from workers.jobs import export_pipeline
 from workers.jobs.export_pipeline import run_export
+from workers.media.transcode import Transcoder
 
 PDT_MS = 1_700_000_000_000
 
@@ -136,3 +141,42 @@ def test_failed_streamed_upload_leaves_no_object_and_no_multipart(
     assert "Contents" not in s3.list_objects_v2(Bucket="exports", Prefix="out/job/clip.mp4")
     assert store.pending_multipart_uploads("exports") == []
     assert list(work.iterdir()) == []  # temporary files are gone on the failure path too
+
+
+def test_a_splice_that_fails_its_decode_check_is_redone_as_a_full_encode(
+    s3: Any,
+    recording: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Build a really broken splice: the last picture of each copied GOP is written as an access
+    unit that holds no picture (an H.264 access unit delimiter only), as a bad splice leaves a
+    picture the decoder cannot show. The export must notice from the written file alone and
+    deliver a full encode with every frame."""
+    original = Transcoder._copy_gop
+    damaged: list[int] = []
+
+    def copy_damaged(self: Transcoder, gop: Any) -> bool:
+        gop.packets[-1].packet = av.Packet(b"\x00\x00\x00\x01\x09\xf0")
+        damaged.append(len(gop.packets))
+        return original(self, gop)
+
+    monkeypatch.setattr(Transcoder, "_copy_gop", copy_damaged)
+    checked: list[bool] = []
+    real_check = export_pipeline.decodes_cleanly
+    monkeypatch.setattr(
+        export_pipeline, "decodes_cleanly", lambda *a: checked.append(real_check(*a)) or checked[-1]
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    settings = Settings(work_dir=str(work), encode_preset="ultrafast")
+    job = replace(spec(PDT_MS + 500, 4000), export_type=ExportType.H264)
+    with caplog.at_level(logging.WARNING):
+        result = run_export(job, ObjectStore(settings), settings)
+    assert damaged, "the smart cut copied no GOP: nothing was spliced"
+    assert checked == [False], "the damaged splice must be the one and only file checked"
+    assert "smart cut rejected" in caplog.text
+    s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
+    assert frame_indices(tmp_path / "clip.mp4") == list(range(12, 113))  # 112 is on screen at 4.48-4.52 s
+    assert ffmpeg_decode_errors(tmp_path / "clip.mp4") == ""
