@@ -14,11 +14,9 @@ test: setup
 	bash scripts/run_tests.sh
 
 test-slow: setup
-	BOOTSTRAP_EXTRA_PACKAGES=chromium bash scripts/bootstrap.sh
 	bash scripts/run_tests.sh -m slow
 
 test-all: setup
-	BOOTSTRAP_EXTRA_PACKAGES=chromium bash scripts/bootstrap.sh
 	bash scripts/run_tests.sh -m ""
 
 lint: setup

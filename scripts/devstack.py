@@ -61,10 +61,13 @@ def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
 
 
 def spawn(args: list[str], env: dict[str, str] | None, log: Path | None) -> subprocess.Popen:
-    out = log.open("ab") if log else subprocess.DEVNULL
-    return subprocess.Popen(
-        args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-    )
+    """Start a process in its own session, its output appended to `log`. The child gets its own
+    copy of the log's descriptor, so ours is closed at once."""
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        return subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
 
 
 @contextmanager
