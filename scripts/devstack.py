@@ -3,8 +3,10 @@ server, and the Procfile's own entries. The demo and the integration tests both 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -170,7 +172,10 @@ def wait_workers(redis_url: str, count: int = 1, timeout_s: float = 60) -> None:
 def service(
     env: dict[str, str], log_dir: Path | None = None, tag: str = "", workers: int = 1
 ) -> Iterator[str]:
-    """The Procfile's web and `workers` workers, as an operator starts them; yields the web's URL."""
+    """The Procfile's web and `workers` workers, as an operator starts them; yields the web's URL.
+    A local stack signs callbacks with a throwaway secret unless `env` brings one (workers that
+    take restore jobs refuse to start without it)."""
+    env = {"RESOURCED_CALLBACK_SECRET": local_callback_secret(), **env}
 
     def log(role: str) -> Path | None:
         return log_dir / f"{role}{'-' + tag if tag else ''}.log" if log_dir else None
@@ -190,6 +195,11 @@ def service(
     finally:
         for proc in reversed(procs):
             stop(proc, 20)
+
+
+def local_callback_secret() -> str:
+    """A Standard Webhooks secret (whsec_ + base64) for a stack that lives as long as a demo."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def issue_session(env: dict[str, str], user: str) -> str:
