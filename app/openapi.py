@@ -180,7 +180,14 @@ def _imgbed_paths() -> dict[str, dict[str, Any]]:
 def _restore_paths() -> dict[str, dict[str, Any]]:
     errors = {
         str(s): _json("CodeMessage", d)
-        for s, d in [(400, "2: bad request"), (401, "3"), (403, "3"), (413, "2"), (503, "6: unavailable")]
+        for s, d in [
+            (400, "2: bad request"),
+            (401, "3"),
+            (403, "3: not the session's user, a bucket not allowed, or outside the session's scopes"),
+            (413, "2"),
+            (429, "7: too busy (per-user limits); retry after Retry-After"),
+            (503, "6: unavailable"),
+        ]
     }
     callback = {
         "{$request.body#/callback_url}": {

@@ -99,6 +99,10 @@ class Settings:
     smart_cut: bool = True  # H.264: re-encode only the partial GOPs at the ends
     copy_edit_list: bool = True  # export_type 0 presents from the requested frame (MP4 edit list)
     port: int = 8000
+    restore_max_active_per_user: int = 10  # restoring jobs per user: each file is a billed request
+    restore_max_files_per_job: int = 100  # one job's HEAD + RestoreObject burst stays small
+    test_callback_per_minute: int = 5  # a network test is occasional; more is probing or abuse
+    flower_basic_auth: str = field(default="", repr=False)  # user:password; Flower refuses without
 
     @property
     def celery_broker_url(self) -> str:
@@ -177,6 +181,16 @@ class Settings:
             smart_cut=_bool(env, "RESOURCED_SMART_CUT", cls.smart_cut),
             copy_edit_list=_bool(env, "RESOURCED_COPY_EDIT_LIST", cls.copy_edit_list),
             port=_int(env, "PORT", cls.port, 1),
+            restore_max_active_per_user=_int(
+                env, "RESOURCED_RESTORE_MAX_ACTIVE_PER_USER", cls.restore_max_active_per_user, 1
+            ),
+            restore_max_files_per_job=_int(
+                env, "RESOURCED_RESTORE_MAX_FILES_PER_JOB", cls.restore_max_files_per_job, 1
+            ),
+            test_callback_per_minute=_int(
+                env, "RESOURCED_TEST_CALLBACK_PER_MINUTE", cls.test_callback_per_minute, 1
+            ),
+            flower_basic_auth=env.get("FLOWER_BASIC_AUTH", "").strip(),
         )
 
 

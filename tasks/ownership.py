@@ -1,0 +1,90 @@
+"""Who may write an S3 key: the one rule for export videos, poster frames and image-bed images.
+
+Every object the service writes carries two metadata entries: `owner`, the user it was written
+for, and `writer`, the session user that wrote it (the same user, or an internal service
+caller acting for that user). A write is allowed when the key is free, when its owner is the
+user the write is for, or when the caller is a service session and the object's `writer` is
+that same service user ("objects it wrote"). An object without `owner` was not written by this
+service (a recording's segment or playlist, another system's file) and is nobody's to replace
+or delete. The check runs before any byte is written, so a refused write changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from tasks.jobs import ExportSpec
+from tasks.storage import ObjectNotFound, ObjectStore
+
+OWNER_META = "owner"
+WRITER_META = "writer"
+
+
+class NotOwner(PermissionError):
+    """The key holds an object the caller may not replace or delete."""
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who writes: `owner` the user the object is for; `service` the internal caller acting for it."""
+
+    owner: str
+    service: str = ""  # a service session's own user, when one acts for `owner`
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {OWNER_META: self.owner, WRITER_META: self.service or self.owner}
+
+
+def refusal(existing: Mapping[str, str] | None, writer: Writer) -> str | None:
+    """Why `writer` may not replace an object with metadata `existing` (None: the key is free)."""
+    if existing is None:
+        return None
+    owner = existing.get(OWNER_META)
+    if not owner:
+        return "the key holds an object this service did not write"
+    if owner == writer.owner:
+        return None
+    if writer.service and existing.get(WRITER_META) == writer.service:
+        return None  # an internal caller replacing what it wrote itself
+    return "the key holds an object that belongs to another user"
+
+
+def may_delete(existing: Mapping[str, str], user: str, service: bool) -> bool:
+    """The owner may delete; a service session may delete anything the service wrote, never an
+    object without an owner (it is not the service's to remove)."""
+    owner = existing.get(OWNER_META)
+    return bool(owner) and (owner == user or service)
+
+
+def existing_metadata(store: ObjectStore, bucket: str, key: str, region: str | None) -> dict[str, str] | None:
+    try:
+        return store.head(bucket, key, region).metadata
+    except ObjectNotFound:
+        return None
+
+
+def check_writable(
+    store: ObjectStore, bucket: str, keys: Iterable[str], region: str | None, writer: Writer
+) -> None:
+    """Raise NotOwner naming the first key `writer` may not write; HEADs only, writes nothing."""
+    for key in keys:
+        reason = refusal(existing_metadata(store, bucket, key, region), writer)
+        if reason is not None:
+            raise NotOwner(f"s3://{bucket}/{key}: {reason}")
+
+
+def export_writer(spec: ExportSpec) -> Writer:
+    return Writer(owner=spec.user, service=spec.writer)
+
+
+def export_refusal(store: ObjectStore, spec: ExportSpec) -> str | None:
+    """Why this export may not write its video and poster keys, or None; for the API's admission
+    and the worker's last look before the multipart upload starts."""
+    dest = spec.destination
+    try:
+        check_writable(store, dest.bucket, (spec.video_key, spec.image_key), dest.region, export_writer(spec))
+    except NotOwner as exc:
+        return f"forbidden: {exc}"
+    return None
