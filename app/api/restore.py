@@ -108,6 +108,14 @@ def status(task_id: str) -> tuple[dict[str, Any], int]:
     return {"code": OK, "message": "ok", **job.public()}, 200
 
 
+def _limit_tests(user: str) -> None:
+    svc = services()
+    limit = svc.settings.test_callback_per_minute
+    wait = ratelimit.retry_after(svc.redis, "test-callback", user, limit)
+    if wait:
+        raise ApiError(BUSY, f"too busy: at most {limit} callback tests a minute; retry later", 429, wait)
+
+
 @bp.post("/test-callback")
 def test_callback() -> tuple[dict[str, Any], int]:
     """Send a type 0 PutRestoreResult now; code 0 when the client answered code 0. Answers
@@ -118,14 +126,11 @@ def test_callback() -> tuple[dict[str, Any], int]:
     body = _body()
     session = authenticate(body.get("SessionId"), body.get("userid"))
     data = TestCallbackSchema().load(body)
-    wait = ratelimit.retry_after(svc.redis, "test-callback", session.user, settings.test_callback_per_minute)
-    if wait:
-        limit = settings.test_callback_per_minute
-        raise ApiError(BUSY, f"too busy: at most {limit} callback tests a minute; retry later", 429, wait)
     payload = restore_result(f"test-{uuid.uuid4().hex[:12]}", "", {}, 0, "network test", kind=0)
     try:
         resolve_target(data["callback_url"], settings.callback_allowlist)  # a bad URL is the client's error
         secret = settings.require_callback_secret()
+        _limit_tests(session.user)  # counts what goes out: a refused URL sends nothing
         budget = TEST_CALLBACK_DEADLINE_S - DEADLINE_MARGIN_S - (time.monotonic() - started)
         deliver(
             data["callback_url"],
