@@ -86,7 +86,12 @@ def create() -> tuple[dict[str, Any], int]:
     if not _admit(restores, job):
         return {"code": OK, "message": "already accepted", "task_id": job.task_id}, 200
     try:
-        svc.celery.send_task(TaskName.RESTORE_POLL.value, args=[job.ref], queue=Queue.RESTORE.value)
+        svc.celery.send_task(
+            TaskName.RESTORE_POLL.value,
+            args=[job.ref],
+            queue=Queue.RESTORE.value,
+            task_id=f"restore-{job.ref}",
+        )
     except (OperationalError, OSError) as exc:
         restores.delete(job.ref)
         raise ApiError(FAILED, "service temporarily unavailable: queue unreachable", 503, 5) from exc
