@@ -19,6 +19,8 @@ import ssl
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +31,8 @@ from standardwebhooks.webhooks import Webhook
 
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_URL_LENGTH = 2048
+RESOLVE_TIMEOUT_S = 4.0  # a callback host's DNS can be slowed on purpose by whoever runs it
+_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="callback-dns")  # bounds lookups in flight
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -99,7 +103,18 @@ def _allowlisted(host: str, ip: IpAddress, allowlist: tuple[str, ...]) -> bool:
     return False
 
 
-def resolve_target(url: str, allowlist: tuple[str, ...]) -> Target:
+def _getaddrinfo(host: str, port: int, timeout_s: float) -> list[Any]:
+    """getaddrinfo with a deadline: it has none of its own, so it runs on a small pool and is
+    abandoned (left to the resolver's own timeout) when it takes too long."""
+    try:
+        return list(
+            _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM).result(timeout_s)
+        )
+    except FutureTimeout as exc:
+        raise UrlRefused(f"callback host {host!r} did not resolve within {timeout_s:g} s") from exc
+
+
+def resolve_target(url: str, allowlist: tuple[str, ...], timeout_s: float = RESOLVE_TIMEOUT_S) -> Target:
     """Check a callback URL and pin the address it will be delivered to."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         raise UrlRefused("callback_url must be a URL of at most 2048 characters")
@@ -118,7 +133,7 @@ def resolve_target(url: str, allowlist: tuple[str, ...]) -> Target:
     except ValueError as exc:
         raise UrlRefused("callback_url has an invalid port") from exc
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo(host, port, max(timeout_s, 0.1))
     except (socket.gaierror, UnicodeError) as exc:
         raise UrlRefused(f"callback host {host!r} does not resolve") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
@@ -219,11 +234,13 @@ def deliver(
     allowlist: tuple[str, ...],
     timeout_s: float,
     message_id: str,
+    target: Target | None = None,
 ) -> int:
     """POST a signed payload; returns the HTTP status once the client answered code 0.
-    `timeout_s` bounds the whole delivery, however slowly the client answers."""
+    `timeout_s` bounds the whole delivery, however slowly the client answers; `target` is the
+    address `resolve_target` pinned for `url`, where the caller resolved it already."""
     deadline = time.monotonic() + timeout_s
-    target = resolve_target(url, allowlist)
+    target = target or resolve_target(url, allowlist, min(timeout_s, RESOLVE_TIMEOUT_S))
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     headers = {
         "Content-Type": "application/json",

@@ -93,3 +93,13 @@ def test_invisible_format_characters_are_refused(name: str) -> None:
     with pytest.raises(UnsafeKey, match="format characters"):
         safe_path(f"avatars/{name}")
     assert safe_name("caf\u00e9.png") == "caf\u00e9.png"  # letters of any script are fine
+
+
+def test_a_slow_resolver_cannot_stretch_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(*args: object, **kwargs: object) -> list[object]:
+        time.sleep(1.5)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", 80))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    with pytest.raises(UrlRefused, match="did not resolve within"):
+        resolve_target("http://slow.example/cb", (), timeout_s=0.2)
