@@ -53,3 +53,8 @@ def restore_admission_lock(user: str) -> str:
 
 def rate_limit(action: str, user: str, window: int) -> str:
     return f"{PREFIX}:ratelimit:{action}:{user}:{window}"  # a counter for one fixed window
+
+
+def destination_claim(bucket: str, key: str) -> str:
+    """Who an export's destination key is reserved for, from admission until its object exists."""
+    return f"{PREFIX}:claim:{bucket}/{key}"

@@ -7,13 +7,21 @@ user the write is for, or when the caller is a service session and the object's 
 that same service user ("objects it wrote"). An object without `owner` was not written by this
 service (a recording's segment or playlist, another system's file) and is nobody's to replace
 or delete. The check runs before any byte is written, so a refused write changes nothing.
+
+Until an export's objects exist, its keys are claimed in Redis at admission (the same metadata,
+set atomically), so a second user's export cannot start while the first is still uploading,
+and so cannot abort the first one's multipart upload.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import redis
+
+from tasks import keys
 from tasks.jobs import ExportSpec
 from tasks.storage import ObjectNotFound, ObjectStore
 
@@ -87,4 +95,28 @@ def export_refusal(store: ObjectStore, spec: ExportSpec) -> str | None:
         check_writable(store, dest.bucket, (spec.video_key, spec.image_key), dest.region, export_writer(spec))
     except NotOwner as exc:
         return f"forbidden: {exc}"
+    return None
+
+
+def _claimed(raw: bytes | str | None) -> dict[str, str] | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return {}  # unreadable: treat as held by someone, never as free
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def claim_export_keys(client: redis.Redis, spec: ExportSpec, ttl_s: int) -> str | None:
+    """Reserve the export's keys for its owner (or refresh the owner's own reservation); the
+    reason it may not, where another user's export holds one."""
+    writer = export_writer(spec)
+    dest = spec.destination
+    for key in (spec.video_key, spec.image_key):
+        name = keys.destination_claim(dest.bucket, key)
+        if client.set(name, json.dumps(writer.metadata), nx=True, ex=ttl_s):
+            continue
+        reason = refusal(_claimed(client.get(name)), writer)
+        if reason is not None:
+            return f"forbidden: s3://{dest.bucket}/{key}: an export of another user is writing it"
+        client.expire(name, ttl_s)
     return None

@@ -24,7 +24,7 @@ from app.session_check import authenticate, require_bucket, require_scope
 from tasks import estimate
 from tasks.celery_app import TaskName
 from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
-from tasks.ownership import export_refusal
+from tasks.ownership import claim_export_keys, export_refusal
 from tasks.routing import export_queue
 from tasks.storage import StorageError
 from tasks.store import RESTORING_STEP, JobRecord, JobState
@@ -205,13 +205,15 @@ def require_export_scopes(session: Session, spec: ExportSpec) -> None:
 
 
 def require_free_destination(svc: Services, spec: ExportSpec) -> None:
-    """HEAD the video and image keys: someone else's (or an ownerless) object there is refused
-    before a job exists; the worker looks again right before it writes."""
+    """HEAD the video and image keys: someone else's (or an ownerless) object there, or another
+    user's export still on its way there, is refused before a job exists; the worker looks
+    again right before it writes."""
     try:
         refused = export_refusal(svc.store, spec)
     except StorageError as exc:
         log.error("destination check failed", extra={"job_id": spec.job_id, "reason": str(exc)})
         raise ApiError(int(ErrorCode.FAILED), "service temporarily unavailable: storage", 503, 5) from exc
+    refused = refused or claim_export_keys(svc.redis, spec, svc.settings.job_ttl_s)
     if refused is not None:
         raise ApiError(int(ErrorCode.AUTH), refused, 403)
 

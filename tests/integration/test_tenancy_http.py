@@ -428,3 +428,16 @@ def test_flower_refuses_to_serve_without_credentials(
         assert requests.get(f"http://127.0.0.1:{port}/workers", auth=("ops", "s3cret"), timeout=10).ok
     finally:
         devstack.stop(with_auth)
+
+
+def test_an_export_on_its_way_holds_its_key(web_only: str, service_env: dict[str, str], s3: Any) -> None:
+    """No worker runs here, so alice's export stays queued with nothing in S3 yet; mallory's
+    export to the same key must not be admitted (its worker would abort alice's upload)."""
+    alice, mallory = issue(service_env, "alice-q"), issue(service_env, "mallory-q")
+    target = {"ExportS3Bucket": "exports", "ExportS3Key": "queued/a.mp4", "LivePath": LIVE}
+    url = f"{web_only}/resource/v1/i/export-to-s3dir"
+    first = requests.post(url, json=export_body(alice, "alice-q", PDT_MS, 2000, **target), timeout=10)
+    assert first.json()["ErrorCode"] == 1, first.text
+    second = requests.post(url, json=export_body(mallory, "mallory-q", PDT_MS, 2000, **target), timeout=10)
+    assert second.status_code == 403 and second.json()["ErrorCode"] == 3
+    assert s3.list_objects_v2(Bucket="exports", Prefix="queued/").get("KeyCount") == 0

@@ -169,3 +169,22 @@ def test_json_that_breaks_the_parser_is_a_bad_request(
             path, data=body, content_type="application/json", headers={"X-Session-Id": session}
         )
         assert (response.status_code, response.get_json()[field]) == (400, 2), (path, body[:10])
+
+
+def test_an_export_still_on_its_way_holds_its_keys(
+    client: FlaskClient, settings: Settings, sent: SentTasks, s3: Any
+) -> None:
+    """Nothing is in S3 yet, but alice's export is admitted: mallory's to the same key would
+    abort alice's multipart upload, so it is refused; alice may queue another one there."""
+    issue = SignedSessions(settings.secret_key).issue
+    alice, mallory = issue("alice", 3600), issue("mallory", 3600)
+    target = {"ExportS3Bucket": "exports", "ExportS3Key": "pending/a.mp4"}
+    assert (
+        client.post(EXPORT, json=export_body(alice, "alice", 1000, 1000, **target)).get_json()["ErrorCode"]
+        == 1
+    )
+    refused = client.post(EXPORT, json=export_body(mallory, "mallory", 1000, 1000, **target))
+    assert (refused.status_code, refused.get_json()["ErrorCode"]) == (403, 3)
+    again = client.post(EXPORT, json=export_body(alice, "alice", 5000, 1000, **target))
+    assert again.get_json()["ErrorCode"] == 1
+    assert len(sent.sent) == 2 and s3.list_objects_v2(Bucket="exports").get("KeyCount") == 0
