@@ -13,7 +13,7 @@ from typing import Any
 import redis
 from tqdm import tqdm
 
-from app.auth import make_backend
+from app.auth import BadScope, make_backend
 from app.client import Client, ResourcedError, storage_info_b64
 from tasks.settings import ClientSettings, ConfigError, Settings
 
@@ -24,8 +24,11 @@ def _session_issue(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     try:
         backend = make_backend(settings, redis.Redis.from_url(settings.redis_url))
-        print(backend.issue(args.user, args.ttl or settings.session_ttl_s, service=args.service))
-    except ConfigError as exc:
+        scopes = tuple(args.scope or ())
+        print(
+            backend.issue(args.user, args.ttl or settings.session_ttl_s, service=args.service, scopes=scopes)
+        )
+    except (ConfigError, BadScope) as exc:
         return _fail(str(exc), 2)
     except redis.RedisError as exc:
         return _fail(f"session store unreachable: {exc}")
@@ -135,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--ttl", type=int, default=0, help="seconds (default RESOURCED_SESSION_TTL)")
     issue.add_argument(
         "--service", action="store_true", help="an internal service caller (acts for any user)"
+    )
+    issue.add_argument(
+        "--scope",
+        action="append",
+        metavar="BUCKET/PREFIX",
+        help="limit the session to this bucket and key prefix (repeatable; default: unscoped)",
     )
     issue.set_defaults(handler=_session_issue)
 

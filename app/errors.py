@@ -4,9 +4,11 @@ for the image bed, code/message for restores. Never a stack trace, never an HTML
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -71,7 +73,31 @@ def _internal_code() -> int:
     return int(ErrorCode.FAILED)
 
 
+class SafeJSONProvider(DefaultJSONProvider):
+    """Every parser failure is a ValueError, which the request turns into the documented 400.
+
+    The standard parser raises RecursionError for deeply nested input (20,000 `[`), which is no
+    ValueError and would escape as a 500; other parser faults are folded in the same way."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except ValueError:
+            raise
+        except (RecursionError, MemoryError, TypeError) as exc:
+            raise ValueError(f"the body is not usable JSON ({type(exc).__name__})") from exc
+
+
+def install_json_provider(app: Flask) -> None:
+    """One place for every JSON endpoint; keeps the settings of the provider it replaces."""
+    provider = SafeJSONProvider(app)
+    provider.sort_keys = getattr(app.json, "sort_keys", provider.sort_keys)
+    app.json = provider
+
+
 def register_error_handlers(app: Flask) -> None:
+    install_json_provider(app)
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.code, exc.message, exc.status, exc.retry_after)

@@ -86,7 +86,11 @@ def _export_path() -> dict[str, Any]:
             "ExportResponse", "2", {"bad": {"ErrorCode": 2, "ErrorMessage": "bad request: Duration: ..."}}
         ),
         "401": _json("ExportResponse", "3: no valid session"),
-        "403": _json("ExportResponse", "3: not the session's user, or a bucket not allowed"),
+        "403": _json(
+            "ExportResponse",
+            "3: not the session's user, a bucket not allowed, outside the session's scopes, or a "
+            "destination key that holds another user's object or one the service did not write",
+        ),
         "404": _json("ExportResponse", "4"),
         "413": _json("ExportResponse", "2: body too large"),
         "429": _json(
@@ -114,7 +118,13 @@ def _export_path() -> dict[str, Any]:
 def _imgbed_paths() -> dict[str, dict[str, Any]]:
     errors = {
         str(s): _json("ImgbedResponse", d)
-        for s, d in [(400, "2"), (401, "3"), (403, "3"), (413, "2: too large"), (503, "4")]
+        for s, d in [
+            (400, "2"),
+            (401, "3"),
+            (403, "3: not the owner (or no owner at all), or outside the session's scopes"),
+            (413, "2: too large"),
+            (503, "4"),
+        ]
     }
     codes = "; ".join(f"{c}: {t}" for c, t in IMGBED_CODES.items())
     return {
@@ -180,7 +190,14 @@ def _imgbed_paths() -> dict[str, dict[str, Any]]:
 def _restore_paths() -> dict[str, dict[str, Any]]:
     errors = {
         str(s): _json("CodeMessage", d)
-        for s, d in [(400, "2: bad request"), (401, "3"), (403, "3"), (413, "2"), (503, "6: unavailable")]
+        for s, d in [
+            (400, "2: bad request"),
+            (401, "3"),
+            (403, "3: not the session's user, a bucket not allowed, or outside the session's scopes"),
+            (413, "2"),
+            (429, "7: too busy (per-user limits); retry after Retry-After"),
+            (503, "6: unavailable"),
+        ]
     }
     callback = {
         "{$request.body#/callback_url}": {

@@ -39,3 +39,9 @@ def authenticate(session_id: object, userid: object | None = None) -> Session:
 def require_bucket(bucket: str, field: str) -> None:
     if not services().settings.bucket_allowed(bucket):
         raise ApiError(AUTH_CODE, f"forbidden: {field} names bucket {bucket!r}, which is not allowed", 403)
+
+
+def require_scope(session: Session, bucket: str, key: str, field: str) -> None:
+    """A scoped session may touch only keys under its `bucket/prefix` scopes (403 otherwise)."""
+    if not session.allows(bucket, key):
+        raise ApiError(AUTH_CODE, f"forbidden: {field} is outside this session's scopes", 403)

@@ -2,8 +2,9 @@
 rules and record their owner the same way.
 
 An image lives at {prefix}/{path}/{filename} in its bucket, stored exactly as uploaded, with
-its owner in the object's metadata. Writes to one key are serialised with a Redis lock, so
-two uploads of the same name never interleave an ownership check with the other's write.
+its owner in the object's metadata (who may write is decided in tasks/ownership.py). Writes to
+one key are serialised with a Redis lock, so two uploads of the same name never interleave an
+ownership check with the other's write.
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ import redis
 
 from tasks import keys
 from tasks.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path
+from tasks.ownership import OWNER_META, NotOwner, Writer, existing_metadata, may_delete, refusal
 from tasks.storage import ObjectInfo, ObjectNotFound, ObjectStore, Uploaded
 
-OWNER_META = "owner"
+__all__ = ["Busy", "ImageRef", "ImageStore", "NotOwner"]
 CACHE_CONTROL = "public, max-age=300"  # a name can be re-uploaded by its owner: revalidate soon
 LOCK_TTL_S = 30
 LOCK_WAIT_S = 10
-
-
-class NotOwner(PermissionError):
-    pass
 
 
 class Busy(RuntimeError):
@@ -80,30 +78,28 @@ class ImageStore:
             with suppress(redis.exceptions.LockError):  # expired meanwhile; the write was atomic
                 lock.release()
 
+    def check(self, ref: ImageRef, writer: Writer) -> None:
+        """Raise NotOwner if `writer` may not write this key (someone else's, or ownerless)."""
+        reason = refusal(existing_metadata(self.store, self.bucket, ref.key, self.region), writer)
+        if reason is not None:
+            raise NotOwner(f"{ref.key}: {reason}")
+
     def put(
-        self,
-        ref: ImageRef,
-        data: bytes,
-        content_type: str,
-        owner: str,
-        lock: redis.Redis | None = None,
-        may_replace_others: bool = False,
+        self, ref: ImageRef, data: bytes, content_type: str, writer: Writer, lock: redis.Redis | None = None
     ) -> Uploaded:
-        """Store the bytes as they are. Someone else's image of that name is not replaced."""
+        """Store the bytes as they are, after the ownership check (tasks/ownership.py)."""
         with self._locked(lock, ref):
-            if not may_replace_others:
-                current = self.owner(ref)
-                if current is not None and current != owner:
-                    raise NotOwner(ref.key)
+            self.check(ref, writer)
             return self.store.put_bytes(
-                self.bucket, ref.key, data, content_type, {OWNER_META: owner}, self.region, CACHE_CONTROL
+                self.bucket, ref.key, data, content_type, writer.metadata, self.region, CACHE_CONTROL
             )
 
     def delete(self, ref: ImageRef, user: str, service: bool, lock: redis.Redis | None = None) -> None:
-        """Raises ObjectNotFound if there is no such image, NotOwner if it is someone else's."""
+        """Raises ObjectNotFound if there is no such image, NotOwner if it is not the caller's to
+        delete (someone else's, or an object the service did not write)."""
         with self._locked(lock, ref):
             info = self.head(ref)
-            if info.metadata.get(OWNER_META) != user and not service:
+            if not may_delete(info.metadata, user, service):
                 raise NotOwner(ref.key)
             self.store.delete(self.bucket, ref.key, self.region)
 

@@ -57,6 +57,7 @@ class ExportSpec:
     video_name: str  # file name inside the S3Dir, ends in .mp4
     peer_id: str = ""
     service_caller: str = ""
+    writer: str = ""  # a service session's own user when it acts for `user` (see tasks/ownership.py)
 
     @property
     def end_ms(self) -> int:
@@ -121,6 +122,8 @@ class ExportResult:
     lack_ms: int
     size_bytes: int
     codec: str
+    video_version_id: str = ""  # S3 VersionIds where the bucket is versioned, so URLs are pinned
+    image_version_id: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))

@@ -35,3 +35,26 @@ REAPER_LOCK = f"{PREFIX}:lock:reaper"  # one worker reaps at a time
 
 def imgbed_owner_lock(key: str) -> str:
     return f"{PREFIX}:imgbed:lock:{key}"
+
+
+def user_restore_job(user: str, task_id: str) -> str:
+    """A restore record, per user: another user's task_id is neither revealed nor blocked
+    (neither part can hold ":", so this never meets a restore_job key)."""
+    return f"{PREFIX}:restore:{user}:{task_id}"
+
+
+def active_restores_of(user: str) -> str:
+    return f"{PREFIX}:restores:active:user:{user}"  # ZSET record ref -> created time
+
+
+def restore_admission_lock(user: str) -> str:
+    return f"{PREFIX}:lock:restore-admission:{user}"
+
+
+def rate_limit(action: str, user: str, window: int) -> str:
+    return f"{PREFIX}:ratelimit:{action}:{user}:{window}"  # a counter for one fixed window
+
+
+def destination_claim(bucket: str, key: str) -> str:
+    """Who an export's destination key is reserved for, from admission until its object exists."""
+    return f"{PREFIX}:claim:{bucket}/{key}"

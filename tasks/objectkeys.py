@@ -1,12 +1,14 @@
 """Rules for S3 keys and names that come from clients: the same for exports and the image bed.
 
 A client-supplied path must never escape the folder it is put under, hide control characters
-in logs, or grow past S3's key limit.
+in logs, disguise itself with invisible format characters (Unicode category Cf: a right-to-left
+override makes `x\u202egnp.exe` display as `xexe.png`), or grow past S3's key limit.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 MAX_KEY_BYTES = 1024  # S3's limit on a whole key
 MAX_SEGMENT_BYTES = 255
@@ -23,6 +25,18 @@ def _has_control(text: str) -> bool:
     return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029" for ch in text)
 
 
+def _has_format(text: str) -> bool:
+    """Bidirectional overrides, zero-width characters and other invisible format characters."""
+    return any(unicodedata.category(ch) == "Cf" for ch in text)
+
+
+def _check_characters(value: str) -> None:
+    if _has_control(value):
+        raise UnsafeKey("must not contain control characters")
+    if _has_format(value):
+        raise UnsafeKey("must not contain bidirectional or other invisible format characters")
+
+
 def safe_name(value: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
     """One path segment: a file name."""
     if not value or not value.strip():
@@ -31,8 +45,7 @@ def safe_name(value: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
         raise UnsafeKey("must be a plain name, without / or \\")
     if value in {".", ".."}:
         raise UnsafeKey("must not be . or ..")
-    if _has_control(value):
-        raise UnsafeKey("must not contain control characters")
+    _check_characters(value)
     if len(value.encode()) > max_bytes:
         raise UnsafeKey(f"must be at most {max_bytes} bytes")
     return value
@@ -46,8 +59,7 @@ def safe_path(value: str, max_bytes: int = MAX_KEY_BYTES, allow_empty: bool = Fa
         raise UnsafeKey("must not be empty")
     if value.startswith("/") or "\\" in value:
         raise UnsafeKey("must be a relative path without \\")
-    if _has_control(value):
-        raise UnsafeKey("must not contain control characters")
+    _check_characters(value)
     stripped = value.strip("/") if value.endswith("/") else value
     parts = stripped.split("/")
     for part in parts:

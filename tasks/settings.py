@@ -105,6 +105,10 @@ class Settings:
     web_concurrency: int = 0  # gunicorn processes; 0: 2 per core
     web_threads: int = 1
     metrics_multiproc_dir: str = ""  # prometheus-client's multiprocess directory (gunicorn sets it)
+    restore_max_active_per_user: int = 10  # restoring jobs per user: each file is a billed request
+    restore_max_files_per_job: int = 100  # one job's HEAD + RestoreObject burst stays small
+    test_callback_per_minute: int = 5  # a network test is occasional; more is probing or abuse
+    flower_basic_auth: str = field(default="", repr=False)  # user:password; Flower refuses without
 
     @property
     def celery_broker_url(self) -> str:
@@ -188,6 +192,16 @@ class Settings:
             web_concurrency=_int(env, "WEB_CONCURRENCY", 0, 0),
             web_threads=_int(env, "WEB_THREADS", cls.web_threads, 1),
             metrics_multiproc_dir=env.get(METRICS_DIR_ENV, "").strip(),
+            restore_max_active_per_user=_int(
+                env, "RESOURCED_RESTORE_MAX_ACTIVE_PER_USER", cls.restore_max_active_per_user, 1
+            ),
+            restore_max_files_per_job=_int(
+                env, "RESOURCED_RESTORE_MAX_FILES_PER_JOB", cls.restore_max_files_per_job, 1
+            ),
+            test_callback_per_minute=_int(
+                env, "RESOURCED_TEST_CALLBACK_PER_MINUTE", cls.test_callback_per_minute, 1
+            ),
+            flower_basic_auth=env.get("FLOWER_BASIC_AUTH", "").strip(),
         )
 
     def check_web(self) -> None:

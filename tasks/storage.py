@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -154,7 +155,7 @@ class ObjectStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: dict[str, Any] = {}
-        self._urls: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._urls: dict[tuple[str, str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._config = Config(
             retries={"max_attempts": settings.s3_max_attempts, "mode": "adaptive"},  # 5xx and throttling
@@ -297,7 +298,13 @@ class ObjectStore:
         return Uploaded(etag=str(response.get("ETag", "")).strip('"'), version_id=response.get("VersionId"))
 
     def upload_file(
-        self, path: Path, bucket: str, key: str, content_type: str, region: str | None = None
+        self,
+        path: Path,
+        bucket: str,
+        key: str,
+        content_type: str,
+        region: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> Uploaded:
         """Parallel multipart upload; a failure aborts the multipart upload, leaving nothing."""
         part = self.settings.upload_part_mib * 1024 * 1024
@@ -309,7 +316,13 @@ class ObjectStore:
         )
         client = self.client(region)
         try:
-            client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type}, Config=config)
+            client.upload_file(
+                str(path),
+                bucket,
+                key,
+                ExtraArgs={"ContentType": content_type, "Metadata": metadata or {}},
+                Config=config,
+            )
             meta = client.head_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket, key) from exc
@@ -318,11 +331,18 @@ class ObjectStore:
         return Uploaded(etag=str(meta.get("ETag", "")).strip('"'), version_id=meta.get("VersionId"))
 
     def start_multipart(
-        self, bucket: str, key: str, content_type: str, region: str | None = None
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        region: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> MultipartUpload:
         client = self.client(region)
         try:
-            response = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+            response = client.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata or {}
+            )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket, key) from exc
         return MultipartUpload(client, bucket, key, response["UploadId"])
@@ -363,15 +383,19 @@ class ObjectStore:
             MultipartUpload(self.client(region), bucket, key, upload_id).abort()
         return len(leftovers)
 
-    def url(self, bucket: str, key: str, region: str | None = None) -> str:
-        """A URL that downloads the object: under the public base URL, or presigned.
+    def url(self, bucket: str, key: str, region: str | None = None, version_id: str | None = None) -> str:
+        """A URL that downloads the object (with `version_id`: exactly that version): under the
+        public base URL, or presigned.
 
         Presigning costs ~0.5 ms of HMAC work, and clients poll a ready job repeatedly, so a
         presigned URL is reused for the first half of its lifetime."""
+        if version_id == "null":
+            version_id = None  # S3's name for "no version": the bucket is not versioned
         if self.settings.public_base_url:
-            return f"{self.settings.public_base_url}/{bucket}/{key}"
+            pinned = f"?versionId={quote(version_id, safe='')}" if version_id else ""
+            return f"{self.settings.public_base_url}/{bucket}/{key}{pinned}"
         now = time.monotonic()
-        cache_key = (bucket, key, region or "")
+        cache_key = (bucket, key, region or "", version_id or "")
         with self._lock:
             cached = self._urls.get(cache_key)
         if cached is not None and cached[1] > now:
@@ -379,7 +403,7 @@ class ObjectStore:
         url = str(
             self.client(region).generate_presigned_url(
                 "get_object",
-                Params={"Bucket": bucket, "Key": key},
+                Params={"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})},
                 ExpiresIn=self.settings.presign_ttl_s,
             )
         )

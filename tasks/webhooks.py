@@ -10,22 +10,29 @@ Webhooks do it, so a client can verify them with any Standard Webhooks library.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import ipaddress
 import json
 import socket
+import ssl
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
-import urllib3
 from standardwebhooks.webhooks import Webhook
 
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_URL_LENGTH = 2048
+RESOLVE_TIMEOUT_S = 4.0  # a callback host's DNS can be slowed on purpose by whoever runs it
+_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="callback-dns")  # bounds lookups in flight
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -47,10 +54,41 @@ class Target:
     address: str  # the pinned IP
 
 
-def _public(ip: IpAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use, any layout: never public
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address carries by a standard mapping, where a gateway or
+    tunnel on the path could deliver to that IPv4 address."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:  # 2002::/16
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:  # 2001::/32: (server, client)
+        found.extend(ip.teredo)
+    if ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _public_v4(ip: ipaddress.IPv4Address) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+def _public(ip: IpAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _public_v4(ip)
+    if ip in NAT64_LOCAL:
+        return False
+    inner = embedded_ipv4(ip)
+    if ip.ipv4_mapped is not None or ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE:
+        return all(_public_v4(v4) for v4 in inner)  # these reach exactly the embedded IPv4 address
+    if not (ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)):
+        return False  # Teredo (2001::/32) lands here: Python does not count it as global
+    return all(_public_v4(v4) for v4 in inner)  # 6to4 relays deliver to the embedded address
 
 
 def _allowlisted(host: str, ip: IpAddress, allowlist: tuple[str, ...]) -> bool:
@@ -65,7 +103,18 @@ def _allowlisted(host: str, ip: IpAddress, allowlist: tuple[str, ...]) -> bool:
     return False
 
 
-def resolve_target(url: str, allowlist: tuple[str, ...]) -> Target:
+def _getaddrinfo(host: str, port: int, timeout_s: float) -> list[Any]:
+    """getaddrinfo with a deadline: it has none of its own, so it runs on a small pool and is
+    abandoned (left to the resolver's own timeout) when it takes too long."""
+    try:
+        return list(
+            _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM).result(timeout_s)
+        )
+    except FutureTimeout as exc:
+        raise UrlRefused(f"callback host {host!r} did not resolve within {timeout_s:g} s") from exc
+
+
+def resolve_target(url: str, allowlist: tuple[str, ...], timeout_s: float = RESOLVE_TIMEOUT_S) -> Target:
     """Check a callback URL and pin the address it will be delivered to."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         raise UrlRefused("callback_url must be a URL of at most 2048 characters")
@@ -84,7 +133,7 @@ def resolve_target(url: str, allowlist: tuple[str, ...]) -> Target:
     except ValueError as exc:
         raise UrlRefused("callback_url has an invalid port") from exc
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo(host, port, max(timeout_s, 0.1))
     except (socket.gaierror, UnicodeError) as exc:
         raise UrlRefused(f"callback host {host!r} does not resolve") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
@@ -125,6 +174,59 @@ def restore_result(
     }
 
 
+class _Watchdog:
+    """Cuts a connection at a deadline: shutdown() on a duplicate of its socket wakes any read or
+    write blocked on it, so a client that trickles one byte at a time cannot stretch a delivery
+    past its total deadline (per-read timeouts alone never fire on a trickle)."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._dup = sock.dup()
+        self.fired = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.fired = True
+        with contextlib.suppress(OSError):
+            self._dup.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        self._dup.close()
+
+
+def _exchange(target: Target, body: bytes, headers: dict[str, str], deadline: float) -> tuple[int, bytes]:
+    """One POST to the pinned address, all of it (connect, TLS, request, answer) before `deadline`."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DeliveryFailed("no answer from the callback: deadline reached")
+    try:
+        sock = socket.create_connection((target.address, target.port), timeout=min(remaining, 5.0))
+    except OSError as exc:
+        raise DeliveryFailed(f"no answer from the callback: {type(exc).__name__}") from exc
+    watchdog = _Watchdog(sock, deadline - time.monotonic())
+    connection = http.client.HTTPConnection(target.address, target.port)
+    try:
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        if target.scheme == "https":
+            context = ssl.create_default_context(cafile=certifi.where())
+            sock = context.wrap_socket(sock, server_hostname=target.host)
+        connection.sock = sock
+        connection.request("POST", target.path, body=body, headers=headers)
+        response = connection.getresponse()
+        raw = response.read(MAX_RESPONSE_BYTES)
+        return response.status, raw
+    except (OSError, http.client.HTTPException) as exc:
+        if watchdog.fired:
+            raise DeliveryFailed("no complete answer from the callback within the deadline") from exc
+        raise DeliveryFailed(f"no answer from the callback: {type(exc).__name__}") from exc
+    finally:
+        watchdog.close()
+        connection.close()
+        sock.close()
+
+
 def deliver(
     url: str,
     payload: dict[str, Any],
@@ -132,49 +234,30 @@ def deliver(
     allowlist: tuple[str, ...],
     timeout_s: float,
     message_id: str,
+    target: Target | None = None,
 ) -> int:
-    """POST a signed payload; returns the HTTP status once the client answered code 0."""
-    target = resolve_target(url, allowlist)
+    """POST a signed payload; returns the HTTP status once the client answered code 0.
+    `timeout_s` bounds the whole delivery, however slowly the client answers; `target` is the
+    address `resolve_target` pinned for `url`, where the caller resolved it already."""
+    deadline = time.monotonic() + timeout_s
+    target = target or resolve_target(url, allowlist, min(timeout_s, RESOLVE_TIMEOUT_S))
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "resourced-callbacks/1",
         "Host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
+        "Connection": "close",
         **signed_headers(secret, body, message_id),
     }
-    timeout = urllib3.Timeout(connect=min(timeout_s, 5.0), read=timeout_s)
-    pool: urllib3.HTTPConnectionPool
-    if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            target.address,
-            target.port,
-            timeout=timeout,
-            retries=False,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
-            server_hostname=target.host,
-            assert_hostname=target.host,
-        )
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False)
-    try:
-        response = pool.urlopen(
-            "POST", target.path, body=body.encode(), headers=headers, redirect=False, preload_content=False
-        )
-        raw = response.read(MAX_RESPONSE_BYTES, decode_content=True)
-        response.release_conn()
-    except urllib3.exceptions.HTTPError as exc:
-        raise DeliveryFailed(f"no answer from the callback: {type(exc).__name__}") from exc
-    finally:
-        pool.close()
-    if not 200 <= response.status < 300:
-        raise DeliveryFailed(f"the callback answered HTTP {response.status}")
+    status, raw = _exchange(target, body.encode(), headers, deadline)
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"the callback answered HTTP {status}")
     try:
         answer = json.loads(raw or b"null")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a client's deeply nested answer is not JSON to us
         raise DeliveryFailed("the callback's answer is not JSON") from exc
     if not isinstance(answer, dict) or answer.get("code") != 0:
         raise DeliveryFailed(
             f"the callback answered code {answer.get('code') if isinstance(answer, dict) else '?'}"
         )
-    return int(response.status)
+    return int(status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,11 +20,13 @@ from app.errors import ApiError
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import entry_for
 from app.services import Services, services
-from app.session_check import authenticate, require_bucket
+from app.session_check import authenticate, require_bucket, require_scope
 from tasks import estimate
 from tasks.celery_app import TaskName
 from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.ownership import claim_export_keys, export_refusal
 from tasks.routing import export_queue
+from tasks.storage import StorageError
 from tasks.store import RESTORING_STEP, JobRecord, JobState
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ HTTP_STATUS = {
     ErrorCode.READY: 200,
     ErrorCode.RESTORING: 200,
     ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.AUTH: 403,  # a worker found the destination taken by someone else (tasks/ownership.py)
     ErrorCode.NO_MEDIA: 404,
     ErrorCode.FAILED: 500,
     ErrorCode.BUSY: 429,
@@ -106,8 +110,12 @@ def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
             "ErrorCode": int(ErrorCode.READY),
             "ErrorMessage": "ready",
             "TimeWait": 0,
-            "VideoPath": svc.store.url(result.bucket, result.video_key, result.region),
-            "ImagePath": svc.store.url(result.bucket, result.image_key, result.region),
+            "VideoPath": svc.store.url(
+                result.bucket, result.video_key, result.region, result.video_version_id or None
+            ),
+            "ImagePath": svc.store.url(
+                result.bucket, result.image_key, result.region, result.image_version_id or None
+            ),
             "S3Dir": result.s3_dir,
             "Version": result.version,
             "LackLength": result.lack_ms,
@@ -180,13 +188,38 @@ def validated_spec(svc: Services, raw: bytes, body: dict[str, Any], session: Ses
         spec = build_spec(
             data, session.user if not session.service else data["userid"], svc.settings.aws_region
         )
+        if session.service:
+            spec = dataclasses.replace(spec, writer=session.user)
         require_bucket(spec.source.bucket, "storage_info (ts)")
         require_bucket(spec.destination.bucket, "the destination")
         _specs.put(digest, spec)
+    require_export_scopes(session, spec)
     return spec
 
 
+def require_export_scopes(session: Session, spec: ExportSpec) -> None:
+    """A scoped session reads only recordings and writes only results under its scopes."""
+    require_scope(session, spec.source.bucket, spec.source.key(spec.live_path), "the recording (LivePath)")
+    for key in (spec.video_key, spec.image_key):
+        require_scope(session, spec.destination.bucket, key, "the destination")
+
+
+def require_free_destination(svc: Services, spec: ExportSpec) -> None:
+    """HEAD the video and image keys: someone else's (or an ownerless) object there, or another
+    user's export still on its way there, is refused before a job exists; the worker looks
+    again right before it writes."""
+    try:
+        refused = export_refusal(svc.store, spec)
+    except StorageError as exc:
+        log.error("destination check failed", extra={"job_id": spec.job_id, "reason": str(exc)})
+        raise ApiError(int(ErrorCode.FAILED), "service temporarily unavailable: storage", 503, 5) from exc
+    refused = refused or claim_export_keys(svc.redis, spec, svc.settings.job_ttl_s)
+    if refused is not None:
+        raise ApiError(int(ErrorCode.AUTH), refused, 403)
+
+
 def admit(svc: Services, spec: ExportSpec) -> None:
+    require_free_destination(svc, spec)
     queue = export_queue(spec, svc.workers)
     admission = svc.jobs.admit(
         spec,

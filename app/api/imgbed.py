@@ -11,9 +11,10 @@ from flask import Blueprint, Response, request, stream_with_context, url_for
 from app.errors import ApiError
 from app.imaging import NotAnImage, sniff
 from app.services import services
-from app.session_check import authenticate, header_session_id
+from app.session_check import authenticate, header_session_id, require_scope
 from tasks.images import Busy, ImageRef, ImageStore, NotOwner
 from tasks.objectkeys import UnsafeKey
+from tasks.ownership import Writer
 from tasks.storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,16 @@ def upload() -> tuple[dict[str, Any], int]:
     default_name = f"{hashlib.sha256(data).hexdigest()[:20]}.{info.extension}"
     filename = request.form.get("filename", default_name)  # present but empty is refused below
     ref = _ref(images, request.form.get("path", ""), filename)
+    require_scope(session, images.bucket, ref.key, "path")
+    writer = Writer(owner=session.user, service=session.user if session.service else "")
     try:
-        images.put(ref, data, info.content_type, session.user, svc.redis, may_replace_others=session.service)
+        images.put(ref, data, info.content_type, writer, svc.redis)
     except NotOwner as exc:
-        raise ApiError(NOT_ALLOWED, "forbidden: an image of that name belongs to someone else", 403) from exc
+        raise ApiError(
+            NOT_ALLOWED,
+            "forbidden: that name holds an image of someone else, or a file the image bed did not write",
+            403,
+        ) from exc
     except Busy as exc:
         raise ApiError(UNAVAILABLE, "busy: another upload of that name is in progress", 503, 1) from exc
     log.info("image stored", extra={"key": ref.key, "bytes": len(data)})
@@ -112,12 +119,17 @@ def delete() -> tuple[dict[str, Any], int]:
         raise ApiError(BAD_REQUEST, "bad request: the body must be a JSON object {path, filename}", 400)
     images = image_store()
     ref = _ref(images, body.get("path"), body.get("filename"))
+    require_scope(session, images.bucket, ref.key, "path")
     try:
         images.delete(ref, session.user, session.service, services().redis)
     except ObjectNotFound as exc:
         raise ApiError(NO_SUCH_IMAGE, "no such image", 404) from exc
     except NotOwner as exc:
-        raise ApiError(NOT_ALLOWED, "forbidden: only the uploader may delete this image", 403) from exc
+        raise ApiError(
+            NOT_ALLOWED,
+            "forbidden: only the uploader may delete this image (and nobody a file it did not write)",
+            403,
+        ) from exc
     except Busy as exc:
         raise ApiError(UNAVAILABLE, "busy: the image is being written, try again", 503, 1) from exc
     return {"errCode": OK, "message": "deleted"}, 200

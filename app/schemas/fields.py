@@ -128,7 +128,7 @@ def decode_storage_info(value: Any) -> list[dict[str, Any]]:
         raise ValidationError("is not valid base64") from exc
     try:
         decoded = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValidationError("does not decode to JSON") from exc
     if isinstance(decoded, dict) and "storage_info" in decoded:
         decoded = decoded["storage_info"]

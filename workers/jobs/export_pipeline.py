@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tasks import ownership
 from tasks.images import ImageStore
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
@@ -99,13 +100,13 @@ def cut_clip(
     return stats
 
 
-def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path) -> None:
+def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path) -> Uploaded:
     """The clip's first frame, as a JPEG beside the video, stored under the image bed's rules."""
     jpeg = first_frame_jpeg(clip)
     dest = spec.destination
     images = ImageStore(store, dest.bucket, dest.region)
     ref = images.ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1])
-    images.put(ref, jpeg, "image/jpeg", owner=spec.user, may_replace_others=True)  # the export's own key
+    return images.put(ref, jpeg, "image/jpeg", ownership.export_writer(spec))
 
 
 def cut_and_upload(
@@ -116,9 +117,11 @@ def cut_and_upload(
     clip: Path,
     report: Report,
     smart_cut: bool,
-) -> tuple[ClipStats, Uploaded]:
+) -> tuple[ClipStats, Uploaded, Uploaded]:
     """Cut while the upload streams; the poster frame goes up beside the video's last parts."""
     dest = spec.destination
+    if (refused := ownership.export_refusal(store, spec)) is not None:  # before any byte is written
+        raise ExportError(ErrorCode.AUTH, refused)
     try:
         with StreamingMp4Upload(
             store,
@@ -128,19 +131,21 @@ def cut_and_upload(
             clip,
             settings.upload_part_mib * 1024 * 1024,
             settings.upload_concurrency,
+            metadata=ownership.export_writer(spec).metadata,
         ) as upload:
             stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
                 poster = side.submit(upload_poster, store, spec, clip)
                 uploaded = upload.finish()
-                poster.result()
+                poster_uploaded = poster.result()
     except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
-        uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region)
-        upload_poster(store, spec, clip)
-    return stats, uploaded
+        metadata = ownership.export_writer(spec).metadata
+        uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region, metadata)
+        poster_uploaded = upload_poster(store, spec, clip)
+    return stats, uploaded, poster_uploaded
 
 
 def run_export(
@@ -157,7 +162,9 @@ def run_export(
         smart_cut = settings.smart_cut and spec.needs_encoding
         while True:
             try:
-                stats, uploaded = cut_and_upload(spec, store, settings, segments, clip, report, smart_cut)
+                stats, uploaded, poster = cut_and_upload(
+                    spec, store, settings, segments, clip, report, smart_cut
+                )
                 break
             except SpliceRejected:
                 log.warning("smart cut rejected, re-encoding fully", extra={"key": spec.video_key})
@@ -175,6 +182,8 @@ def run_export(
             lack_ms=max(0, spec.duration_ms - exported_ms),
             size_bytes=clip.stat().st_size,
             codec=stats.video_codec,
+            video_version_id=uploaded.version_id or "",
+            image_version_id=poster.version_id or "",
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -38,7 +38,9 @@ class StreamingMp4Upload:
         part_bytes: int,
         concurrency: int,
         hold_bytes: int = HOLD_BYTES,
+        metadata: dict[str, str] | None = None,
     ) -> None:
+        self.metadata = metadata or {}  # the object's owner (tasks/ownership.py)
         self.store, self.bucket, self.key, self.region, self.path = store, bucket, key, region, path
         self.part_bytes = max(part_bytes, 5 * MIB)
         self.hold_bytes = max(hold_bytes, 5 * MIB + 64 * 1024)
@@ -53,7 +55,9 @@ class StreamingMp4Upload:
     def __enter__(self) -> StreamingMp4Upload:
         # Keys are deterministic per job, so uploads pending on ours are a killed attempt's leftovers.
         self.store.abort_leftover_uploads(self.bucket, self.key, self.region)
-        self._upload = self.store.start_multipart(self.bucket, self.key, "video/mp4", self.region)
+        self._upload = self.store.start_multipart(
+            self.bucket, self.key, "video/mp4", self.region, self.metadata
+        )
         self._watcher.start()
         return self
 

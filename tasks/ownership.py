@@ -1,0 +1,122 @@
+"""Who may write an S3 key: the one rule for export videos, poster frames and image-bed images.
+
+Every object the service writes carries two metadata entries: `owner`, the user it was written
+for, and `writer`, the session user that wrote it (the same user, or an internal service
+caller acting for that user). A write is allowed when the key is free, when its owner is the
+user the write is for, or when the caller is a service session and the object's `writer` is
+that same service user ("objects it wrote"). An object without `owner` was not written by this
+service (a recording's segment or playlist, another system's file) and is nobody's to replace
+or delete. The check runs before any byte is written, so a refused write changes nothing.
+
+Until an export's objects exist, its keys are claimed in Redis at admission (the same metadata,
+set atomically), so a second user's export cannot start while the first is still uploading,
+and so cannot abort the first one's multipart upload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import redis
+
+from tasks import keys
+from tasks.jobs import ExportSpec
+from tasks.storage import ObjectNotFound, ObjectStore
+
+OWNER_META = "owner"
+WRITER_META = "writer"
+
+
+class NotOwner(PermissionError):
+    """The key holds an object the caller may not replace or delete."""
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who writes: `owner` the user the object is for; `service` the internal caller acting for it."""
+
+    owner: str
+    service: str = ""  # a service session's own user, when one acts for `owner`
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {OWNER_META: self.owner, WRITER_META: self.service or self.owner}
+
+
+def refusal(existing: Mapping[str, str] | None, writer: Writer) -> str | None:
+    """Why `writer` may not replace an object with metadata `existing` (None: the key is free)."""
+    if existing is None:
+        return None
+    owner = existing.get(OWNER_META)
+    if not owner:
+        return "the key holds an object this service did not write"
+    if owner == writer.owner:
+        return None
+    if writer.service and existing.get(WRITER_META) == writer.service:
+        return None  # an internal caller replacing what it wrote itself
+    return "the key holds an object that belongs to another user"
+
+
+def may_delete(existing: Mapping[str, str], user: str, service: bool) -> bool:
+    """The owner may delete; a service session may delete anything the service wrote, never an
+    object without an owner (it is not the service's to remove)."""
+    owner = existing.get(OWNER_META)
+    return bool(owner) and (owner == user or service)
+
+
+def existing_metadata(store: ObjectStore, bucket: str, key: str, region: str | None) -> dict[str, str] | None:
+    try:
+        return store.head(bucket, key, region).metadata
+    except ObjectNotFound:
+        return None
+
+
+def check_writable(
+    store: ObjectStore, bucket: str, keys: Iterable[str], region: str | None, writer: Writer
+) -> None:
+    """Raise NotOwner naming the first key `writer` may not write; HEADs only, writes nothing."""
+    for key in keys:
+        reason = refusal(existing_metadata(store, bucket, key, region), writer)
+        if reason is not None:
+            raise NotOwner(f"s3://{bucket}/{key}: {reason}")
+
+
+def export_writer(spec: ExportSpec) -> Writer:
+    return Writer(owner=spec.user, service=spec.writer)
+
+
+def export_refusal(store: ObjectStore, spec: ExportSpec) -> str | None:
+    """Why this export may not write its video and poster keys, or None; for the API's admission
+    and the worker's last look before the multipart upload starts."""
+    dest = spec.destination
+    try:
+        check_writable(store, dest.bucket, (spec.video_key, spec.image_key), dest.region, export_writer(spec))
+    except NotOwner as exc:
+        return f"forbidden: {exc}"
+    return None
+
+
+def _claimed(raw: bytes | str | None) -> dict[str, str] | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return {}  # unreadable: treat as held by someone, never as free
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def claim_export_keys(client: redis.Redis, spec: ExportSpec, ttl_s: int) -> str | None:
+    """Reserve the export's keys for its owner (or refresh the owner's own reservation); the
+    reason it may not, where another user's export holds one."""
+    writer = export_writer(spec)
+    dest = spec.destination
+    for key in (spec.video_key, spec.image_key):
+        name = keys.destination_claim(dest.bucket, key)
+        if client.set(name, json.dumps(writer.metadata), nx=True, ex=ttl_s):
+            continue
+        reason = refusal(_claimed(client.get(name)), writer)
+        if reason is not None:
+            return f"forbidden: s3://{dest.bucket}/{key}: an export of another user is writing it"
+        client.expire(name, ttl_s)
+    return None
