@@ -35,3 +35,14 @@ REAPER_LOCK = f"{PREFIX}:lock:reaper"  # one worker reaps at a time
 
 def imgbed_owner_lock(key: str) -> str:
     return f"{PREFIX}:imgbed:lock:{key}"
+
+
+def archive_playlists(recording: str) -> str:
+    """HASH playlist key -> its summary (ETag, span, ended) for one recording (a digest of
+    bucket, region and folder): the archive index, docs/archive-index.md."""
+    return f"{PREFIX}:archive:{recording}:playlists"
+
+
+def archive_segments(recording: str, playlist: str) -> str:
+    """STRING: one playlist version's packed segment list (`playlist` is a digest of key + ETag)."""
+    return f"{PREFIX}:archive:{recording}:segments:{playlist}"

@@ -99,6 +99,15 @@ class Settings:
     smart_cut: bool = True  # H.264: re-encode only the partial GOPs at the ends
     copy_edit_list: bool = True  # export_type 0 presents from the requested frame (MP4 edit list)
     port: int = 8000
+    # The archive index (docs/archive-index.md): a cache in Redis, so entries expire; a week keeps
+    # a recording that is exported from now and then warm, and lets an idle one's entries go.
+    archive_index_ttl_s: int = 7 * 86_400
+    # One playlist's packed segment list is cached up to this size (a day of 2 s segments packs
+    # to ~0.3 MiB); a bigger one is streamed from S3 again when needed, so Redis stays bounded.
+    archive_index_max_blob_kib: int = 4096
+    # A playlist last modified this long before the range starts cannot hold it (a recorder writes
+    # a playlist after its segments); the margin absorbs the recorder's clock running ahead.
+    archive_clock_skew_s: int = 3600
 
     @property
     def celery_broker_url(self) -> str:
@@ -177,6 +186,11 @@ class Settings:
             smart_cut=_bool(env, "RESOURCED_SMART_CUT", cls.smart_cut),
             copy_edit_list=_bool(env, "RESOURCED_COPY_EDIT_LIST", cls.copy_edit_list),
             port=_int(env, "PORT", cls.port, 1),
+            archive_index_ttl_s=_int(env, "RESOURCED_ARCHIVE_INDEX_TTL", cls.archive_index_ttl_s, 60),
+            archive_index_max_blob_kib=_int(
+                env, "RESOURCED_ARCHIVE_INDEX_MAX_BLOB_KIB", cls.archive_index_max_blob_kib, 0
+            ),
+            archive_clock_skew_s=_int(env, "RESOURCED_ARCHIVE_CLOCK_SKEW_S", cls.archive_clock_skew_s, 0),
         )
 
 
