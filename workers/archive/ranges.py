@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tasks.jobs import S3Location
 from tasks.settings import Settings
@@ -40,7 +42,10 @@ def open_index(settings: Settings, source: S3Location, prefix: str) -> ArchiveIn
     """The recording's index, on this process's Redis (one client per URL, made on first use)."""
     client = _clients.get(settings.redis_url)
     if client is None:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        # A cache fails fast: one quick retry, then the lookup goes on without it.
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1)
+        )
         _clients[settings.redis_url] = client
     return ArchiveIndex(
         client,
