@@ -163,7 +163,7 @@ def _peak_bytes(count: int) -> tuple[int, list[Segment]]:
 
 
 def test_reading_a_playlist_takes_memory_independent_of_its_length() -> None:
-    small_peak, small = _peak_bytes(2_000)
+    _, small = _peak_bytes(2_000)
     big_peak, big = _peak_bytes(40_000)  # ~1.2 MB of playlist; its segments would take ~15 MB
     assert (
         [s.key for s in big] == [s.key for s in small] == ["r/cam/seg/00000002.ts", "r/cam/seg/00000003.ts"]
