@@ -6,8 +6,12 @@ first PROGRAM-DATE-TIME) tells without reading it all:
 
 - A playlist last modified before the range starts (less a clock-skew margin) cannot hold it:
   recorders write a playlist after the segments it lists. No read.
-- The playlists of one recording follow one another, so sorted by LastModified they are sorted
-  by start too: a binary search with head reads finds the one where the range starts, and the
+- Playlists the index has placed (from an earlier head or full read) are sorted by where they
+  start: a binary search over them costs no read. When only a few playlists are new or changed
+  since, their heads are read; that is the usual warm case.
+- With a cold index, the order is guessed two ways, by LastModified (a recorder writes its
+  playlists one after another) and by name in natural order (recorders name them by time, and a
+  rewritten playlist keeps its name); a binary search with head reads runs over each, and the
   neighbours on each side are checked too, so a few playlists out of order still count.
 - A playlist without PROGRAM-DATE-TIME has its own timeline from 0; where one is found, every
   playlist not yet known is read whole (only then are the spans known).
@@ -19,12 +23,19 @@ list the same media in practice. docs/archive-index.md says more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from tasks.storage import ListedObject
 from workers.archive.index import PlaylistSummary
 
 NEIGHBOURS = 2  # playlists checked beyond each end of the search: tolerates a little disorder
+FEW_UNKNOWN = 8  # up to this many playlists the index does not know have their heads read
+
+
+def natural_key(key: str) -> list[object]:
+    """h2.m3u8 before h10.m3u8: recorders name playlists by time, not always zero-padded."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
 class _Relative(Exception):
@@ -54,19 +65,37 @@ class Locator:
         return found
 
     def choose(self, start_ms: float, end_ms: float) -> list[ListedObject]:
-        ordered = sorted(
-            (o for o in self.listed if self._may_hold(o, start_ms)), key=lambda o: (o.last_modified, o.key)
-        )
+        candidates = [o for o in self.listed if self._may_hold(o, start_ms)]
+        unknown = [o for o in candidates if o.key not in self.known]
+        if len(unknown) <= FEW_UNKNOWN:  # new or changed since the index last looked: place them
+            for obj in unknown:
+                self.summary(obj)
+            unknown = []
         try:
-            picked = self._search(ordered, start_ms, end_ms)
+            placed = [o for o in candidates if self._placed(o)]
+            orders = [sorted(placed, key=lambda o: (self.known[o.key].first_ms, o.key))]  # exact, free
+            if unknown:  # a cold index: guess the order from the listing, two ways
+                orders.append(sorted(candidates, key=lambda o: (o.last_modified, o.key)))
+                orders.append(sorted(candidates, key=lambda o: natural_key(o.key)))
+            picked = [o for ordered in orders for o in self._search(ordered, start_ms, end_ms)]
+            picked += [o for o in candidates if self._headless(o)]
         except _Relative:
-            picked = [o for o in ordered if not self._settled(o)]
+            picked = [o for o in candidates if not self._settled(o)]
         chosen = {o.key: o for o in picked}
         for obj in self.listed:  # known whole (before or during the search): judged exactly
             summary = self.known.get(obj.key)
             if summary is not None and summary.complete and summary.overlaps(start_ms, end_ms):
                 chosen[obj.key] = obj
         return sorted(chosen.values(), key=lambda o: (o.last_modified, o.key))
+
+    def _placed(self, obj: ListedObject) -> bool:
+        summary = self.known.get(obj.key)
+        return summary is not None and summary.usable and summary.first_ms is not None
+
+    def _headless(self, obj: ListedObject) -> bool:
+        """Known only as a head without a segment (a long header): it is read whole."""
+        summary = self.known.get(obj.key)
+        return summary is not None and summary.usable and not summary.complete and summary.first_ms is None
 
     def _settled(self, obj: ListedObject) -> bool:
         """Complete (judged exactly already) or known to be unusable."""

@@ -4,6 +4,7 @@ twice) or a lost index still gives exactly the segments a full parse of every pl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -284,3 +285,15 @@ def test_an_index_flushed_mid_export_still_gives_the_exact_clip(
         first, end = (start - PDT_MS) * 25 // 1000, -(-(start - PDT_MS + 2000) * 25 // 1000)
         assert frame_indices(tmp_path / name) == list(range(first, end))  # the frames on screen
         flushed.clear()  # and flushed again during the second export
+
+
+def test_a_playlist_rewritten_out_of_time_order_is_found_cold_and_warm(two_days: Archive) -> None:
+    start = T0 + 30 * HOUR + 600_000
+    two_days.lookup(start, start + 10_000)  # warm for this range
+    time.sleep(1.1)  # LastModified has a one-second grain: now h0030 is the newest object
+    two_days.put("h0030.m3u8", playlist("redo", 600, 6.0, T0 + 30 * HOUR))
+    expected = ["rec/cam/redo/s00100.ts", "rec/cam/redo/s00101.ts"]
+    assert [s.key for s in two_days.lookup(start, start + 10_000)] == expected  # warm for the range
+    assert "rec/cam/h0030.m3u8" in two_days.head_reads() and len(two_days.head_reads()) <= 12
+    cold = two_days.new_index(fakeredis.FakeRedis())  # cold: last in LastModified order, found by name
+    assert [s.key for s in two_days.lookup(start, start + 10_000, index=cold)] == expected
