@@ -12,6 +12,7 @@ within 3x, worker memory flat.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -158,7 +159,19 @@ def index_build(s3_url: str, redis_url: str) -> tuple[float, float, int]:
         lookup.segments(obj, PlaylistSummary(obj.key, obj.etag, complete=False), 0, -1)
     elapsed = time.perf_counter() - started
     indexed = sum(s.segments for s in index.summaries().values())
+    summaries = int(redis.Redis.from_url(redis_url).memory_usage(index.playlists_key) or 0)
+    print(f"bench: summaries alone        {summaries / HOURS:.0f} bytes per playlist")
     return elapsed, index.memory_bytes() / HOURS * 1000, indexed
+
+
+def lookups_logged(log: Path) -> list[dict[str, int]]:
+    """What the worker's `archive lookup` log lines say each 30-day export read."""
+    found = []
+    for text in log.read_text(errors="replace").splitlines():
+        if '"archive lookup"' in text and "live/month" in text:
+            line = json.loads(text)
+            found.append({k: line[k] for k in ("head_reads", "full_reads", "from_index")})
+    return found
 
 
 def lookup_breakdown(s3_url: str, redis_url: str) -> str:
@@ -235,6 +248,7 @@ def main() -> int:
             rss_month = peak_rss_mib(worker_pids(worker.pid))
             keys = redis.Redis.from_url(redis_url)
             used = sum(int(keys.memory_usage(k) or 0) for k in keys.scan_iter("resourced:archive:*"))
+            reads = lookups_logged(work / "worker.log")
         finally:
             devstack.stop(worker, 20)
             devstack.stop(web)
@@ -253,6 +267,7 @@ def main() -> int:
         f"bench: worker peak RSS        {rss_minute:.0f} MiB after 1-minute exports,"
         f" {rss_month:.0f} MiB after 30-day ones"
     )
+    print(f"bench: 30-day lookups' reads  cold {reads[0]}, then {reads[1:]}")
     print(f"bench: lookup in-process      {breakdown}")
     print(f"bench: index after exports    {used / 1024:.0f} KiB in Redis (heads + the clip's playlist)")
     print(f"bench: full index build       {build_s:.1f} s for {HOURS} playlists ({indexed:,} segments)")
