@@ -54,13 +54,11 @@ class Locator:
         skew_ms: float,
     ) -> None:
         self.listed, self.known, self._head, self.skew_ms = listed, known, head, skew_ms
-        self.head_reads = 0
 
     def summary(self, obj: ListedObject) -> PlaylistSummary:
         found = self.known.get(obj.key)
         if found is None:
             found = self._head(obj)
-            self.head_reads += 1
             self.known[obj.key] = found
         return found
 
