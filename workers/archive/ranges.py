@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from tasks.jobs import S3Location
 from tasks.settings import Settings
-from tasks.storage import ListedObject, ObjectNotFound, ObjectStore, TooLarge
+from tasks.storage import ListedObject, ObjectNotFound, ObjectStore, StorageError, TooLarge
 from workers.archive.hls_parser import MediaPlaylistReader, read_segments
 from workers.archive.index import ArchiveIndex, PlaylistSummary, recording_id
 from workers.archive.locate import Locator
@@ -74,6 +74,8 @@ class Lookup:
 
     def head(self, obj: ListedObject) -> PlaylistSummary:
         """Where a playlist starts, from its first bytes; a small playlist is read whole here."""
+        if obj.size == 0:  # a recorder's playlist just created; a ranged GET of it is refused
+            return self._refused(obj, obj.etag, PlaylistError("empty playlist"))
         self.head_reads += 1
         try:
             data = self.store.get_bytes(
@@ -81,6 +83,10 @@ class Lookup:
             )
         except ObjectNotFound:
             return PlaylistSummary(obj.key, obj.etag, complete=True, error="deleted")
+        except StorageError as exc:
+            if "InvalidRange" not in str(exc):
+                raise
+            return PlaylistSummary(obj.key, obj.etag, complete=True, error="emptied since listed")
         if len(data) < HEAD_BYTES:
             self._heads[obj.key] = data  # the whole playlist: parse it without another GET
             summary, _ = self._index_whole(obj, data.decode("utf-8", "replace").splitlines(), obj.etag)

@@ -247,11 +247,13 @@ def test_a_playlist_over_the_cache_limit_is_not_cached_but_still_used(archive: A
     assert archive.full_reads() == ["rec/cam/h0000.m3u8"]  # streamed from S3 again
 
 
-def test_a_master_playlist_in_the_folder_is_skipped_once(two_days: Archive) -> None:
+def test_a_master_playlist_and_an_empty_one_in_the_folder_are_skipped(two_days: Archive) -> None:
     two_days.put("index.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nh0001.m3u8\n")
+    two_days.put("h0048.m3u8", "")
     start = T0 + 47 * HOUR + 5000
     assert two_days.lookup(start, start + 6000) == two_days.oracle(start, start + 6000) != []
     assert two_days.index.summaries()["rec/cam/index.m3u8"].error
+    assert two_days.index.summaries()["rec/cam/h0048.m3u8"].error == "empty playlist"
 
 
 def test_an_index_flushed_mid_export_still_gives_the_exact_clip(
