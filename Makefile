@@ -1,5 +1,5 @@
 # `make demo` sets everything up and exports a clip end to end; `make test` runs the tests.
-.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api clean
+.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api bench-archive clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -31,6 +31,9 @@ bench-api: setup
 
 bench-transcode: setup
 	.venv/bin/python scripts/bench_transcode.py
+
+bench-archive: setup
+	.venv/bin/python scripts/bench_archive.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .ruff_cache .mypy_cache

@@ -58,3 +58,14 @@ def rate_limit(action: str, user: str, window: int) -> str:
 def destination_claim(bucket: str, key: str) -> str:
     """Who an export's destination key is reserved for, from admission until its object exists."""
     return f"{PREFIX}:claim:{bucket}/{key}"
+
+
+def archive_playlists(recording: str) -> str:
+    """HASH playlist key -> its summary (ETag, span, ended) for one recording (a digest of
+    bucket, region and folder): the archive index, docs/archive-index.md."""
+    return f"{PREFIX}:archive:{recording}:playlists"
+
+
+def archive_segments(recording: str, playlist: str) -> str:
+    """STRING: one playlist version's packed segment list (`playlist` is a digest of key + ETag)."""
+    return f"{PREFIX}:archive:{recording}:segments:{playlist}"

@@ -109,6 +109,15 @@ class Settings:
     restore_max_files_per_job: int = 100  # one job's HEAD + RestoreObject burst stays small
     test_callback_per_minute: int = 5  # a network test is occasional; more is probing or abuse
     flower_basic_auth: str = field(default="", repr=False)  # user:password; Flower refuses without
+    # The archive index (docs/archive-index.md): a cache in Redis, so entries expire; a week keeps
+    # a recording that is exported from now and then warm, and lets an idle one's entries go.
+    archive_index_ttl_s: int = 7 * 86_400
+    # One playlist's packed segment list is cached up to this size (a day of 2 s segments packs
+    # to ~0.3 MiB); a bigger one is streamed from S3 again when needed, so Redis stays bounded.
+    archive_index_max_blob_kib: int = 4096
+    # A playlist last modified this long before the range starts cannot hold it (a recorder writes
+    # a playlist after its segments); the margin absorbs the recorder's clock running ahead.
+    archive_clock_skew_s: int = 3600
 
     @property
     def celery_broker_url(self) -> str:
@@ -202,6 +211,11 @@ class Settings:
                 env, "RESOURCED_TEST_CALLBACK_PER_MINUTE", cls.test_callback_per_minute, 1
             ),
             flower_basic_auth=env.get("FLOWER_BASIC_AUTH", "").strip(),
+            archive_index_ttl_s=_int(env, "RESOURCED_ARCHIVE_INDEX_TTL", cls.archive_index_ttl_s, 60),
+            archive_index_max_blob_kib=_int(
+                env, "RESOURCED_ARCHIVE_INDEX_MAX_BLOB_KIB", cls.archive_index_max_blob_kib, 0
+            ),
+            archive_clock_skew_s=_int(env, "RESOURCED_ARCHIVE_CLOCK_SKEW_S", cls.archive_clock_skew_s, 0),
         )
 
     def check_web(self) -> None:

@@ -238,6 +238,38 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket, key) from exc
 
+    def iter_lines(
+        self, bucket: str, key: str, max_line: int, region: str | None = None
+    ) -> tuple[str, Iterator[str]]:
+        """The object's text line by line, streamed: memory is one chunk and one line however big
+        the object is (a line over `max_line` bytes raises TooLarge). Returns the ETag of the
+        version being read, which may be newer than a listing's."""
+        try:
+            response = self._get(bucket, key, region, None)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+        etag = str(response.get("ETag", "")).strip('"')
+        return etag, self._lines(response["Body"], bucket, key, max_line)
+
+    def _lines(self, body: Any, bucket: str, key: str, max_line: int) -> Iterator[str]:
+        pending = b""
+        try:
+            for chunk in body.iter_chunks(64 * 1024):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                if len(pending) > max_line:
+                    raise TooLarge(f"s3://{bucket}/{key}: a line longer than {max_line} bytes")
+                for line in lines:
+                    yield line.rstrip(b"\r").decode("utf-8", "replace")
+            if pending:
+                yield pending.rstrip(b"\r").decode("utf-8", "replace")
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, key) from exc
+        except OSError as exc:  # a connection cut mid-body
+            raise TransientStorageError(f"s3://{bucket}/{key}: read failed: {exc}") from exc
+        finally:
+            body.close()
+
     def open_stream(
         self, bucket: str, key: str, region: str | None = None
     ) -> tuple[BinaryIO, dict[str, Any]]:

@@ -1,2 +1,3 @@
 """The recording's archive: HLS playlists parsed onto one timeline, and which segments cover a
-range. Imports only `tasks/` (S3 through `tasks.storage`); no PyAV, no Celery."""
+range, through the archive index (a cache in Redis; docs/archive-index.md). Imports only
+`tasks/` (S3 through `tasks.storage`, key names from `tasks.keys`) and redis; no PyAV, no Celery."""

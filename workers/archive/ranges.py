@@ -1,50 +1,202 @@
-"""The archive index: which segments of a recording cover a time range.
+"""Which segments of a recording cover a time range: the archive index put to work.
 
-Reads only the playlists directly under the recording's folder, never a listing of the
-whole bucket, and never a segment the range does not need.
+One LIST of the recording's folder says which playlists exist and their ETags; the index
+(Redis) knows what each unchanged one holds, `Locator` picks the few playlists that can hold
+the range, and only those are read: from the index when packed there, else streamed from S3
+line by line (and then packed into the index). Never a segment the range does not need, never
+a listing of the whole bucket.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tasks.jobs import S3Location
-from tasks.storage import ObjectNotFound, ObjectStore, TooLarge
-from workers.archive.playlists import (
-    MAX_PLAYLIST_BYTES,
-    PlaylistError,
-    Segment,
-    covering,
-    merge_timelines,
-    parse_playlist,
-)
+from tasks.settings import Settings
+from tasks.storage import ListedObject, ObjectNotFound, ObjectStore, StorageError, TooLarge
+from workers.archive.hls_parser import MediaPlaylistReader, read_segments
+from workers.archive.index import ArchiveIndex, PlaylistSummary, recording_id
+from workers.archive.locate import Locator
+from workers.archive.model import PlaylistError, Segment
+from workers.archive.packing import SegmentPacker, unpack
+from workers.archive.playlists import covering, merge_timelines
 
 log = logging.getLogger(__name__)
+
+HEAD_BYTES = 16 * 1024  # the tags before the first segment, and the first PROGRAM-DATE-TIME
+MAX_LINE_BYTES = 64 * 1024  # a playlist line longer than this is not a playlist
+_clients: dict[str, redis.Redis] = {}
 
 
 def recording_prefix(source: S3Location, live_path: str) -> str:
     return source.key(live_path)
 
 
-def load_timeline(store: ObjectStore, source: S3Location, live_path: str) -> list[Segment]:
-    """Every segment of every media playlist of the recording, on one timeline."""
-    prefix = recording_prefix(source, live_path)
-    playlists: list[list[Segment]] = []
-    for key in store.list_keys(source.bucket, prefix + "/", source.region):
-        if not key.endswith(".m3u8"):
-            continue
+def open_index(settings: Settings, source: S3Location, prefix: str) -> ArchiveIndex:
+    """The recording's index, on this process's Redis (one client per URL, made on first use)."""
+    client = _clients.get(settings.redis_url)
+    if client is None:
+        # A cache fails fast: one quick retry, then the lookup goes on without it.
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1)
+        )
+        _clients[settings.redis_url] = client
+    return ArchiveIndex(
+        client,
+        recording_id(source.bucket, source.region, prefix),
+        settings.archive_index_ttl_s,
+        settings.archive_index_max_blob_kib * 1024,
+    )
+
+
+@dataclass
+class Lookup:
+    """One range looked up in one recording; counts what it read, for logs and tests."""
+
+    store: ObjectStore
+    source: S3Location
+    prefix: str
+    index: ArchiveIndex
+    head_reads: int = 0
+    full_reads: int = 0
+    from_index: int = 0
+    _heads: dict[str, bytes] = field(default_factory=dict)
+
+    def listed(self) -> list[ListedObject]:
+        folder = self.store.list_objects(self.source.bucket, self.prefix + "/", self.source.region)
+        return [o for o in folder if o.key.endswith(".m3u8")]
+
+    def head(self, obj: ListedObject) -> PlaylistSummary:
+        """Where a playlist starts, from its first bytes; a small playlist is read whole here."""
+        if obj.size == 0:  # a recorder's playlist just created; a ranged GET of it is refused
+            return self._refused(obj, obj.etag, PlaylistError("empty playlist"))
+        self.head_reads += 1
         try:
-            text = store.get_bytes(source.bucket, key, MAX_PLAYLIST_BYTES, source.region)
-            playlists.append(parse_playlist(text.decode("utf-8", "replace"), key, prefix))
+            data = self.store.get_bytes(
+                self.source.bucket, obj.key, HEAD_BYTES, self.source.region, byte_range=(0, HEAD_BYTES)
+            )
         except ObjectNotFound:
-            continue  # deleted between listing and reading
+            return PlaylistSummary(obj.key, obj.etag, complete=True, error="deleted")
+        except StorageError as exc:
+            if "InvalidRange" not in str(exc):
+                raise
+            return PlaylistSummary(obj.key, obj.etag, complete=True, error="emptied since listed")
+        if len(data) < HEAD_BYTES:
+            self._heads[obj.key] = data  # the whole playlist: parse it without another GET
+            summary, _ = self._index_whole(obj, data.decode("utf-8", "replace").splitlines(), obj.etag)
+            return summary
+        reader = MediaPlaylistReader(obj.key, self.prefix)
+        try:
+            for line in data.decode("utf-8", "replace").split("\n")[:-1]:  # the last may be cut
+                if reader.feed(line) is not None:
+                    break
+        except PlaylistError as exc:
+            return self._refused(obj, obj.etag, exc)
+        stats = reader.stats
+        summary = PlaylistSummary(
+            obj.key, obj.etag, complete=False, first_ms=stats.first_ms, absolute=stats.absolute
+        )
+        self.index.save(summary)
+        return summary
+
+    def _refused(self, obj: ListedObject, etag: str, exc: Exception) -> PlaylistSummary:
+        log.warning("skipping playlist", extra={"playlist": obj.key, "reason": str(exc)})
+        summary = PlaylistSummary(obj.key, etag, complete=True, error=str(exc)[:200])
+        self.index.save(summary)
+        return summary
+
+    def _index_whole(
+        self, obj: ListedObject, lines: Iterable[str], etag: str, start_ms: float = 0, end_ms: float = -1
+    ) -> tuple[PlaylistSummary, list[Segment]]:
+        """Parse a whole playlist as it streams, pack it into the index, keep what overlaps."""
+        reader = MediaPlaylistReader(obj.key, self.prefix)
+        packer = SegmentPacker(self.index.max_blob_bytes)
+        wanted: list[Segment] = []
+        try:
+            for segment in read_segments(lines, reader):
+                packer.add(segment)
+                if segment.overlaps(start_ms, end_ms):
+                    wanted.append(segment)
         except (PlaylistError, TooLarge) as exc:
-            # Other storage errors propagate: a transient one is retried rather than exported as a hole.
-            log.warning("skipping playlist", extra={"playlist": key, "reason": str(exc)})
-    return merge_timelines(playlists)
+            return self._refused(obj, etag, exc), []
+        stats, packed = reader.stats, packer.result()
+        summary = PlaylistSummary(
+            obj.key,
+            etag,
+            complete=True,
+            first_ms=stats.first_ms,
+            end_ms=stats.end_ms,
+            absolute=stats.absolute,
+            ended=stats.ended,
+            segments=stats.segments,
+            packed=packed is not None,
+        )
+        self.index.save(summary, packed)
+        return summary, wanted
+
+    def segments(
+        self, obj: ListedObject, summary: PlaylistSummary, start_ms: float, end_ms: float
+    ) -> list[Segment]:
+        """The playlist's segments overlapping the range: from the index, else from S3."""
+        if summary.complete and not summary.usable:
+            return []
+        packed = self.index.packed(summary) if summary.complete else None
+        if packed is not None:
+            try:
+                self.from_index += 1
+                return [s for s in unpack(packed, obj.key) if s.overlaps(start_ms, end_ms)]
+            except ValueError:
+                log.warning("archive index entry unreadable, reading S3", extra={"playlist": obj.key})
+        text = self._heads.pop(obj.key, None)
+        if text is not None:
+            lines: Iterable[str] = text.decode("utf-8", "replace").splitlines()
+            etag = obj.etag
+        else:
+            self.full_reads += 1
+            try:
+                etag, lines = self.store.iter_lines(
+                    self.source.bucket, obj.key, MAX_LINE_BYTES, self.source.region
+                )
+            except ObjectNotFound:
+                return []  # deleted between listing and reading
+        return self._index_whole(obj, lines, etag or obj.etag, start_ms, end_ms)[1]
 
 
 def segments_for_range(
-    store: ObjectStore, source: S3Location, live_path: str, start_ms: float, end_ms: float
+    store: ObjectStore,
+    source: S3Location,
+    live_path: str,
+    start_ms: float,
+    end_ms: float,
+    index: ArchiveIndex | None = None,
 ) -> list[Segment]:
-    return covering(load_timeline(store, source, live_path), start_ms, end_ms)
+    """The segments covering [start_ms, end_ms), in timeline order, duplicates left out."""
+    prefix = recording_prefix(source, live_path)
+    settings = store.settings
+    lookup = Lookup(store, source, prefix, index or open_index(settings, source, prefix))
+    listed = lookup.listed()
+    by_key = {o.key: o for o in listed}
+    cached = lookup.index.summaries()
+    lookup.index.forget([s for k, s in cached.items() if k not in by_key or by_key[k].etag != s.etag])
+    known = {k: s for k, s in cached.items() if k in by_key and by_key[k].etag == s.etag}
+    locator = Locator(listed, known, lookup.head, settings.archive_clock_skew_s * 1000)
+    chosen = locator.choose(start_ms, end_ms)
+    found = [lookup.segments(o, locator.summary(o), start_ms, end_ms) for o in chosen]
+    log.info(
+        "archive lookup",
+        extra={
+            "recording": prefix,
+            "playlists": len(listed),
+            "chosen": len(chosen),
+            "head_reads": lookup.head_reads,
+            "full_reads": lookup.full_reads,
+            "from_index": lookup.from_index,
+        },
+    )
+    return covering(merge_timelines(found), start_ms, end_ms)

@@ -112,7 +112,8 @@ def test_reads_only_the_recordings_playlists_and_the_covering_segments(
         s3, "archive", "live/other", generate_recording(tmp_path / "other", SampleSpec(seconds=2))
     )
     s3.put_object(Bucket="archive", Key="live/cam/old/index.m3u8", Body=b"#EXTM3U\n")  # a subfolder's
-    settings = Settings(work_dir=str(tmp_path))
+    # No archive index (nothing listens on port 1), so every playlist read is counted.
+    settings = Settings(work_dir=str(tmp_path), redis_url="redis://127.0.0.1:1/0")
     store = ObjectStore(settings)
     read: list[str] = []
     client = store.client("us-east-1")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Iterator
+
 import pytest
 
+from workers.archive.hls_parser import MediaPlaylistReader, read_segments
+from workers.archive.packing import SegmentPacker, unpack
 from workers.archive.playlists import (
     ByteRange,
     PlaylistError,
+    Segment,
     covering,
     merge_timelines,
     parse_playlist,
@@ -118,3 +124,56 @@ def test_an_absolute_uri_is_one_refused_entry_not_a_lost_playlist() -> None:
     assert [bool(s.refused) for s in segments] == [False, False, False, True, False]
     assert segments[4].start_ms == 8000  # the refused entry still occupies its time
     assert "relative" in segments[3].refused
+
+
+def test_packed_segments_come_back_exactly() -> None:
+    segments = parse_playlist(SINGLE_FILE, "r/cam/index.m3u8", "r/cam") + parse_playlist(
+        PDT, "r/cam/index.m3u8", "r/cam"
+    )
+    packer = SegmentPacker(1024 * 1024)
+    for segment in segments:
+        packer.add(segment)
+    packed = packer.result()
+    assert packed is not None
+    assert list(unpack(packed, "r/cam/index.m3u8")) == segments
+
+
+def _day_of_lines(count: int) -> Iterator[str]:
+    yield "#EXTM3U"
+    yield "#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00.000Z"
+    for i in range(count):
+        yield "#EXTINF:2.000,"
+        yield f"seg/{i:08d}.ts"
+
+
+def _peak_bytes(count: int) -> tuple[int, list[Segment]]:
+    reader = MediaPlaylistReader("r/cam/day.m3u8", "r/cam")
+    packer = SegmentPacker(64 * 1024)  # over this, the list is not cached: memory stays flat
+    tracemalloc.start()
+    try:
+        wanted = []
+        for segment in read_segments(_day_of_lines(count), reader):
+            packer.add(segment)
+            if segment.overlaps(EPOCH_2024 + 4000, EPOCH_2024 + 8000):
+                wanted.append(segment)
+        packer.result()
+        return tracemalloc.get_traced_memory()[1], wanted
+    finally:
+        tracemalloc.stop()
+
+
+def test_reading_a_playlist_takes_memory_independent_of_its_length() -> None:
+    _, small = _peak_bytes(2_000)
+    big_peak, big = _peak_bytes(40_000)  # ~1.2 MB of playlist; its segments would take ~15 MB
+    assert (
+        [s.key for s in big] == [s.key for s in small] == ["r/cam/seg/00000002.ts", "r/cam/seg/00000003.ts"]
+    )
+    assert big_peak < 3 * 64 * 1024  # the packing limit and a few lines, whatever the length
+
+
+def test_stats_of_a_streamed_playlist() -> None:
+    reader = MediaPlaylistReader("r/cam/index.m3u8", "r/cam")
+    assert len(list(read_segments(PDT.splitlines(), reader))) == 3
+    stats = reader.stats
+    assert (stats.segments, stats.first_ms, stats.end_ms) == (3, EPOCH_2024, EPOCH_2024 + 12_000)
+    assert stats.absolute and stats.ended

@@ -1,0 +1,147 @@
+"""Which playlists of a recording can hold a range, reading as few of them as possible.
+
+What is known exactly (a playlist the index has read whole) is judged exactly. The rest are
+judged by where they start, which the head of a playlist (a ranged GET of its first KiB: the
+first PROGRAM-DATE-TIME) tells without reading it all:
+
+- A playlist last modified before the range starts (less a clock-skew margin) cannot hold it:
+  recorders write a playlist after the segments it lists. No read.
+- Playlists the index has placed (from an earlier head or full read) are sorted by where they
+  start: a binary search over them costs no read. When only a few playlists are new or changed
+  since, their heads are read; that is the usual warm case.
+- With a cold index, the order is guessed two ways, by LastModified (a recorder writes its
+  playlists one after another) and by name in natural order (recorders name them by time, and a
+  rewritten playlist keeps its name); a binary search with head reads runs over each, and the
+  neighbours on each side are checked too, so a few playlists out of order still count.
+- A playlist without PROGRAM-DATE-TIME has its own timeline from 0; where one is found, every
+  playlist not yet known is read whole (only then are the spans known).
+
+A playlist started earlier but written out of order far from its neighbours (say a day-long
+playlist beside hourly ones) is not found this way until an export reads it; its neighbours
+list the same media in practice. docs/archive-index.md says more.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from tasks.storage import ListedObject
+from workers.archive.index import PlaylistSummary
+
+NEIGHBOURS = 2  # playlists checked beyond each end of the search: tolerates a little disorder
+FEW_UNKNOWN = 8  # up to this many playlists the index does not know have their heads read
+
+
+def natural_key(key: str) -> list[object]:
+    """h2.m3u8 before h10.m3u8: recorders name playlists by time, not always zero-padded."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+class _Relative(Exception):
+    """A playlist on its own timeline from 0: start order says nothing."""
+
+
+class Locator:
+    """Chooses the playlists to read for one range; `head` reads (and indexes) a playlist's
+    head, called only for playlists the index does not know."""
+
+    def __init__(
+        self,
+        listed: list[ListedObject],
+        known: dict[str, PlaylistSummary],
+        head: Callable[[ListedObject], PlaylistSummary],
+        skew_ms: float,
+    ) -> None:
+        self.listed, self.known, self._head, self.skew_ms = listed, known, head, skew_ms
+
+    def summary(self, obj: ListedObject) -> PlaylistSummary:
+        found = self.known.get(obj.key)
+        if found is None:
+            found = self._head(obj)
+            self.known[obj.key] = found
+        return found
+
+    def choose(self, start_ms: float, end_ms: float) -> list[ListedObject]:
+        candidates = [o for o in self.listed if self._may_hold(o, start_ms)]
+        unknown = [o for o in candidates if o.key not in self.known]
+        if len(unknown) <= FEW_UNKNOWN:  # new or changed since the index last looked: place them
+            for obj in unknown:
+                self.summary(obj)
+            unknown = []
+        try:
+            placed = [o for o in candidates if self._placed(o)]
+            orders = [sorted(placed, key=lambda o: (self.known[o.key].first_ms, o.key))]  # exact, free
+            if unknown:  # a cold index: guess the order from the listing, two ways
+                orders.append(sorted(candidates, key=lambda o: (o.last_modified, o.key)))
+                orders.append(sorted(candidates, key=lambda o: natural_key(o.key)))
+            picked = [o for ordered in orders for o in self._search(ordered, start_ms, end_ms)]
+            picked += [o for o in candidates if self._headless(o)]
+        except _Relative:
+            picked = [o for o in candidates if not self._settled(o)]
+        chosen = {o.key: o for o in picked}
+        for obj in self.listed:  # known whole (before or during the search): judged exactly
+            summary = self.known.get(obj.key)
+            if summary is not None and summary.complete and summary.overlaps(start_ms, end_ms):
+                chosen[obj.key] = obj
+        return sorted(chosen.values(), key=lambda o: (o.last_modified, o.key))
+
+    def _placed(self, obj: ListedObject) -> bool:
+        summary = self.known.get(obj.key)
+        return summary is not None and summary.usable and summary.first_ms is not None
+
+    def _headless(self, obj: ListedObject) -> bool:
+        """Known only as a head without a segment (a long header): it is read whole."""
+        summary = self.known.get(obj.key)
+        return summary is not None and summary.usable and not summary.complete and summary.first_ms is None
+
+    def _settled(self, obj: ListedObject) -> bool:
+        """Complete (judged exactly already) or known to be unusable."""
+        summary = self.known.get(obj.key)
+        return summary is not None and (summary.complete or not summary.usable)
+
+    def _may_hold(self, obj: ListedObject, start_ms: float) -> bool:
+        if obj.key in self.known and self.known[obj.key].complete:
+            return True  # placed exactly; kept so the search gets its start for free
+        return obj.last_modified * 1000 + self.skew_ms >= start_ms
+
+    def _position(self, obj: ListedObject, unplaced: list[ListedObject]) -> float | None:
+        summary = self.summary(obj)
+        if summary.first_ms is None or not summary.usable:
+            if summary.usable and not summary.complete:
+                unplaced.append(obj)  # its head holds no segment: read it whole
+            return None
+        if not summary.absolute:
+            raise _Relative
+        return summary.first_ms
+
+    def _search(self, ordered: list[ListedObject], start_ms: float, end_ms: float) -> list[ListedObject]:
+        unplaced: list[ListedObject] = []
+        lo, hi = 0, len(ordered)  # positioned ones before lo start before end_ms; from hi on, after
+        while lo < hi:
+            mid = probe = (lo + hi) // 2
+            position = None
+            while probe < hi and (position := self._position(ordered[probe], unplaced)) is None:
+                probe += 1
+            if position is not None and position < end_ms:
+                lo = probe + 1
+            else:
+                hi = mid
+        seen: list[tuple[float, ListedObject]] = []
+        below, index = 0, lo - 1
+        while index >= 0 and below <= NEIGHBOURS:
+            position = self._position(ordered[index], unplaced)
+            if position is not None:
+                seen.append((position, ordered[index]))
+                below += position <= start_ms
+            index -= 1
+        above, index = 0, lo
+        while index < len(ordered) and above < NEIGHBOURS:
+            position = self._position(ordered[index], unplaced)
+            if position is not None:
+                seen.append((position, ordered[index]))
+                above = above + 1 if position >= end_ms else 0
+            index += 1
+        floor = max((p for p, _ in seen if p <= start_ms), default=None)
+        picked = [o for p, o in seen if p < end_ms and (p > start_ms or p == floor)]
+        return [o for o in picked + unplaced if not self.known[o.key].complete]
