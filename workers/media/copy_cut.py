@@ -42,6 +42,8 @@ class CopyCut:
     _audio: deque[TimedPacket] = field(default_factory=lambda: deque(maxlen=AUDIO_LOOKBEHIND))
     _held: list[TimedPacket] = field(default_factory=list)
     frame_ticks: int = CLOCK // 25  # refined from packet durations as they come
+    shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
+    past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
 
     @property
     def done(self) -> bool:
@@ -115,6 +117,7 @@ class CopyCut:
             self._held.append(item)  # shown after the end; kept if an earlier frame refers to it
             return []
         out = [self._emit(held) for held in self._held]
+        self.past_end = self.past_end or bool(self._held)  # references shown past the end
         self._held.clear()
         out.append(self._emit(item))
         return out
@@ -131,5 +134,8 @@ class CopyCut:
                 self.first_at_ms = item.at_ms
             end = self._frame_end_ms(item)
             self.last_end_at_ms = end if self.last_end_at_ms is None else max(self.last_end_at_ms, end)
+            if item.at_ms < self.end_ms:
+                shown_ticks = round((min(end, self.end_ms) - item.at_ms) * CLOCK / 1000)
+                self.shown_end = max(self.shown_end, item.pts - (self.origin or 0) + shown_ticks)
         origin = self.origin or 0
         return CutPacket(item=item, pts=item.pts - origin, dts=item.dts - origin)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from workers.errors import CodecChanged, NoMedia
 from workers.media.copy_cut import CopyCut
+from workers.media.mp4_boxes import trim_video_presentation
 from workers.media.mp4_writer import Mp4Writer
-from workers.media.timeline import Gap, OpenSegment, PacketTimeline, SegmentInput, StreamParams
+from workers.media.timeline import CLOCK, Gap, OpenSegment, PacketTimeline, SegmentInput, StreamParams
 
 ProgressFn = Callable[[float], None]
 
@@ -89,6 +90,8 @@ def remux(
     finally:
         if writer is not None:
             writer.close()
+    if writer is not None and cut.past_end:
+        trim_video_presentation(out_path, cut.shown_end / CLOCK)  # hide the references past the end
     if writer is None or writer.video_frames == 0 or cut.covered_ms <= 0:
         raise NoMedia("no readable media in the requested range")
     return ClipStats(

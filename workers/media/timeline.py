@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 
 from workers.archive.playlists import Segment
+from workers.media.parameter_sets import parameter_sets
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ def open_segment(path: Path, first: bool) -> av.container.InputContainer | None:
 
 @dataclass(frozen=True)
 class StreamParams:
-    """What must stay the same for packets to be copied into one MP4 track."""
+    """What must stay the same for packets to be copied into one MP4 track: what decoding
+    depends on (codec, profile, size, pixel format, the parameter sets' content), not the
+    extradata's bytes (see workers.media.parameter_sets)."""
 
     kind: str
     codec: str
@@ -63,27 +66,43 @@ class StreamParams:
     height: int = 0
     sample_rate: int = 0
     channels: int = 0
-    extradata: bytes | None = None
+    profile: str = ""
+    pix_fmt: str = ""
+    parameter_sets: frozenset[bytes] | None = None
 
     def describe(self) -> str:
         if self.kind == "video":
-            return f"{self.codec} {self.width}x{self.height}"
+            return f"{self.codec} {self.profile or '?'} {self.width}x{self.height} {self.pix_fmt or '?'}"
         return f"{self.codec} {self.sample_rate} Hz {self.channels} ch"
 
     def same_as(self, other: StreamParams) -> bool:
         """Equal where both are known; a light probe leaves audio rate and channels at 0."""
         if (self.codec, self.width, self.height) != (other.codec, other.width, other.height):
             return False
-        for mine, theirs in ((self.sample_rate, other.sample_rate), (self.channels, other.channels)):
-            if mine and theirs and mine != theirs:
-                return False
-        return self.extradata is None or other.extradata is None or self.extradata == other.extradata
+        pairs = (
+            (self.sample_rate, other.sample_rate),
+            (self.channels, other.channels),
+            (self.profile, other.profile),
+            (self.pix_fmt, other.pix_fmt),
+        )
+        if any(mine and theirs and mine != theirs for mine, theirs in pairs):
+            return False
+        mine_sets, their_sets = self.parameter_sets, other.parameter_sets
+        return mine_sets is None or their_sets is None or mine_sets == their_sets
 
 
 def stream_params(stream: av.VideoStream | av.AudioStream) -> StreamParams:
     if isinstance(stream, av.VideoStream):
         video = stream.codec_context
-        return StreamParams("video", video.name, video.width, video.height, extradata=video.extradata)
+        return StreamParams(
+            "video",
+            video.name,
+            video.width,
+            video.height,
+            profile=video.profile or "",
+            pix_fmt=video.format.name if video.format is not None else "",
+            parameter_sets=parameter_sets(video.extradata, video.name),
+        )
     audio = stream.codec_context
     return StreamParams("audio", audio.name, sample_rate=audio.sample_rate, channels=audio.channels)
 
