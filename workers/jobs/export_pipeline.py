@@ -22,7 +22,7 @@ from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
-from workers.media.remux import ClipStats, remux
+from workers.media.remux import ClipStats, ParametersChanged, remux
 from workers.media.thumbnail import first_frame_jpeg
 from workers.media.transcode import transcode
 from workers.media.verify import decodes_cleanly
@@ -32,6 +32,7 @@ from workers.transfer.streaming_upload import StreamingMp4Upload
 log = logging.getLogger(__name__)
 
 Report = Callable[[str, float], None]
+REENCODE_AS = {"hevc": ExportType.H265}  # a copy export that must be re-encoded keeps its codec
 
 
 def _no_report(step: str, fraction: float) -> None:
@@ -65,24 +66,33 @@ def cut_clip(
 ) -> ClipStats:
     """Fetch and cut the range into `out`, an MP4 with its moov last (see StreamingMp4Upload)."""
     inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
+    export_type = spec.export_type
     try:
-        if spec.export_type is ExportType.COPY:
-            stats = remux(
-                inputs,
-                spec.start_ms,
-                spec.end_ms,
-                out,
-                edit_list=settings.copy_edit_list,
-                on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
-                faststart=False,
-            )
-        else:
+        if export_type is ExportType.COPY:
+            try:
+                stats = remux(
+                    inputs,
+                    spec.start_ms,
+                    spec.end_ms,
+                    out,
+                    edit_list=settings.copy_edit_list,
+                    on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
+                    faststart=False,
+                )
+            except ParametersChanged as change:
+                # One MP4 track cannot carry it: re-encode the whole clip, in the source's codec.
+                log.warning("copy export re-encoded: %s", change, extra={"key": spec.video_key})
+                inputs.close()
+                out.unlink(missing_ok=True)
+                inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
+                export_type, smart_cut = REENCODE_AS.get(change.codec, ExportType.H264), False
+        if export_type is not ExportType.COPY:
             stats = transcode(
                 inputs,
                 spec.start_ms,
                 spec.end_ms,
                 out,
-                spec.export_type,
+                export_type,
                 settings,
                 on_progress=lambda f: report("encoding", 0.05 + 0.8 * f),
                 faststart=False,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.errors import CodecChanged, NoMedia
+from workers.errors import NoMedia
 from workers.media.copy_cut import CopyCut
 from workers.media.mp4_boxes import trim_video_presentation
 from workers.media.mp4_writer import Mp4Writer
@@ -33,19 +33,28 @@ class _Tracks:
     audio: StreamParams | None = None
 
 
+class ParametersChanged(Exception):
+    """The stream changes in a way one copied MP4 track cannot carry (another codec, size, pixel
+    format or parameter sets): the caller re-encodes the clip instead (never a refusal)."""
+
+    def __init__(self, message: str, codec: str) -> None:
+        super().__init__(message)
+        self.codec = codec  # the first segment's video codec: what the re-encode should produce
+
+
 def check_same_params(first: _Tracks, segment: OpenSegment) -> None:
     assert first.video is not None
     if not segment.video_params.same_as(first.video):
-        raise CodecChanged(
+        raise ParametersChanged(
             f"video parameters change inside the range at {segment.segment.key} "
-            f"({first.video.describe()} -> {segment.video_params.describe()}); a stream copy "
-            "would play broken, ask for export_type 1 or 2 to re-encode"
+            f"({first.video.describe()} -> {segment.video_params.describe()})",
+            first.video.codec,
         )
     if first.audio and segment.audio_params and not segment.audio_params.same_as(first.audio):
-        raise CodecChanged(
+        raise ParametersChanged(
             f"audio parameters change inside the range at {segment.segment.key} "
-            f"({first.audio.describe()} -> {segment.audio_params.describe()}); "
-            "ask for export_type 1 or 2 to re-encode"
+            f"({first.audio.describe()} -> {segment.audio_params.describe()})",
+            first.video.codec,
         )
 
 

@@ -227,9 +227,7 @@ class PacketTimeline:
                         early.append((packet, pts, dts))
                     continue
                 anchor = dts
-                out_start, at_start = self._place(segment, anchor)
-                # The playlist's time is that of the first picture shown, not the first decoded.
-                at_start -= (pts - dts) / (CLOCK / 1000)
+                out_start, at_start = self._place(segment, anchor, (pts - dts) / (CLOCK / 1000))
                 for held, held_pts, held_dts in early:
                     yield self._timed(held, held_pts, held_dts, anchor, out_start, at_start)
                 early.clear()
@@ -255,8 +253,14 @@ class PacketTimeline:
             keyframe=bool(packet.is_keyframe),
         )
 
-    def _place(self, segment: Segment, anchor: int) -> tuple[int, float]:
-        """Where a segment's first packet goes on the output clock and on the timeline."""
+    def _place(self, segment: Segment, anchor: int, delay_ms: float) -> tuple[int, float]:
+        """Where a segment's first packet (by DTS) goes on the output clock and on the timeline.
+
+        A segment that follows on from the previous one is placed by the DTS distance from it, on
+        both clocks: every packet is then where the encoder put it relative to the packets
+        before, whatever each segment's reorder delay (x265's adaptive B-frames vary it per GOP).
+        Any other segment starts afresh: the playlist's time is that of its first picture shown,
+        which is `delay_ms` after its first decoded one."""
         prev = self._prev
         if prev is not None and not segment.discontinuity:
             prev_segment, prev_anchor, prev_out, prev_at = prev
@@ -268,5 +272,6 @@ class PacketTimeline:
                 self._prev = (segment, anchor, placed[0], placed[1])
                 return placed
         out_start = self.video_end
-        self._prev = (segment, anchor, out_start, segment.start_ms)
-        return out_start, segment.start_ms
+        at_start = segment.start_ms - delay_ms
+        self._prev = (segment, anchor, out_start, at_start)
+        return out_start, at_start

@@ -33,7 +33,7 @@ from workers.errors import NoMedia
 from workers.media.encoder_choice import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
 from workers.media.mp4_writer import TICK, EncoderChoice, Mp4Writer
 from workers.media.remux import ClipStats
-from workers.media.timeline import CLOCK, OpenSegment, PacketTimeline, SegmentInput, TimedPacket
+from workers.media.timeline import CLOCK, OpenSegment, PacketTimeline, SegmentInput, StreamParams, TimedPacket
 
 ProgressFn = Callable[[float], None]
 EPSILON_MS = 0.01  # timeline positions are exact to the 90 kHz tick; this absorbs float noise
@@ -173,6 +173,7 @@ class Transcoder:
         self.choice: EncoderChoice | None = None
         self.decoder: av.VideoCodecContext | None = None
         self.decoder_codec = ""
+        self.decoder_params: StreamParams | None = None  # a new decoder where the stream changes
         self.decoder_drained = False
         self.encoder: _Encoder | None = None
         self.smart = False
@@ -215,7 +216,7 @@ class Transcoder:
                 self.writer.add_audio(segment.audio)
             self.has_audio = segment.audio is not None
             self.audio_codec = segment.audio_params.codec if segment.audio_params else None
-        if segment.video_params.codec != self.decoder_codec:
+        if self.decoder_params is None or not segment.video_params.same_as(self.decoder_params):
             if self.gop.packets:
                 self._finish_gop(next_keyframe_ms=None)  # with the decoder of its own codec
             self._drain_decoder()
@@ -225,6 +226,7 @@ class Transcoder:
                 decoder.extradata = video.codec_context.extradata
             decoder.thread_type = "AUTO"
             self.decoder, self.decoder_codec = decoder, segment.video_params.codec
+            self.decoder_params = segment.video_params
         elif self.smart and segment.video_params.codec != self.source_codec:
             self.smart = False
 

@@ -11,8 +11,8 @@ import pytest
 from scripts.samples import PTS_WRAP, TS_CLOCK, SampleRecording, SampleSpec, generate_recording, playlist_text
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, moov_before_mdat, sync_error_s
 from workers.archive.playlists import Segment, covering, parse_playlist
-from workers.errors import CodecChanged, NoMedia
-from workers.media.remux import ClipStats, remux
+from workers.errors import NoMedia
+from workers.media.remux import ClipStats, ParametersChanged, remux
 from workers.media.timeline import SegmentInput
 
 FPS = 25
@@ -148,7 +148,7 @@ def test_video_only_recording(tmp_path: Path) -> None:
     assert frame_indices(out) == list(range(25, 75))
 
 
-def test_resolution_change_inside_the_range_is_refused(tmp_path: Path) -> None:
+def test_resolution_change_inside_the_range_asks_for_a_re_encode(tmp_path: Path) -> None:
     first = generate_recording(tmp_path / "rec", SampleSpec(seconds=4))
     second = generate_recording(
         tmp_path / "rec",
@@ -156,7 +156,8 @@ def test_resolution_change_inside_the_range_is_refused(tmp_path: Path) -> None:
     )
     segments = [*first.segments, *[replace(s, discontinuity=True) for s in second.segments]]
     text = playlist_text(segments, first.spec.program_date_time_ms)
-    with pytest.raises(CodecChanged, match=r"160x96 -> h264 192x108"):
+    # remux cannot carry it; the export pipeline re-encodes (test_recorders: restart_new_resolution)
+    with pytest.raises(ParametersChanged, match=r"160x96 yuv420p -> h264 .*192x108"):
         cut(first, tmp_path / "clip.mp4", start_s=1, duration_s=6, playlist=text)
     # A range that stays on one side of the change is fine.
     stats = cut(first, tmp_path / "clip2.mp4", start_s=0, duration_s=4, playlist=text)
