@@ -105,7 +105,7 @@ def _run_ffmpeg(
         if case.video == "libx265":
             cmd += ["-x265-params", ":".join(["log-level=error", *case.x265_params])]
         if case.vfr:
-            cmd += ["-vf", "setpts='(N*0.04-mod(N,2)*0.01)/TB'", "-fps_mode", "passthrough"]
+            cmd += ["-vf", "settb=1/1000,setpts='(N*0.04-mod(N,2)*0.01)/TB'", "-fps_mode", "passthrough"]
             cmd += ["-enc_time_base", "1:1000"]
     if case.audio:
         cmd += ["-c:a", "aac", "-ac", "1"]
@@ -258,9 +258,7 @@ CASES: list[RecorderCase] = [
     RecorderCase("rollover_encoder_restart", layout="restart"),
     RecorderCase("restart_new_resolution", layout="resize"),
     RecorderCase("fps60", fps=60, gop=120, seconds=5.0),
-    # ffmpeg 5.1 stamps two VFR B-frames with one PTS at segment ends: VFR is recorded without
-    # B-frames, as the phones and WebRTC gateways that send VFR do.
-    RecorderCase("vfr", vfr=True, video_args=("-bf", "0")),
+    RecorderCase("vfr", vfr=True),
     RecorderCase("video_only", audio=False),
     RecorderCase("audio_only", video=None),
     RecorderCase("percent_encoded_subfolder", layout="subfolder"),

@@ -107,7 +107,9 @@ def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
             "ErrorMessage": "ready",
             "TimeWait": 0,
             "VideoPath": svc.store.url(result.bucket, result.video_key, result.region),
-            "ImagePath": svc.store.url(result.bucket, result.image_key, result.region),
+            "ImagePath": svc.store.url(result.bucket, result.image_key, result.region)
+            if result.image_key
+            else "",
             "S3Dir": result.s3_dir,
             "Version": result.version,
             "LackLength": result.lack_ms,

@@ -142,14 +142,17 @@ def cut_and_upload(
             stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
-                poster = side.submit(upload_poster, store, spec, clip)
+                # an audio-only clip has no picture: no poster, and ImagePath is ""
+                poster = side.submit(upload_poster, store, spec, clip) if stats.video_frames else None
                 uploaded = upload.finish()
-                poster.result()
+                if poster is not None:
+                    poster.result()
     except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
         uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region)
-        upload_poster(store, spec, clip)
+        if stats.video_frames:
+            upload_poster(store, spec, clip)
     return stats, uploaded
 
 
@@ -179,7 +182,7 @@ def run_export(
             region=dest.region,
             s3_dir=dest.prefix,
             video_key=spec.video_key,
-            image_key=spec.image_key,
+            image_key=spec.image_key if stats.video_frames else "",
             version=uploaded.version,
             exported_ms=exported_ms,
             lack_ms=max(0, spec.duration_ms - exported_ms),

@@ -38,6 +38,7 @@ class CopyCut:
     video_done: bool = False
     audio_done: bool = False
     has_audio: bool = True
+    has_video: bool = True  # False: an audio-only recording, cut on audio packets alone
     _buffer: list[TimedPacket] = field(default_factory=list)  # video from the last keyframe on
     _audio: deque[TimedPacket] = field(default_factory=lambda: deque(maxlen=AUDIO_LOOKBEHIND))
     _held: list[TimedPacket] = field(default_factory=list)
@@ -47,9 +48,11 @@ class CopyCut:
 
     @property
     def done(self) -> bool:
-        return self.video_done and (self.audio_done or not self.has_audio)
+        return (self.video_done or not self.has_video) and (self.audio_done or not self.has_audio)
 
     def feed(self, item: TimedPacket) -> list[CutPacket]:
+        if not self.has_video:
+            return self._audio_only(item)
         if item.kind == "video" and item.duration > 0:
             self.frame_ticks = item.duration
         if self.origin is None:
@@ -84,9 +87,13 @@ class CopyCut:
     def _start(self) -> list[CutPacket]:
         keyframe = self._buffer[0]
         if self.edit_list and keyframe.at_ms < self.start_ms:
-            # Present from the frame on screen at the start: snap down to the frame grid.
+            # Present from the frame on screen at the start: where it has been read (always without
+            # B-frames, so also at a variable frame rate) its own time, else snap to the frame grid.
             offset = round((self.start_ms - keyframe.at_ms) * CLOCK / 1000)
             self.origin = keyframe.pts + offset - offset % self.frame_ticks
+            shown = [p for p in self._buffer if p.at_ms <= self.start_ms]
+            if shown:
+                self.origin = max(self.origin, max(shown, key=lambda p: p.at_ms).pts)
         else:
             self.origin = keyframe.pts
         video, self._buffer = self._buffer, []
@@ -121,6 +128,19 @@ class CopyCut:
         self._held.clear()
         out.append(self._emit(item))
         return out
+
+    def _audio_only(self, item: TimedPacket) -> list[CutPacket]:
+        """From the audio frame playing at the start to the last one that starts before the end."""
+        ends_at = item.at_ms + item.duration * 1000 / CLOCK
+        if self.audio_done or item.kind != "audio" or (self.origin is None and ends_at <= self.start_ms):
+            return []
+        if item.at_ms >= self.end_ms:
+            self.audio_done = True
+            return []
+        if self.origin is None:
+            self.origin = item.pts
+        self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
+        return [CutPacket(item=item, pts=item.pts - self.origin, dts=item.dts - self.origin)]
 
     def _frame_end_ms(self, item: TimedPacket) -> float:
         return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK

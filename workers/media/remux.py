@@ -43,18 +43,20 @@ class ParametersChanged(Exception):
 
 
 def check_same_params(first: _Tracks, segment: OpenSegment) -> None:
-    assert first.video is not None
-    if not segment.video_params.same_as(first.video):
+    mine, theirs = first.video, segment.video_params
+    codec = mine.codec if mine is not None else ""
+    if (mine is None) != (theirs is None) or (mine and theirs and not theirs.same_as(mine)):
+        describe = [p.describe() if p else "no video" for p in (mine, theirs)]
         raise ParametersChanged(
             f"video parameters change inside the range at {segment.segment.key} "
-            f"({first.video.describe()} -> {segment.video_params.describe()})",
-            first.video.codec,
+            f"({describe[0]} -> {describe[1]})",
+            codec,
         )
     if first.audio and segment.audio_params and not segment.audio_params.same_as(first.audio):
         raise ParametersChanged(
             f"audio parameters change inside the range at {segment.segment.key} "
             f"({first.audio.describe()} -> {segment.audio_params.describe()})",
-            first.video.codec,
+            codec,
         )
 
 
@@ -79,6 +81,7 @@ def remux(
             writer.add_copy_streams(segment.video, segment.audio)
             tracks.video, tracks.audio = segment.video_params, segment.audio_params
             cut.has_audio = segment.audio is not None
+            cut.has_video = segment.video is not None
         else:
             check_same_params(tracks, segment)
 
@@ -89,7 +92,7 @@ def remux(
             assert writer is not None  # on_open made it before the segment's first packet
             for packet in cut.feed(item):
                 writer.write(packet.item.packet, packet.item.kind, packet.pts, packet.dts)
-            if on_progress is not None and item.kind == "video":
+            if on_progress is not None and (item.kind == "video" or not cut.has_video):
                 on_progress((item.at_ms - start_ms) / span)
             if cut.done:
                 break
@@ -101,7 +104,7 @@ def remux(
             writer.close()
     if writer is not None and cut.past_end:
         trim_video_presentation(out_path, cut.shown_end / CLOCK)  # hide the references past the end
-    if writer is None or writer.video_frames == 0 or cut.covered_ms <= 0:
+    if writer is None or (cut.has_video and writer.video_frames == 0) or cut.covered_ms <= 0:
         raise NoMedia("no readable media in the requested range")
     return ClipStats(
         covered_ms=cut.covered_ms,

@@ -91,6 +91,13 @@ class StreamParams:
         return mine_sets is None or their_sets is None or mine_sets == their_sets
 
 
+def _usable(container: av.container.InputContainer) -> bool:
+    """Probed far enough: a video stream with its picture size, or audio and no video at all."""
+    if any(s.codec_context.width for s in container.streams.video):
+        return True
+    return not container.streams.video and bool(container.streams.audio)
+
+
 def stream_params(stream: av.VideoStream | av.AudioStream) -> StreamParams:
     if isinstance(stream, av.VideoStream):
         video = stream.codec_context
@@ -112,9 +119,9 @@ class OpenSegment:
     """A segment as opened: its streams, for the consumer to create outputs and check params."""
 
     segment: Segment
-    video: av.VideoStream
+    video: av.VideoStream | None  # None: an audio-only recording
     audio: av.AudioStream | None
-    video_params: StreamParams
+    video_params: StreamParams | None
     audio_params: StreamParams | None
 
 
@@ -150,6 +157,7 @@ class PacketTimeline:
         self.gaps: list[Gap] = []
         self.video_end = 0  # ticks: decode end of the last video frame placed so far
         self.opened = 0
+        self._audio_only = False  # set by the first segment; the clock then follows the audio
         self._prev: tuple[Segment, int, int, float] | None = None  # segment, anchor, out_start, at_ms
 
     def packets(self, inputs: Iterable[SegmentInput]) -> Iterator[TimedPacket]:
@@ -159,10 +167,14 @@ class PacketTimeline:
                 continue
             yield from self._segment_packets(item)
 
+    @property
+    def audio_only(self) -> bool:
+        return self._audio_only
+
     def _open(self, item: SegmentInput) -> av.container.InputContainer | None:
         """Open with a light probe once the tracks are known; fully where that finds no picture size."""
         if item.container is not None:
-            if any(s.codec_context.width for s in item.container.streams.video):
+            if _usable(item.container):
                 self.opened += 1
                 return item.container
             item.container.close()
@@ -173,7 +185,7 @@ class PacketTimeline:
             except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
                 self._gap(item.segment, f"unreadable: {exc}")
                 return None
-            if options is FULL_PROBE or any(s.codec_context.width for s in container.streams.video):
+            if options is FULL_PROBE or _usable(container):
                 self.opened += 1
                 return container
             container.close()
@@ -190,28 +202,33 @@ class PacketTimeline:
             return
         with container:
             videos = [s for s in container.streams.video if s.codec_context.width]
-            if not videos:
+            audio = container.streams.audio[0] if container.streams.audio else None
+            if not videos and (container.streams.video or audio is None):
                 self._gap(item.segment, "no decodable video stream")
                 return
-            video = videos[0]
-            audio = container.streams.audio[0] if container.streams.audio else None
+            video = videos[0] if videos else None  # None: audio only, anchored on its audio
+            self._audio_only = video is None
             self.on_open(
                 OpenSegment(
                     item.segment,
                     video,
                     audio,
-                    stream_params(video),
+                    stream_params(video) if video is not None else None,
                     stream_params(audio) if audio is not None else None,
                 )
             )
-            wanted = [video] if audio is None else [video, audio]
+            wanted = [s for s in (video, audio) if s is not None]
             try:
-                yield from self._place_packets(item.segment, container.demux(*wanted))
+                anchor_kind = "video" if video is not None else "audio"
+                yield from self._place_packets(item.segment, container.demux(*wanted), anchor_kind)
             except av.FFmpegError as exc:
                 self._gap(item.segment, f"corrupt: {exc}")
 
-    def _place_packets(self, segment: Segment, packets: Iterator[av.Packet]) -> Iterator[TimedPacket]:
-        """Anchor the segment on its first video packet; audio read before it waits for it."""
+    def _place_packets(
+        self, segment: Segment, packets: Iterator[av.Packet], anchor_kind: str = "video"
+    ) -> Iterator[TimedPacket]:
+        """Anchor the segment on its first video packet (audio read before it waits for it), or
+        on its first audio packet in an audio-only recording."""
         anchor: int | None = None
         early: list[tuple[av.Packet, int, int]] = []
         out_start, at_start = 0, 0.0
@@ -222,7 +239,7 @@ class PacketTimeline:
             dts = _ticks(packet.dts, tb)
             pts = _ticks(packet.pts, tb) if packet.pts is not None else dts
             if anchor is None:
-                if packet.stream.type != "video":
+                if packet.stream.type != anchor_kind:
                     if len(early) < MAX_EARLY_AUDIO:
                         early.append((packet, pts, dts))
                     continue
@@ -233,7 +250,7 @@ class PacketTimeline:
                 early.clear()
             yield self._timed(packet, pts, dts, anchor, out_start, at_start)
         if anchor is None:
-            self._gap(segment, "no video packets")
+            self._gap(segment, f"no {anchor_kind} packets")
 
     def _timed(
         self, packet: av.Packet, pts: int, dts: int, anchor: int, out_start: int, at_start: float
@@ -241,7 +258,7 @@ class PacketTimeline:
         duration = _ticks(packet.duration or 0, packet.time_base)
         kind = packet.stream.type
         out_dts = out_start + dts - anchor
-        if kind == "video":
+        if kind == "video" or self.audio_only:
             self.video_end = max(self.video_end, out_dts + (duration or DEFAULT_FRAME_TICKS))
         return TimedPacket(
             packet=packet,

@@ -51,6 +51,13 @@ def nal_types(data: bytes, codec: str) -> set[int]:
     return found
 
 
+def _length_prefixed(video: av.VideoStream) -> bool:
+    """fMP4/CMAF input (avcC/hvcC extradata, length-prefixed NAL units): the encoder's Annex B
+    runs cannot share its track, so smart cut is off and the whole range is encoded."""
+    extradata = video.codec_context.extradata
+    return extradata is not None and extradata[:1] == b"\x01"
+
+
 def carries_parameter_sets(packet: av.Packet, codec: str) -> bool:
     needed = {7, 8} if codec == "h264" else {32, 33, 34}
     return needed <= nal_types(bytes(packet), codec)
@@ -185,6 +192,7 @@ class Transcoder:
         self.video_done = False
         self.audio_done = False
         self.has_audio = False
+        self.audio_only = False  # the recording has no video: the clip is its audio alone
         self.gop = _Gop()
         self.audio_wait: deque[TimedPacket] = deque(maxlen=AUDIO_LOOKBEHIND)
         self.at_of_pts: dict[int, float] = {}
@@ -194,6 +202,13 @@ class Transcoder:
     # -- segments --------------------------------------------------------------------------
     def on_open(self, segment: OpenSegment) -> None:
         video = segment.video
+        if video is None or segment.video_params is None:  # audio only: an audio-only MP4
+            if self.writer is None:
+                self.writer = Mp4Writer(self.out, faststart=self.faststart)
+                self.writer.add_audio(segment.audio)
+                self.has_audio, self.audio_only, self.video_done = True, True, True
+                self.audio_codec = segment.audio_params.codec if segment.audio_params else None
+            return
         if self.writer is None:
             rate = video.average_rate or video.guessed_rate or Fraction(25)
             params = segment.video_params
@@ -207,6 +222,7 @@ class Transcoder:
                 and params.codec == self.target
                 and (params.width, params.height) == (self.choice.width, self.choice.height)
                 and not self.choice.name.endswith("nvenc")
+                and not _length_prefixed(video)
             )
             self.writer = Mp4Writer(self.out, faststart=self.faststart)
             if self.smart:
@@ -346,6 +362,13 @@ class Transcoder:
         if item.at_ms >= self.end_ms - EPSILON_MS:
             self.audio_done = True
             return
+        if self.audio_only:
+            ends_at = item.at_ms + item.duration * 1000 / CLOCK
+            if self.origin is None and ends_at <= self.start_ms:
+                return
+            if self.origin is None:
+                self._set_origin(item.pts)
+            self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
         if self.origin is None:
             self.audio_wait.append(item)
             return
@@ -371,7 +394,7 @@ def transcode(
     try:
         for item in timeline.packets(inputs):
             job.feed(item)
-            if on_progress is not None and item.kind == "video":
+            if on_progress is not None and (item.kind == "video" or job.audio_only):
                 on_progress((item.at_ms - start_ms) / span)
             if job.done:
                 break
@@ -381,12 +404,12 @@ def transcode(
             job.encoder.stop()
         if job.writer is not None:
             job.writer.close()
-    if job.writer is None or job.writer.video_frames == 0 or job.covered_ms <= 0:
+    if job.writer is None or (not job.audio_only and job.writer.video_frames == 0) or job.covered_ms <= 0:
         raise NoMedia("no readable media in the requested range")
     return ClipStats(
         covered_ms=job.covered_ms,
         video_frames=job.writer.video_frames,
-        video_codec=job.target,
+        video_codec="" if job.audio_only else job.target,
         audio_codec="aac" if job.has_audio else None,
         gaps=timeline.gaps,
         spliced=job.copied_gops > 0 and job.encoded_frames > 0,
