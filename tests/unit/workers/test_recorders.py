@@ -5,8 +5,8 @@ indices read from its pixels, by the ffmpeg CLI's decoder, and by its LackLength
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
