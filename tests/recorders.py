@@ -73,9 +73,18 @@ class Recording:
         return shown
 
 
+VFR_SLOW_FROM = 60  # the VFR camera halves its frame rate from this frame on (low light)
+VFR_SETPTS = (  # vfr_time as an ffmpeg expression
+    f"(if(lt(N\\,{VFR_SLOW_FROM})\\,N*0.04\\,{VFR_SLOW_FROM}*0.04+(N-{VFR_SLOW_FROM})*0.08)-mod(N\\,2)*0.01)"
+)
+
+
 def vfr_time(index: int) -> float:
-    """Frame times of the VFR case: 30 ms and 50 ms alternately (25 fps on average)."""
-    return index * 0.04 - (index % 2) * 0.01
+    """Frame times of the VFR case: 30 ms and 50 ms alternately, then 70 ms and 90 ms from
+    VFR_SLOW_FROM on; nominally 25 fps throughout."""
+    if index < VFR_SLOW_FROM:
+        return index * 0.04 - (index % 2) * 0.01
+    return VFR_SLOW_FROM * 0.04 + (index - VFR_SLOW_FROM) * 0.08 - (index % 2) * 0.01
 
 
 def _picture(index: int, width: int, height: int) -> bytes:
@@ -105,7 +114,7 @@ def _run_ffmpeg(
         if case.video == "libx265":
             cmd += ["-x265-params", ":".join(["log-level=error", *case.x265_params])]
         if case.vfr:
-            cmd += ["-vf", "settb=1/1000,setpts='(N*0.04-mod(N,2)*0.01)/TB'", "-fps_mode", "passthrough"]
+            cmd += ["-vf", f"settb=1/1000,setpts='{VFR_SETPTS}/TB'", "-fps_mode", "passthrough"]
             cmd += ["-enc_time_base", "1:1000"]
     if case.audio:
         cmd += ["-c:a", "aac", "-ac", "1"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from workers.media.coverage import Coverage
 from workers.media.timeline import CLOCK, TimedPacket
 
 REORDER_WINDOW = 16  # H.264/H.265 never reorder more frames than this (max DPB size)
@@ -32,7 +33,8 @@ class CopyCut:
     end_ms: float
     edit_list: bool = False  # present from start_ms exactly (MP4 edit list) instead of the keyframe
     origin: int | None = None  # output tick that becomes clip time 0, once started
-    covered_ms: float = 0.0  # media time inside [start_ms, end_ms) that was written
+    covered_ms: float = 0.0  # audio-only clips: media time inside [start_ms, end_ms) written
+    coverage: Coverage = field(default_factory=Coverage)  # the pictures written inside the range
     first_at_ms: float | None = None
     last_end_at_ms: float | None = None
     video_done: bool = False
@@ -45,6 +47,12 @@ class CopyCut:
     frame_ticks: int = CLOCK // 25  # refined from packet durations as they come
     shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
     past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
+
+    def covered(self) -> float:
+        """Media time inside [start_ms, end_ms) that was written, from presentation times."""
+        if not self.has_video:
+            return self.covered_ms
+        return self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ticks * 1000 / CLOCK)
 
     @property
     def done(self) -> bool:
@@ -147,15 +155,15 @@ class CopyCut:
 
     def _emit(self, item: TimedPacket) -> CutPacket:
         if item.kind == "video":
-            shown_from = max(item.at_ms, self.start_ms)
-            shown_to = min(self._frame_end_ms(item), self.end_ms)
-            self.covered_ms += max(0.0, shown_to - shown_from)
+            if item.at_ms < self.end_ms:
+                self.coverage.add(item.at_ms)
             if self.first_at_ms is None or item.at_ms < self.first_at_ms:
                 self.first_at_ms = item.at_ms
             end = self._frame_end_ms(item)
             self.last_end_at_ms = end if self.last_end_at_ms is None else max(self.last_end_at_ms, end)
             if item.at_ms < self.end_ms:
-                shown_ticks = round((min(end, self.end_ms) - item.at_ms) * CLOCK / 1000)
+                # With a frame past the end written, the last one before it is shown until end_ms.
+                shown_ticks = round((self.end_ms - item.at_ms) * CLOCK / 1000)
                 self.shown_end = max(self.shown_end, item.pts - (self.origin or 0) + shown_ticks)
         origin = self.origin or 0
         return CutPacket(item=item, pts=item.pts - origin, dts=item.dts - origin)

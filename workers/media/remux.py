@@ -104,10 +104,11 @@ def remux(
             writer.close()
     if writer is not None and cut.past_end:
         trim_video_presentation(out_path, cut.shown_end / CLOCK)  # hide the references past the end
-    if writer is None or (cut.has_video and writer.video_frames == 0) or cut.covered_ms <= 0:
+    covered_ms = cut.covered()
+    if writer is None or (cut.has_video and writer.video_frames == 0) or covered_ms <= 0:
         raise NoMedia("no readable media in the requested range")
     return ClipStats(
-        covered_ms=cut.covered_ms,
+        covered_ms=covered_ms,
         video_frames=writer.video_frames,
         video_codec=tracks.video.codec if tracks.video else "",
         audio_codec=tracks.audio.codec if tracks.audio else None,

@@ -30,6 +30,7 @@ import av
 from tasks.jobs import ExportType
 from tasks.settings import Settings
 from workers.errors import NoMedia
+from workers.media.coverage import Coverage
 from workers.media.encoder_choice import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
 from workers.media.mp4_writer import TICK, EncoderChoice, Mp4Writer
 from workers.media.remux import ClipStats
@@ -186,7 +187,8 @@ class Transcoder:
         self.smart = False
         self.origin: int | None = None
         self.frame_ms = 40.0
-        self.covered_ms = 0.0
+        self.covered_ms = 0.0  # audio-only clips; pictures are measured by `coverage`
+        self.coverage = Coverage()
         self.copied_gops = 0
         self.encoded_frames = 0
         self.video_done = False
@@ -303,7 +305,7 @@ class Transcoder:
             return False  # B-frame reordering reaches back into frames already encoded
         for item in gop.packets:
             self.writer.write(item.packet, "video", item.pts - self.origin, item.dts - self.origin)
-            self.covered_ms += self._overlap(item.at_ms)
+            self.coverage.add(item.at_ms)
         self.copied_gops += 1
         return True
 
@@ -344,10 +346,12 @@ class Transcoder:
         assert self.origin is not None
         self.encoder.encode(frame, frame.pts - self.origin)
         self.encoded_frames += 1
-        self.covered_ms += self._overlap(at)
+        self.coverage.add(at)
 
-    def _overlap(self, at: float) -> float:
-        return max(0.0, min(at + self.frame_ms, self.end_ms) - max(at, self.start_ms))
+    def covered(self) -> float:
+        if self.audio_only:
+            return self.covered_ms
+        return self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ms)
 
     # -- audio -----------------------------------------------------------------------------
     def _set_origin(self, pts: int) -> None:
@@ -404,10 +408,11 @@ def transcode(
             job.encoder.stop()
         if job.writer is not None:
             job.writer.close()
-    if job.writer is None or (not job.audio_only and job.writer.video_frames == 0) or job.covered_ms <= 0:
+    covered_ms = job.covered()
+    if job.writer is None or (not job.audio_only and job.writer.video_frames == 0) or covered_ms <= 0:
         raise NoMedia("no readable media in the requested range")
     return ClipStats(
-        covered_ms=job.covered_ms,
+        covered_ms=covered_ms,
         video_frames=job.writer.video_frames,
         video_codec="" if job.audio_only else job.target,
         audio_codec="aac" if job.has_audio else None,
