@@ -43,7 +43,7 @@ class RecorderCase:
     fmp4: bool = False
     single_file: bool = False
     vfr: bool = False
-    layout: str = "plain"  # plain, rollover, restart, resize, subfolder, absolute, nginx, hlssink2, ts_reset
+    layout: str = "plain"  # see record() and _rewrite_layout()
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -180,18 +180,27 @@ def record(case: RecorderCase, directory: Path) -> Recording:
     frames = round(case.seconds * case.fps)
     times = [vfr_time(i) if case.vfr else i / case.fps for i in range(frames)] if case.video else []
     rec = Recording(case, directory, 0.0, times)
-    if case.layout in {"restart", "resize"}:
+    if case.layout in {"restart", "resize", "map_change"}:  # two encoder runs
         half = frames // 2
         _run_ffmpeg(case, directory, "hour1.m3u8", 0, half, "a")
-        second = case if case.layout == "restart" else replace(case, width=192, height=112)
+        second = case if case.layout != "resize" else replace(case, width=192, height=112)
         _run_ffmpeg(second, directory, "hour2.m3u8", half, frames - half, "b")
         first_text = (directory / "hour1.m3u8").read_text()
-        first_s = sum(_extinf_s(tags) for tags, _ in _entries(first_text)[1])
-        (directory / "hour1.m3u8").write_text(_with_pdt(first_text, PDT_MS))
         hour2 = (directory / "hour2.m3u8").read_text()
-        (directory / "hour2.m3u8").write_text(_with_pdt(hour2, PDT_MS + half / case.fps * 1000))
+        first_s = sum(_extinf_s(tags) for tags, _ in _entries(first_text)[1])
         assert abs(first_s - half / case.fps) < 0.05, first_s
-        rec.origin_ms = PDT_MS
+        if case.layout == "map_change":  # one playlist; the restart brings a new #EXT-X-MAP
+            header, entries = _entries(first_text)
+            header2, entries2 = _entries(hour2)
+            new_map = [line for line in header2 if line.startswith("#EXT-X-MAP")]
+            entries2[0] = (["#EXT-X-DISCONTINUITY", *new_map, *entries2[0][0]], entries2[0][1])
+            (directory / "index.m3u8").write_text(_join(header, entries + entries2))
+            (directory / "hour1.m3u8").unlink()
+            (directory / "hour2.m3u8").unlink()
+        else:  # a playlist per run (an hourly rollover), placed by PROGRAM-DATE-TIME
+            (directory / "hour1.m3u8").write_text(_with_pdt(first_text, PDT_MS))
+            (directory / "hour2.m3u8").write_text(_with_pdt(hour2, PDT_MS + half / case.fps * 1000))
+            rec.origin_ms = PDT_MS
     else:
         _run_ffmpeg(case, directory, "index.m3u8", 0, frames, "seg")
         _rewrite_layout(case, directory, rec)
@@ -266,6 +275,9 @@ CASES: list[RecorderCase] = [
     RecorderCase("rollover_same_encoder", layout="rollover"),
     RecorderCase("rollover_encoder_restart", layout="restart"),
     RecorderCase("restart_new_resolution", layout="resize"),
+    RecorderCase("fmp4_encoder_restart", fmp4=True, layout="restart"),
+    RecorderCase("fmp4_map_change", fmp4=True, layout="map_change"),
+    RecorderCase("fmp4_new_resolution", fmp4=True, layout="resize"),
     RecorderCase("fps60", fps=60, gop=120, seconds=5.0),
     RecorderCase("vfr", vfr=True),
     RecorderCase("video_only", audio=False),

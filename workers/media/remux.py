@@ -10,7 +10,15 @@ from workers.errors import NoMedia
 from workers.media.copy_cut import CopyCut
 from workers.media.mp4_boxes import trim_video_presentation
 from workers.media.mp4_writer import Mp4Writer
-from workers.media.timeline import CLOCK, Gap, OpenSegment, PacketTimeline, SegmentInput, StreamParams
+from workers.media.timeline import (
+    CLOCK,
+    Gap,
+    OpenSegment,
+    PacketTimeline,
+    SegmentInput,
+    StreamParams,
+    why_not,
+)
 
 ProgressFn = Callable[[float], None]
 
@@ -106,7 +114,7 @@ def remux(
         trim_video_presentation(out_path, cut.shown_end / CLOCK)  # hide the references past the end
     covered_ms = cut.covered()
     if writer is None or (cut.has_video and writer.video_frames == 0) or covered_ms <= 0:
-        raise NoMedia("no readable media in the requested range")
+        raise NoMedia(f"no readable media in the requested range{why_not(timeline.gaps)}")
     return ClipStats(
         covered_ms=covered_ms,
         video_frames=writer.video_frames,

@@ -143,6 +143,12 @@ class Gap:
     reason: str
 
 
+def why_not(gaps: list[Gap]) -> str:
+    """The reasons segments were skipped, for a NoMedia answer: a client is told why."""
+    reasons = sorted({gap.reason for gap in gaps})
+    return f" ({'; '.join(reasons)[:400]})" if reasons else ""
+
+
 def _ticks(value: int, time_base: Fraction | None) -> int:
     if time_base is None or (time_base.numerator == 1 and time_base.denominator == CLOCK):
         return value  # MPEG-TS always: skip Fraction arithmetic on the per-packet path

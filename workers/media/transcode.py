@@ -34,7 +34,15 @@ from workers.media.coverage import Coverage
 from workers.media.encoder_choice import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
 from workers.media.mp4_writer import TICK, EncoderChoice, Mp4Writer
 from workers.media.remux import ClipStats
-from workers.media.timeline import CLOCK, OpenSegment, PacketTimeline, SegmentInput, StreamParams, TimedPacket
+from workers.media.timeline import (
+    CLOCK,
+    OpenSegment,
+    PacketTimeline,
+    SegmentInput,
+    StreamParams,
+    TimedPacket,
+    why_not,
+)
 
 ProgressFn = Callable[[float], None]
 EPSILON_MS = 0.01  # timeline positions are exact to the 90 kHz tick; this absorbs float noise
@@ -410,7 +418,7 @@ def transcode(
             job.writer.close()
     covered_ms = job.covered()
     if job.writer is None or (not job.audio_only and job.writer.video_frames == 0) or covered_ms <= 0:
-        raise NoMedia("no readable media in the requested range")
+        raise NoMedia(f"no readable media in the requested range{why_not(timeline.gaps)}")
     return ClipStats(
         covered_ms=covered_ms,
         video_frames=job.writer.video_frames,

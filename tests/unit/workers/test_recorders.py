@@ -15,11 +15,12 @@ import pytest
 from moto import mock_aws
 
 from scripts.samples import click_onsets
-from tasks.jobs import ExportResult, ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices
 from tests.recorders import BY_NAME, CASES, Recording, record
+from workers.errors import NoMedia
 from workers.jobs.export_pipeline import run_export
 
 START_S, DURATION_S = 1.3, 3.0  # crosses at least one segment boundary in every case
@@ -162,3 +163,28 @@ def test_audio_only_recording_exports_an_audio_only_mp4(
     assert [round(t, 2) for t in onsets] == pytest.approx([0.7, 1.7, 2.7], abs=0.05)
     assert [round(b - a, 3) for a, b in pairwise(onsets)] == [1.0, 1.0]
     assert result.lack_ms <= 25
+
+
+def test_a_playlist_of_absolute_uris_only_is_no_media_with_the_reason(
+    s3: Any, recordings: dict[str, Recording], recordings_root: Path, tmp_path: Path
+) -> None:
+    rec = recording_of("absolute_uri", recordings, recordings_root)
+    text = (rec.directory / "index.m3u8").read_text()
+    lines = [
+        f"https://cdn.example.com/{line}" if line.endswith(".ts") else line for line in text.splitlines()
+    ]
+    s3.put_object(Bucket="archive", Key="live/cdn/index.m3u8", Body="\n".join(lines).encode())
+    settings = Settings(work_dir=str(tmp_path))
+    spec = ExportSpec(
+        user="alice",
+        source=S3Location("archive", "us-east-1"),
+        live_path="live/cdn",
+        start_ms=1000,
+        duration_ms=2000,
+        export_type=ExportType.COPY,
+        destination=S3Location("exports", "us-east-1", "out"),
+        video_name="clip.mp4",
+    )
+    with pytest.raises(NoMedia, match="is not a relative path") as raised:
+        run_export(spec, ObjectStore(settings), settings)
+    assert raised.value.code is ErrorCode.NO_MEDIA
