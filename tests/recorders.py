@@ -188,7 +188,7 @@ def record(case: RecorderCase, directory: Path) -> Recording:
         first_text = (directory / "hour1.m3u8").read_text()
         hour2 = (directory / "hour2.m3u8").read_text()
         first_s = sum(_extinf_s(tags) for tags, _ in _entries(first_text)[1])
-        assert abs(first_s - half / case.fps) < 0.05, first_s
+        assert abs(first_s - half / case.fps) < 0.25, first_s  # x265 rounds its last EXTINF up
         if case.layout == "map_change":  # one playlist; the restart brings a new #EXT-X-MAP
             header, entries = _entries(first_text)
             header2, entries2 = _entries(hour2)
@@ -274,6 +274,7 @@ CASES: list[RecorderCase] = [
     RecorderCase("fmp4_single_file", fmp4=True, single_file=True),
     RecorderCase("rollover_same_encoder", layout="rollover"),
     RecorderCase("rollover_encoder_restart", layout="restart"),
+    RecorderCase("x265_encoder_restart", video="libx265", layout="restart"),
     RecorderCase("restart_new_resolution", layout="resize"),
     RecorderCase("fmp4_encoder_restart", fmp4=True, layout="restart"),
     RecorderCase("fmp4_map_change", fmp4=True, layout="map_change"),

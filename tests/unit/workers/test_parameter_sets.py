@@ -45,7 +45,8 @@ def test_a_different_sps_is_a_change() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "same"), [("rollover_encoder_restart", True), ("restart_new_resolution", False)]
+    ("name", "same"),
+    [("rollover_encoder_restart", True), ("x265_encoder_restart", True), ("restart_new_resolution", False)],
 )
 def test_encoder_restarts(name: str, same: bool, tmp_path: Path) -> None:
     rec = record(BY_NAME[name], tmp_path / name)
