@@ -18,12 +18,13 @@ from scripts.samples import click_onsets
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
-from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices
+from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, sync_error_s
 from tests.recorders import BY_NAME, CASES, Recording, record
 from workers.errors import NoMedia
 from workers.jobs.export_pipeline import run_export
 
 START_S, DURATION_S = 1.3, 3.0  # crosses at least one segment boundary in every case
+SYNC_S = 0.02  # audio clicks vs their pictures: AAC priming and encoder restarts stay well under this
 VIDEO_CASES = [case.name for case in CASES if case.video is not None]
 ENCODED_CASES = ["x264_bframes_scenecut", "x265_main10", "fmp4_cmaf", "restart_new_resolution", "vfr"]
 
@@ -120,6 +121,8 @@ def test_stream_copy_holds_the_range_from_a_keyframe(
     assert [i for i in got if i >= wanted[0]] == wanted, "no frame missing or repeated inside the range"
     check_lack(rec, result, START_S, end_s)
     assert result.image_key.endswith(".jpg")
+    if rec.case.audio and not rec.case.vfr:  # each click with the picture of its whole second
+        assert sync_error_s(clip, rec.case.fps) < SYNC_S
 
 
 @pytest.mark.parametrize("name", VIDEO_CASES)
@@ -132,6 +135,8 @@ def test_h264_export_holds_exactly_the_requested_frames(
     assert frame_indices(clip) == expected_frames(rec, START_S, end_s)
     assert ffmpeg_decode_errors(clip) == ""
     check_lack(rec, result, START_S, end_s)
+    if rec.case.audio and not rec.case.vfr:  # each click with the picture of its whole second
+        assert sync_error_s(clip, rec.case.fps) < SYNC_S
 
 
 @pytest.mark.parametrize("name", ENCODED_CASES)
@@ -188,3 +193,28 @@ def test_a_playlist_of_absolute_uris_only_is_no_media_with_the_reason(
     with pytest.raises(NoMedia, match="is not a relative path") as raised:
         run_export(spec, ObjectStore(settings), settings)
     assert raised.value.code is ErrorCode.NO_MEDIA
+
+
+@pytest.mark.parametrize("seconds", [2.0, 4.0])
+def test_h264_from_hevc_main10_with_adaptive_b_frames_has_every_frame(
+    seconds: float, s3: Any, recordings: dict[str, Recording], recordings_root: Path, tmp_path: Path
+) -> None:
+    """The issue's case: 2 s came back 47 frames and LackLength 120, 4 s held 101 frames."""
+    rec = recording_of("x265_main10", recordings, recordings_root)
+    for relative in rec.files:
+        s3.upload_file(str(rec.directory / relative), "archive", f"live/main10/{relative}")
+    spec = ExportSpec(
+        user="alice",
+        source=S3Location("archive", "us-east-1"),
+        live_path="live/main10",
+        start_ms=1000,
+        duration_ms=round(seconds * 1000),
+        export_type=ExportType.H264,
+        destination=S3Location("exports", "us-east-1", "out"),
+        video_name="clip.mp4",
+    )
+    settings = Settings(work_dir=str(tmp_path))
+    result = run_export(spec, ObjectStore(settings), settings)
+    s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
+    assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 25 + round(seconds * 25)))
+    assert result.lack_ms == 0
