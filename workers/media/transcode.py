@@ -16,8 +16,6 @@ fully if not (workers.jobs.export_pipeline).
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from tasks.settings import Settings
 from workers.errors import NoMedia
 from workers.media.coverage import Coverage
 from workers.media.encoder_choice import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
+from workers.media.encoder_run import EncoderRun
 from workers.media.mp4_writer import TICK, EncoderChoice, Mp4Writer
 from workers.media.remux import ClipStats
 from workers.media.timeline import (
@@ -84,92 +83,6 @@ class _Gop:
         return max(p.at_ms for p in self.packets) + frame_ms
 
 
-class _Encoder:
-    """One encoder run, in a thread of its own so decoding and encoding overlap (PyAV drops the
-    GIL inside libavcodec); packets come back to the calling thread, which alone muxes."""
-
-    QUEUE_FRAMES = 8  # decoded 1080p frames waiting for the encoder: ~25 MB at most
-
-    def __init__(self, choice: EncoderChoice, writer: Mp4Writer, spliced: bool) -> None:
-        self.writer = writer
-        if spliced:
-            ctx = cast(av.VideoCodecContext, av.CodecContext.create(choice.name, "w"))
-            ctx.width, ctx.height, ctx.pix_fmt = choice.width, choice.height, "yuv420p"
-            ctx.time_base, ctx.framerate = TICK, choice.rate
-            options = dict(choice.options)
-            params = "x264-params" if choice.codec == "h264" else "x265-params"
-            if params in options:
-                # No B-frames: encoded runs keep dts == pts next to copied GOPs. No lookahead: a run
-                # is a partial GOP, and a lookahead only delays its first and last packets.
-                options[params] += ":bframes=0:rc-lookahead=0:sync-lookahead=0"
-            ctx.options = options
-        else:
-            writer.add_encoded_video(choice)
-            assert writer.video is not None
-            ctx = writer.video.codec_context
-        # PyAV defaults to slice threads, which makes libx264 use its slower sliced threading;
-        # FRAME|SLICE is what the ffmpeg CLI uses, and gives x264 frame threads.
-        ctx.thread_type = "AUTO"
-        self.ctx = ctx
-        self._inbox: queue.Queue[av.VideoFrame | None] = queue.Queue(maxsize=self.QUEUE_FRAMES)
-        self._outbox: queue.SimpleQueue[list[av.Packet] | BaseException] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def encode(self, frame: av.VideoFrame, pts: int) -> None:
-        if (frame.width, frame.height, frame.format.name) != (self.ctx.width, self.ctx.height, "yuv420p"):
-            frame = frame.reformat(width=self.ctx.width, height=self.ctx.height, format="yuv420p")
-        frame.pts, frame.time_base = pts, TICK
-        if self._thread is None:
-            if not self.ctx.is_open:  # open here, not in the thread: the muxer checks it for the header
-                self.ctx.open()
-            self._thread = threading.Thread(target=self._run, name="encoder", daemon=True)
-            self._thread.start()
-        while True:
-            try:
-                self._inbox.put(frame, timeout=1.0)
-                break
-            except queue.Full:
-                self._mux_ready()  # raises the encoder's error, if that is why it stopped taking frames
-                if not self._thread.is_alive():
-                    raise RuntimeError("the encoder thread stopped") from None
-        self._mux_ready()
-
-    def _run(self) -> None:
-        while (frame := self._inbox.get()) is not None:
-            try:
-                self._outbox.put(self.ctx.encode(frame))
-            except BaseException as exc:  # handed to the muxing thread, which raises it
-                self._outbox.put(exc)
-                return
-
-    def _mux_ready(self) -> None:
-        while not self._outbox.empty():
-            item = self._outbox.get()
-            if isinstance(item, BaseException):
-                raise item
-            for packet in item:
-                self.writer.mux_video(packet)
-
-    def stop(self) -> None:
-        """On failure: end the thread without flushing into a file that is being abandoned."""
-        if self._thread is not None:
-            while not self._inbox.empty():
-                self._inbox.get_nowait()
-            self._inbox.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def flush(self) -> None:
-        if self._thread is None:
-            return
-        self._inbox.put(None)
-        self._thread.join()
-        self._thread = None
-        self._mux_ready()
-        for packet in self.ctx.encode(None):
-            self.writer.mux_video(packet)
-
-
 class Transcoder:
     def __init__(
         self,
@@ -191,7 +104,7 @@ class Transcoder:
         self.decoder_codec = ""
         self.decoder_params: StreamParams | None = None  # a new decoder where the stream changes
         self.decoder_drained = False
-        self.encoder: _Encoder | None = None
+        self.encoder: EncoderRun | None = None
         self.smart = False
         self.origin: int | None = None
         self.frame_ms = 40.0
@@ -238,7 +151,7 @@ class Transcoder:
             if self.smart:
                 self.writer.add_copy_streams(video, segment.audio)
             else:
-                self.encoder = _Encoder(self.choice, self.writer, spliced=False)
+                self.encoder = EncoderRun(self.choice, self.writer, spliced=False)
                 self.writer.add_audio(segment.audio)
             self.has_audio = segment.audio is not None
             self.audio_codec = segment.audio_params.codec if segment.audio_params else None
@@ -350,7 +263,7 @@ class Transcoder:
         if self.origin is None:
             self._set_origin(frame.pts)
         if self.encoder is None:
-            self.encoder = _Encoder(self.choice, self.writer, spliced=True)
+            self.encoder = EncoderRun(self.choice, self.writer, spliced=True)
         assert self.origin is not None
         self.encoder.encode(frame, frame.pts - self.origin)
         self.encoded_frames += 1
