@@ -106,7 +106,12 @@ def check_lack(rec: Recording, result: ExportResult, start_s: float, end_s: floa
 
 @pytest.mark.parametrize("name", VIDEO_CASES)
 def test_stream_copy_holds_the_range_from_a_keyframe(
-    name: str, s3: Any, recordings: dict[str, Recording], recordings_root: Path, tmp_path: Path
+    name: str,
+    s3: Any,
+    recordings: dict[str, Recording],
+    recordings_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     rec = recording_of(name, recordings, recordings_root)
     end_s = START_S + DURATION_S
@@ -123,6 +128,8 @@ def test_stream_copy_holds_the_range_from_a_keyframe(
     assert result.image_key.endswith(".jpg")
     if rec.case.audio and not rec.case.vfr:  # each click with the picture of its whole second
         assert sync_error_s(clip, rec.case.fps) < SYNC_S
+    # a new resolution is re-encoded, and the logs say so; a restart with the same parameters is not
+    assert ("copy export re-encoded" in caplog.text) is (rec.case.layout == "resize")
 
 
 @pytest.mark.parametrize("name", VIDEO_CASES)
