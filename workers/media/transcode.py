@@ -125,6 +125,8 @@ class Transcoder:
     # -- segments --------------------------------------------------------------------------
     def on_open(self, segment: OpenSegment) -> None:
         video = segment.video
+        if self.audio_only:
+            return  # the clip started audio-only and stays so: later pictures have no track
         if video is None or segment.video_params is None:  # audio only: an audio-only MP4
             if self.writer is None:
                 self.writer = Mp4Writer(self.out, faststart=self.faststart)
