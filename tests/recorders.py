@@ -56,12 +56,6 @@ class Recording:
     frame_times: list[float] = field(default_factory=list)  # s after origin when each frame shows
     files: list[Path] = field(default_factory=list)  # what goes into S3, relative to directory
 
-    @property
-    def duration_s(self) -> float:
-        if not self.frame_times:
-            return self.case.seconds
-        return self.frame_times[-1] + 1 / self.case.fps
-
     def shown_in(self, start_s: float, end_s: float) -> list[int]:
         """Frames on screen at some instant of [start_s, end_s): exactly what types 1/2 hold."""
         times = self.frame_times
@@ -101,9 +95,7 @@ def _run_ffmpeg(
 ) -> None:
     """One ffmpeg run acting as the recorder: frames [first, first + frames) into an HLS folder."""
     seconds = frames / case.fps
-    cmd = (
-        ["ffmpeg", "-v", "error", "-y", "-nostdin"] if case.video is None else ["ffmpeg", "-v", "error", "-y"]
-    )
+    cmd = ["ffmpeg", "-v", "error", "-y"]  # ffmpeg >= 5.1: -fps_mode and -enc_time_base for VFR
     if case.video is not None:
         size = f"{case.width}x{case.height}"
         cmd += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-r", str(case.fps), "-i", "pipe:0"]
