@@ -96,6 +96,8 @@ def _run_ffmpeg(
     """One ffmpeg run acting as the recorder: frames [first, first + frames) into an HLS folder."""
     seconds = frames / case.fps
     cmd = ["ffmpeg", "-v", "error", "-y"]  # ffmpeg >= 5.1: -fps_mode and -enc_time_base for VFR
+    if case.video is None:
+        cmd.append("-nostdin")  # nothing is piped in: never read the terminal
     if case.video is not None:
         size = f"{case.width}x{case.height}"
         cmd += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-r", str(case.fps), "-i", "pipe:0"]
