@@ -167,3 +167,16 @@ def test_resolution_change_inside_the_range_asks_for_a_re_encode(tmp_path: Path)
 def test_nothing_readable_is_no_media(h264: SampleRecording, tmp_path: Path) -> None:
     with pytest.raises(NoMedia):
         cut(h264, tmp_path / "clip.mp4", start_s=0, duration_s=4, drop={0, 1, 2, 3})
+
+
+@pytest.mark.parametrize("edit_list", [False, True])
+def test_b_frame_copy_ends_at_the_end_without_skipping(tmp_path: Path, edit_list: bool) -> None:
+    """A B-frame shown before the end refers to a P-frame shown after it: the P-frame is in the
+    file, but the edit list ends the presentation at the end, and the frame before is not lost."""
+    recording = generate_recording(tmp_path / "b", SampleSpec(seconds=6, b_frames=3, audio_codec=None))
+    out = tmp_path / "clip.mp4"
+    stats = cut(recording, out, start_s=1.0, duration_s=3.3, edit_list=edit_list)
+    shown = frame_indices(out)
+    assert shown[-1] == 107 and shown == list(range(shown[0], 108))  # frame 107 (4.28 s) is the last to start before 4.3 s
+    assert stats.video_frames > len(shown)  # the reference past the end was written
+    assert ffmpeg_decode_errors(out) == ""
