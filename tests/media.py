@@ -59,7 +59,12 @@ def ffmpeg_decode_errors(path: Path | str) -> str:
     exe = shutil.which("ffmpeg")
     assert exe
     out = subprocess.run(
-        [exe, "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True, check=False
+        # -enc_time_base -1: frames keep the file's own time base, so variable frame rate is not
+        # reported as the null muxer's rounding onto a constant-rate grid
+        [exe, "-v", "error", "-i", str(path), "-enc_time_base", "-1", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return out.stderr.strip() + ("" if out.returncode == 0 else f" (exit {out.returncode})")
 

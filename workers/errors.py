@@ -19,11 +19,6 @@ class NoMedia(ExportError):
         super().__init__(ErrorCode.NO_MEDIA, message)
 
 
-class CodecChanged(ExportError):
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.FAILED, message)
-
-
 class SegmentsArchived(ExportError):
     """Segments the range needs are in archival storage; a restore must run first."""
 

@@ -115,7 +115,9 @@ def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
             ),
             "ImagePath": svc.store.url(
                 result.bucket, result.image_key, result.region, result.image_version_id or None
-            ),
+            )
+            if result.image_key
+            else "",  # an audio-only clip has no picture
             "S3Dir": result.s3_dir,
             "Version": result.version,
             "LackLength": result.lack_ms,

@@ -23,7 +23,7 @@ from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
-from workers.media.remux import ClipStats, remux
+from workers.media.remux import ClipStats, ParametersChanged, remux
 from workers.media.thumbnail import first_frame_jpeg
 from workers.media.transcode import transcode
 from workers.media.verify import decodes_cleanly
@@ -33,6 +33,7 @@ from workers.transfer.streaming_upload import StreamingMp4Upload
 log = logging.getLogger(__name__)
 
 Report = Callable[[str, float], None]
+REENCODE_AS = {"hevc": ExportType.H265}  # a copy export that must be re-encoded keeps its codec
 
 
 def _no_report(step: str, fraction: float) -> None:
@@ -66,24 +67,33 @@ def cut_clip(
 ) -> ClipStats:
     """Fetch and cut the range into `out`, an MP4 with its moov last (see StreamingMp4Upload)."""
     inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
+    export_type = spec.export_type
     try:
-        if spec.export_type is ExportType.COPY:
-            stats = remux(
-                inputs,
-                spec.start_ms,
-                spec.end_ms,
-                out,
-                edit_list=settings.copy_edit_list,
-                on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
-                faststart=False,
-            )
-        else:
+        if export_type is ExportType.COPY:
+            try:
+                stats = remux(
+                    inputs,
+                    spec.start_ms,
+                    spec.end_ms,
+                    out,
+                    edit_list=settings.copy_edit_list,
+                    on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
+                    faststart=False,
+                )
+            except ParametersChanged as change:
+                # One MP4 track cannot carry it: re-encode the whole clip, in the source's codec.
+                log.warning("copy export re-encoded: %s", change, extra={"key": spec.video_key})
+                inputs.close()
+                out.unlink(missing_ok=True)
+                inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
+                export_type, smart_cut = REENCODE_AS.get(change.codec, ExportType.H264), False
+        if export_type is not ExportType.COPY:
             stats = transcode(
                 inputs,
                 spec.start_ms,
                 spec.end_ms,
                 out,
-                spec.export_type,
+                export_type,
                 settings,
                 on_progress=lambda f: report("encoding", 0.05 + 0.8 * f),
                 faststart=False,
@@ -117,7 +127,7 @@ def cut_and_upload(
     clip: Path,
     report: Report,
     smart_cut: bool,
-) -> tuple[ClipStats, Uploaded, Uploaded]:
+) -> tuple[ClipStats, Uploaded, Uploaded | None]:
     """Cut while the upload streams; the poster frame goes up beside the video's last parts."""
     dest = spec.destination
     if (refused := ownership.export_refusal(store, spec)) is not None:  # before any byte is written
@@ -136,15 +146,16 @@ def cut_and_upload(
             stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
-                poster = side.submit(upload_poster, store, spec, clip)
+                # an audio-only clip has no picture: no poster, and ImagePath is ""
+                poster = side.submit(upload_poster, store, spec, clip) if stats.video_frames else None
                 uploaded = upload.finish()
-                poster_uploaded = poster.result()
+                poster_uploaded = poster.result() if poster is not None else None
     except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
         metadata = ownership.export_writer(spec).metadata
         uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region, metadata)
-        poster_uploaded = upload_poster(store, spec, clip)
+        poster_uploaded = upload_poster(store, spec, clip) if stats.video_frames else None
     return stats, uploaded, poster_uploaded
 
 
@@ -176,14 +187,14 @@ def run_export(
             region=dest.region,
             s3_dir=dest.prefix,
             video_key=spec.video_key,
-            image_key=spec.image_key,
+            image_key=spec.image_key if stats.video_frames else "",
             version=uploaded.version,
             exported_ms=exported_ms,
             lack_ms=max(0, spec.duration_ms - exported_ms),
             size_bytes=clip.stat().st_size,
             codec=stats.video_codec,
             video_version_id=uploaded.version_id or "",
-            image_version_id=poster.version_id or "",
+            image_version_id=(poster.version_id or "") if poster is not None else "",
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

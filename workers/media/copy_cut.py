@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from workers.media.coverage import Coverage
 from workers.media.timeline import CLOCK, TimedPacket
 
 REORDER_WINDOW = 16  # H.264/H.265 never reorder more frames than this (max DPB size)
@@ -32,22 +33,34 @@ class CopyCut:
     end_ms: float
     edit_list: bool = False  # present from start_ms exactly (MP4 edit list) instead of the keyframe
     origin: int | None = None  # output tick that becomes clip time 0, once started
-    covered_ms: float = 0.0  # media time inside [start_ms, end_ms) that was written
+    covered_ms: float = 0.0  # audio-only clips: media time inside [start_ms, end_ms) written
+    coverage: Coverage = field(default_factory=Coverage)  # the pictures written inside the range
     first_at_ms: float | None = None
     last_end_at_ms: float | None = None
     video_done: bool = False
     audio_done: bool = False
     has_audio: bool = True
+    has_video: bool = True  # False: an audio-only recording, cut on audio packets alone
     _buffer: list[TimedPacket] = field(default_factory=list)  # video from the last keyframe on
     _audio: deque[TimedPacket] = field(default_factory=lambda: deque(maxlen=AUDIO_LOOKBEHIND))
     _held: list[TimedPacket] = field(default_factory=list)
     frame_ticks: int = CLOCK // 25  # refined from packet durations as they come
+    shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
+    past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
+
+    def covered(self) -> float:
+        """Media time inside [start_ms, end_ms) that was written, from presentation times."""
+        if not self.has_video:
+            return self.covered_ms
+        return self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ticks * 1000 / CLOCK)
 
     @property
     def done(self) -> bool:
-        return self.video_done and (self.audio_done or not self.has_audio)
+        return (self.video_done or not self.has_video) and (self.audio_done or not self.has_audio)
 
     def feed(self, item: TimedPacket) -> list[CutPacket]:
+        if not self.has_video:
+            return self._audio_only(item)
         if item.kind == "video" and item.duration > 0:
             self.frame_ticks = item.duration
         if self.origin is None:
@@ -82,9 +95,13 @@ class CopyCut:
     def _start(self) -> list[CutPacket]:
         keyframe = self._buffer[0]
         if self.edit_list and keyframe.at_ms < self.start_ms:
-            # Present from the frame on screen at the start: snap down to the frame grid.
+            # Present from the frame on screen at the start: where it has been read (always without
+            # B-frames, so also at a variable frame rate) its own time, else snap to the frame grid.
             offset = round((self.start_ms - keyframe.at_ms) * CLOCK / 1000)
             self.origin = keyframe.pts + offset - offset % self.frame_ticks
+            shown = [p for p in self._buffer if p.at_ms <= self.start_ms]
+            if shown:
+                self.origin = max(self.origin, max(shown, key=lambda p: p.at_ms).pts)
         else:
             self.origin = keyframe.pts
         video, self._buffer = self._buffer, []
@@ -115,21 +132,38 @@ class CopyCut:
             self._held.append(item)  # shown after the end; kept if an earlier frame refers to it
             return []
         out = [self._emit(held) for held in self._held]
+        self.past_end = self.past_end or bool(self._held)  # references shown past the end
         self._held.clear()
         out.append(self._emit(item))
         return out
+
+    def _audio_only(self, item: TimedPacket) -> list[CutPacket]:
+        """From the audio frame playing at the start to the last one that starts before the end."""
+        ends_at = item.at_ms + item.duration * 1000 / CLOCK
+        if self.audio_done or item.kind != "audio" or (self.origin is None and ends_at <= self.start_ms):
+            return []
+        if item.at_ms >= self.end_ms:
+            self.audio_done = True
+            return []
+        if self.origin is None:
+            self.origin = item.pts
+        self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
+        return [CutPacket(item=item, pts=item.pts - self.origin, dts=item.dts - self.origin)]
 
     def _frame_end_ms(self, item: TimedPacket) -> float:
         return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK
 
     def _emit(self, item: TimedPacket) -> CutPacket:
         if item.kind == "video":
-            shown_from = max(item.at_ms, self.start_ms)
-            shown_to = min(self._frame_end_ms(item), self.end_ms)
-            self.covered_ms += max(0.0, shown_to - shown_from)
+            if item.at_ms < self.end_ms:
+                self.coverage.add(item.at_ms)
             if self.first_at_ms is None or item.at_ms < self.first_at_ms:
                 self.first_at_ms = item.at_ms
             end = self._frame_end_ms(item)
             self.last_end_at_ms = end if self.last_end_at_ms is None else max(self.last_end_at_ms, end)
+            if item.at_ms < self.end_ms:
+                # With a frame past the end written, the last one before it is shown until end_ms.
+                shown_ticks = round((self.end_ms - item.at_ms) * CLOCK / 1000)
+                self.shown_end = max(self.shown_end, item.pts - (self.origin or 0) + shown_ticks)
         origin = self.origin or 0
         return CutPacket(item=item, pts=item.pts - origin, dts=item.dts - origin)

@@ -48,10 +48,12 @@ class Mp4Writer:
     def started(self) -> bool:
         return self.video is not None
 
-    def add_copy_streams(self, video: av.VideoStream, audio: av.AudioStream | None) -> None:
-        self.video = self.container.add_stream_from_template(video)
-        if video.codec_context.name == "hevc":
-            self.video.codec_tag = "hvc1"  # Safari refuses hev1; hvc1 keeps parameter sets in the header
+    def add_copy_streams(self, video: av.VideoStream | None, audio: av.AudioStream | None) -> None:
+        """The source's tracks, copied; without video the clip is an audio-only MP4."""
+        if video is not None:
+            self.video = self.container.add_stream_from_template(video)
+            if video.codec_context.name == "hevc":
+                self.video.codec_tag = "hvc1"  # Safari refuses hev1; hvc1 keeps parameter sets in the header
         self.add_audio(audio)
 
     def add_encoded_video(self, choice: EncoderChoice) -> None:

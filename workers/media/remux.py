@@ -6,10 +6,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.errors import CodecChanged, NoMedia
+from workers.errors import NoMedia
 from workers.media.copy_cut import CopyCut
+from workers.media.mp4_boxes import trim_video_presentation
 from workers.media.mp4_writer import Mp4Writer
-from workers.media.timeline import Gap, OpenSegment, PacketTimeline, SegmentInput, StreamParams
+from workers.media.timeline import (
+    CLOCK,
+    Gap,
+    OpenSegment,
+    PacketTimeline,
+    SegmentInput,
+    StreamParams,
+    why_not,
+)
 
 ProgressFn = Callable[[float], None]
 
@@ -32,19 +41,30 @@ class _Tracks:
     audio: StreamParams | None = None
 
 
+class ParametersChanged(Exception):
+    """The stream changes in a way one copied MP4 track cannot carry (another codec, size, pixel
+    format or parameter sets): the caller re-encodes the clip instead (never a refusal)."""
+
+    def __init__(self, message: str, codec: str) -> None:
+        super().__init__(message)
+        self.codec = codec  # the first segment's video codec: what the re-encode should produce
+
+
 def check_same_params(first: _Tracks, segment: OpenSegment) -> None:
-    assert first.video is not None
-    if not segment.video_params.same_as(first.video):
-        raise CodecChanged(
+    mine, theirs = first.video, segment.video_params
+    codec = mine.codec if mine is not None else ""
+    if (mine is None) != (theirs is None) or (mine and theirs and not theirs.same_as(mine)):
+        describe = [p.describe() if p else "no video" for p in (mine, theirs)]
+        raise ParametersChanged(
             f"video parameters change inside the range at {segment.segment.key} "
-            f"({first.video.describe()} -> {segment.video_params.describe()}); a stream copy "
-            "would play broken, ask for export_type 1 or 2 to re-encode"
+            f"({describe[0]} -> {describe[1]})",
+            codec,
         )
     if first.audio and segment.audio_params and not segment.audio_params.same_as(first.audio):
-        raise CodecChanged(
+        raise ParametersChanged(
             f"audio parameters change inside the range at {segment.segment.key} "
-            f"({first.audio.describe()} -> {segment.audio_params.describe()}); "
-            "ask for export_type 1 or 2 to re-encode"
+            f"({first.audio.describe()} -> {segment.audio_params.describe()})",
+            codec,
         )
 
 
@@ -69,6 +89,7 @@ def remux(
             writer.add_copy_streams(segment.video, segment.audio)
             tracks.video, tracks.audio = segment.video_params, segment.audio_params
             cut.has_audio = segment.audio is not None
+            cut.has_video = segment.video is not None
         else:
             check_same_params(tracks, segment)
 
@@ -79,7 +100,7 @@ def remux(
             assert writer is not None  # on_open made it before the segment's first packet
             for packet in cut.feed(item):
                 writer.write(packet.item.packet, packet.item.kind, packet.pts, packet.dts)
-            if on_progress is not None and item.kind == "video":
+            if on_progress is not None and (item.kind == "video" or not cut.has_video):
                 on_progress((item.at_ms - start_ms) / span)
             if cut.done:
                 break
@@ -89,10 +110,13 @@ def remux(
     finally:
         if writer is not None:
             writer.close()
-    if writer is None or writer.video_frames == 0 or cut.covered_ms <= 0:
-        raise NoMedia("no readable media in the requested range")
+    if writer is not None and cut.past_end:
+        trim_video_presentation(out_path, cut.shown_end / CLOCK)  # hide the references past the end
+    covered_ms = cut.covered()
+    if writer is None or (cut.has_video and writer.video_frames == 0) or covered_ms <= 0:
+        raise NoMedia(f"no readable media in the requested range{why_not(timeline.gaps)}")
     return ClipStats(
-        covered_ms=cut.covered_ms,
+        covered_ms=covered_ms,
         video_frames=writer.video_frames,
         video_codec=tracks.video.codec if tracks.video else "",
         audio_codec=tracks.audio.codec if tracks.audio else None,

@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 
 from workers.archive.playlists import Segment
+from workers.media.parameter_sets import parameter_sets
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ def open_segment(path: Path, first: bool) -> av.container.InputContainer | None:
 
 @dataclass(frozen=True)
 class StreamParams:
-    """What must stay the same for packets to be copied into one MP4 track."""
+    """What must stay the same for packets to be copied into one MP4 track: what decoding
+    depends on (codec, profile, size, pixel format, the parameter sets' content), not the
+    extradata's bytes (see workers.media.parameter_sets)."""
 
     kind: str
     codec: str
@@ -63,27 +66,50 @@ class StreamParams:
     height: int = 0
     sample_rate: int = 0
     channels: int = 0
-    extradata: bytes | None = None
+    profile: str = ""
+    pix_fmt: str = ""
+    parameter_sets: frozenset[bytes] | None = None
 
     def describe(self) -> str:
         if self.kind == "video":
-            return f"{self.codec} {self.width}x{self.height}"
+            return f"{self.codec} {self.profile or '?'} {self.width}x{self.height} {self.pix_fmt or '?'}"
         return f"{self.codec} {self.sample_rate} Hz {self.channels} ch"
 
     def same_as(self, other: StreamParams) -> bool:
         """Equal where both are known; a light probe leaves audio rate and channels at 0."""
         if (self.codec, self.width, self.height) != (other.codec, other.width, other.height):
             return False
-        for mine, theirs in ((self.sample_rate, other.sample_rate), (self.channels, other.channels)):
-            if mine and theirs and mine != theirs:
-                return False
-        return self.extradata is None or other.extradata is None or self.extradata == other.extradata
+        pairs = (
+            (self.sample_rate, other.sample_rate),
+            (self.channels, other.channels),
+            (self.profile, other.profile),
+            (self.pix_fmt, other.pix_fmt),
+        )
+        if any(mine and theirs and mine != theirs for mine, theirs in pairs):
+            return False
+        mine_sets, their_sets = self.parameter_sets, other.parameter_sets
+        return mine_sets is None or their_sets is None or mine_sets == their_sets
+
+
+def _usable(container: av.container.InputContainer) -> bool:
+    """Probed far enough: a video stream with its picture size, or audio and no video at all."""
+    if any(s.codec_context.width for s in container.streams.video):
+        return True
+    return not container.streams.video and bool(container.streams.audio)
 
 
 def stream_params(stream: av.VideoStream | av.AudioStream) -> StreamParams:
     if isinstance(stream, av.VideoStream):
         video = stream.codec_context
-        return StreamParams("video", video.name, video.width, video.height, extradata=video.extradata)
+        return StreamParams(
+            "video",
+            video.name,
+            video.width,
+            video.height,
+            profile=video.profile or "",
+            pix_fmt=video.format.name if video.format is not None else "",
+            parameter_sets=parameter_sets(video.extradata, video.name),
+        )
     audio = stream.codec_context
     return StreamParams("audio", audio.name, sample_rate=audio.sample_rate, channels=audio.channels)
 
@@ -93,9 +119,9 @@ class OpenSegment:
     """A segment as opened: its streams, for the consumer to create outputs and check params."""
 
     segment: Segment
-    video: av.VideoStream
+    video: av.VideoStream | None  # None: an audio-only recording
     audio: av.AudioStream | None
-    video_params: StreamParams
+    video_params: StreamParams | None
     audio_params: StreamParams | None
 
 
@@ -117,6 +143,12 @@ class Gap:
     reason: str
 
 
+def why_not(gaps: list[Gap]) -> str:
+    """The reasons segments were skipped, for a NoMedia answer: a client is told why."""
+    reasons = sorted({gap.reason for gap in gaps})
+    return f" ({'; '.join(reasons)[:400]})" if reasons else ""
+
+
 def _ticks(value: int, time_base: Fraction | None) -> int:
     if time_base is None or (time_base.numerator == 1 and time_base.denominator == CLOCK):
         return value  # MPEG-TS always: skip Fraction arithmetic on the per-packet path
@@ -131,6 +163,7 @@ class PacketTimeline:
         self.gaps: list[Gap] = []
         self.video_end = 0  # ticks: decode end of the last video frame placed so far
         self.opened = 0
+        self._audio_only = False  # set by the first segment; the clock then follows the audio
         self._prev: tuple[Segment, int, int, float] | None = None  # segment, anchor, out_start, at_ms
 
     def packets(self, inputs: Iterable[SegmentInput]) -> Iterator[TimedPacket]:
@@ -140,10 +173,14 @@ class PacketTimeline:
                 continue
             yield from self._segment_packets(item)
 
+    @property
+    def audio_only(self) -> bool:
+        return self._audio_only
+
     def _open(self, item: SegmentInput) -> av.container.InputContainer | None:
         """Open with a light probe once the tracks are known; fully where that finds no picture size."""
         if item.container is not None:
-            if any(s.codec_context.width for s in item.container.streams.video):
+            if _usable(item.container):
                 self.opened += 1
                 return item.container
             item.container.close()
@@ -154,7 +191,7 @@ class PacketTimeline:
             except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
                 self._gap(item.segment, f"unreadable: {exc}")
                 return None
-            if options is FULL_PROBE or any(s.codec_context.width for s in container.streams.video):
+            if options is FULL_PROBE or _usable(container):
                 self.opened += 1
                 return container
             container.close()
@@ -171,28 +208,33 @@ class PacketTimeline:
             return
         with container:
             videos = [s for s in container.streams.video if s.codec_context.width]
-            if not videos:
+            audio = container.streams.audio[0] if container.streams.audio else None
+            if not videos and (container.streams.video or audio is None):
                 self._gap(item.segment, "no decodable video stream")
                 return
-            video = videos[0]
-            audio = container.streams.audio[0] if container.streams.audio else None
+            video = videos[0] if videos else None  # None: audio only, anchored on its audio
+            self._audio_only = video is None
             self.on_open(
                 OpenSegment(
                     item.segment,
                     video,
                     audio,
-                    stream_params(video),
+                    stream_params(video) if video is not None else None,
                     stream_params(audio) if audio is not None else None,
                 )
             )
-            wanted = [video] if audio is None else [video, audio]
+            wanted = [s for s in (video, audio) if s is not None]
             try:
-                yield from self._place_packets(item.segment, container.demux(*wanted))
+                anchor_kind = "video" if video is not None else "audio"
+                yield from self._place_packets(item.segment, container.demux(*wanted), anchor_kind)
             except av.FFmpegError as exc:
                 self._gap(item.segment, f"corrupt: {exc}")
 
-    def _place_packets(self, segment: Segment, packets: Iterator[av.Packet]) -> Iterator[TimedPacket]:
-        """Anchor the segment on its first video packet; audio read before it waits for it."""
+    def _place_packets(
+        self, segment: Segment, packets: Iterator[av.Packet], anchor_kind: str = "video"
+    ) -> Iterator[TimedPacket]:
+        """Anchor the segment on its first video packet (audio read before it waits for it), or
+        on its first audio packet in an audio-only recording."""
         anchor: int | None = None
         early: list[tuple[av.Packet, int, int]] = []
         out_start, at_start = 0, 0.0
@@ -203,20 +245,18 @@ class PacketTimeline:
             dts = _ticks(packet.dts, tb)
             pts = _ticks(packet.pts, tb) if packet.pts is not None else dts
             if anchor is None:
-                if packet.stream.type != "video":
+                if packet.stream.type != anchor_kind:
                     if len(early) < MAX_EARLY_AUDIO:
                         early.append((packet, pts, dts))
                     continue
                 anchor = dts
-                out_start, at_start = self._place(segment, anchor)
-                # The playlist's time is that of the first picture shown, not the first decoded.
-                at_start -= (pts - dts) / (CLOCK / 1000)
+                out_start, at_start = self._place(segment, anchor, (pts - dts) / (CLOCK / 1000))
                 for held, held_pts, held_dts in early:
                     yield self._timed(held, held_pts, held_dts, anchor, out_start, at_start)
                 early.clear()
             yield self._timed(packet, pts, dts, anchor, out_start, at_start)
         if anchor is None:
-            self._gap(segment, "no video packets")
+            self._gap(segment, f"no {anchor_kind} packets")
 
     def _timed(
         self, packet: av.Packet, pts: int, dts: int, anchor: int, out_start: int, at_start: float
@@ -224,7 +264,7 @@ class PacketTimeline:
         duration = _ticks(packet.duration or 0, packet.time_base)
         kind = packet.stream.type
         out_dts = out_start + dts - anchor
-        if kind == "video":
+        if kind == "video" or self.audio_only:
             self.video_end = max(self.video_end, out_dts + (duration or DEFAULT_FRAME_TICKS))
         return TimedPacket(
             packet=packet,
@@ -236,8 +276,14 @@ class PacketTimeline:
             keyframe=bool(packet.is_keyframe),
         )
 
-    def _place(self, segment: Segment, anchor: int) -> tuple[int, float]:
-        """Where a segment's first packet goes on the output clock and on the timeline."""
+    def _place(self, segment: Segment, anchor: int, delay_ms: float) -> tuple[int, float]:
+        """Where a segment's first packet (by DTS) goes on the output clock and on the timeline.
+
+        A segment that follows on from the previous one is placed by the DTS distance from it, on
+        both clocks: every packet is then where the encoder put it relative to the packets
+        before, whatever each segment's reorder delay (x265's adaptive B-frames vary it per GOP).
+        Any other segment starts afresh: the playlist's time is that of its first picture shown,
+        which is `delay_ms` after its first decoded one."""
         prev = self._prev
         if prev is not None and not segment.discontinuity:
             prev_segment, prev_anchor, prev_out, prev_at = prev
@@ -249,5 +295,6 @@ class PacketTimeline:
                 self._prev = (segment, anchor, placed[0], placed[1])
                 return placed
         out_start = self.video_end
-        self._prev = (segment, anchor, out_start, segment.start_ms)
-        return out_start, segment.start_ms
+        at_start = segment.start_ms - delay_ms
+        self._prev = (segment, anchor, out_start, at_start)
+        return out_start, at_start

@@ -16,8 +16,6 @@ fully if not (workers.jobs.export_pipeline).
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,10 +28,20 @@ import av
 from tasks.jobs import ExportType
 from tasks.settings import Settings
 from workers.errors import NoMedia
+from workers.media.coverage import Coverage
 from workers.media.encoder_choice import CODEC_FOR_TYPE, choose_encoder, gpu_wanted
+from workers.media.encoder_run import EncoderRun
 from workers.media.mp4_writer import TICK, EncoderChoice, Mp4Writer
 from workers.media.remux import ClipStats
-from workers.media.timeline import CLOCK, OpenSegment, PacketTimeline, SegmentInput, TimedPacket
+from workers.media.timeline import (
+    CLOCK,
+    OpenSegment,
+    PacketTimeline,
+    SegmentInput,
+    StreamParams,
+    TimedPacket,
+    why_not,
+)
 
 ProgressFn = Callable[[float], None]
 EPSILON_MS = 0.01  # timeline positions are exact to the 90 kHz tick; this absorbs float noise
@@ -51,6 +59,13 @@ def nal_types(data: bytes, codec: str) -> set[int]:
     return found
 
 
+def _length_prefixed(video: av.VideoStream) -> bool:
+    """fMP4/CMAF input (avcC/hvcC extradata, length-prefixed NAL units): the encoder's Annex B
+    runs cannot share its track, so smart cut is off and the whole range is encoded."""
+    extradata = video.codec_context.extradata
+    return extradata is not None and extradata[:1] == b"\x01"
+
+
 def carries_parameter_sets(packet: av.Packet, codec: str) -> bool:
     needed = {7, 8} if codec == "h264" else {32, 33, 34}
     return needed <= nal_types(bytes(packet), codec)
@@ -66,92 +81,6 @@ class _Gop:
 
     def end_ms(self, frame_ms: float) -> float:
         return max(p.at_ms for p in self.packets) + frame_ms
-
-
-class _Encoder:
-    """One encoder run, in a thread of its own so decoding and encoding overlap (PyAV drops the
-    GIL inside libavcodec); packets come back to the calling thread, which alone muxes."""
-
-    QUEUE_FRAMES = 8  # decoded 1080p frames waiting for the encoder: ~25 MB at most
-
-    def __init__(self, choice: EncoderChoice, writer: Mp4Writer, spliced: bool) -> None:
-        self.writer = writer
-        if spliced:
-            ctx = cast(av.VideoCodecContext, av.CodecContext.create(choice.name, "w"))
-            ctx.width, ctx.height, ctx.pix_fmt = choice.width, choice.height, "yuv420p"
-            ctx.time_base, ctx.framerate = TICK, choice.rate
-            options = dict(choice.options)
-            params = "x264-params" if choice.codec == "h264" else "x265-params"
-            if params in options:
-                # No B-frames: encoded runs keep dts == pts next to copied GOPs. No lookahead: a run
-                # is a partial GOP, and a lookahead only delays its first and last packets.
-                options[params] += ":bframes=0:rc-lookahead=0:sync-lookahead=0"
-            ctx.options = options
-        else:
-            writer.add_encoded_video(choice)
-            assert writer.video is not None
-            ctx = writer.video.codec_context
-        # PyAV defaults to slice threads, which makes libx264 use its slower sliced threading;
-        # FRAME|SLICE is what the ffmpeg CLI uses, and gives x264 frame threads.
-        ctx.thread_type = "AUTO"
-        self.ctx = ctx
-        self._inbox: queue.Queue[av.VideoFrame | None] = queue.Queue(maxsize=self.QUEUE_FRAMES)
-        self._outbox: queue.SimpleQueue[list[av.Packet] | BaseException] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def encode(self, frame: av.VideoFrame, pts: int) -> None:
-        if (frame.width, frame.height, frame.format.name) != (self.ctx.width, self.ctx.height, "yuv420p"):
-            frame = frame.reformat(width=self.ctx.width, height=self.ctx.height, format="yuv420p")
-        frame.pts, frame.time_base = pts, TICK
-        if self._thread is None:
-            if not self.ctx.is_open:  # open here, not in the thread: the muxer checks it for the header
-                self.ctx.open()
-            self._thread = threading.Thread(target=self._run, name="encoder", daemon=True)
-            self._thread.start()
-        while True:
-            try:
-                self._inbox.put(frame, timeout=1.0)
-                break
-            except queue.Full:
-                self._mux_ready()  # raises the encoder's error, if that is why it stopped taking frames
-                if not self._thread.is_alive():
-                    raise RuntimeError("the encoder thread stopped") from None
-        self._mux_ready()
-
-    def _run(self) -> None:
-        while (frame := self._inbox.get()) is not None:
-            try:
-                self._outbox.put(self.ctx.encode(frame))
-            except BaseException as exc:  # handed to the muxing thread, which raises it
-                self._outbox.put(exc)
-                return
-
-    def _mux_ready(self) -> None:
-        while not self._outbox.empty():
-            item = self._outbox.get()
-            if isinstance(item, BaseException):
-                raise item
-            for packet in item:
-                self.writer.mux_video(packet)
-
-    def stop(self) -> None:
-        """On failure: end the thread without flushing into a file that is being abandoned."""
-        if self._thread is not None:
-            while not self._inbox.empty():
-                self._inbox.get_nowait()
-            self._inbox.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def flush(self) -> None:
-        if self._thread is None:
-            return
-        self._inbox.put(None)
-        self._thread.join()
-        self._thread = None
-        self._mux_ready()
-        for packet in self.ctx.encode(None):
-            self.writer.mux_video(packet)
 
 
 class Transcoder:
@@ -173,17 +102,20 @@ class Transcoder:
         self.choice: EncoderChoice | None = None
         self.decoder: av.VideoCodecContext | None = None
         self.decoder_codec = ""
+        self.decoder_params: StreamParams | None = None  # a new decoder where the stream changes
         self.decoder_drained = False
-        self.encoder: _Encoder | None = None
+        self.encoder: EncoderRun | None = None
         self.smart = False
         self.origin: int | None = None
         self.frame_ms = 40.0
-        self.covered_ms = 0.0
+        self.covered_ms = 0.0  # audio-only clips; pictures are measured by `coverage`
+        self.coverage = Coverage()
         self.copied_gops = 0
         self.encoded_frames = 0
         self.video_done = False
         self.audio_done = False
         self.has_audio = False
+        self.audio_only = False  # the recording has no video: the clip is its audio alone
         self.gop = _Gop()
         self.audio_wait: deque[TimedPacket] = deque(maxlen=AUDIO_LOOKBEHIND)
         self.at_of_pts: dict[int, float] = {}
@@ -193,6 +125,15 @@ class Transcoder:
     # -- segments --------------------------------------------------------------------------
     def on_open(self, segment: OpenSegment) -> None:
         video = segment.video
+        if self.audio_only:
+            return  # the clip started audio-only and stays so: later pictures have no track
+        if video is None or segment.video_params is None:  # audio only: an audio-only MP4
+            if self.writer is None:
+                self.writer = Mp4Writer(self.out, faststart=self.faststart)
+                self.writer.add_audio(segment.audio)
+                self.has_audio, self.audio_only, self.video_done = True, True, True
+                self.audio_codec = segment.audio_params.codec if segment.audio_params else None
+            return
         if self.writer is None:
             rate = video.average_rate or video.guessed_rate or Fraction(25)
             params = segment.video_params
@@ -211,16 +152,17 @@ class Transcoder:
                 and params.codec == self.target
                 and (params.width, params.height) == (self.choice.width, self.choice.height)
                 and not self.choice.name.endswith("nvenc")
+                and not _length_prefixed(video)
             )
             self.writer = Mp4Writer(self.out, faststart=self.faststart)
             if self.smart:
                 self.writer.add_copy_streams(video, segment.audio)
             else:
-                self.encoder = _Encoder(self.choice, self.writer, spliced=False)
+                self.encoder = EncoderRun(self.choice, self.writer, spliced=False)
                 self.writer.add_audio(segment.audio)
             self.has_audio = segment.audio is not None
             self.audio_codec = segment.audio_params.codec if segment.audio_params else None
-        if segment.video_params.codec != self.decoder_codec:
+        if self.decoder_params is None or not segment.video_params.same_as(self.decoder_params):
             if self.gop.packets:
                 self._finish_gop(next_keyframe_ms=None)  # with the decoder of its own codec
             self._drain_decoder()
@@ -230,6 +172,7 @@ class Transcoder:
                 decoder.extradata = video.codec_context.extradata
             decoder.thread_type = "AUTO"
             self.decoder, self.decoder_codec = decoder, segment.video_params.codec
+            self.decoder_params = segment.video_params
         elif self.smart and segment.video_params.codec != self.source_codec:
             self.smart = False
 
@@ -290,7 +233,7 @@ class Transcoder:
             return False  # B-frame reordering reaches back into frames already encoded
         for item in gop.packets:
             self.writer.write(item.packet, "video", item.pts - self.origin, item.dts - self.origin)
-            self.covered_ms += self._overlap(item.at_ms)
+            self.coverage.add(item.at_ms)
         self.copied_gops += 1
         return True
 
@@ -327,14 +270,16 @@ class Transcoder:
         if self.origin is None:
             self._set_origin(frame.pts)
         if self.encoder is None:
-            self.encoder = _Encoder(self.choice, self.writer, spliced=True)
+            self.encoder = EncoderRun(self.choice, self.writer, spliced=True)
         assert self.origin is not None
         self.encoder.encode(frame, frame.pts - self.origin)
         self.encoded_frames += 1
-        self.covered_ms += self._overlap(at)
+        self.coverage.add(at)
 
-    def _overlap(self, at: float) -> float:
-        return max(0.0, min(at + self.frame_ms, self.end_ms) - max(at, self.start_ms))
+    def covered(self) -> float:
+        if self.audio_only:
+            return self.covered_ms
+        return self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ms)
 
     # -- audio -----------------------------------------------------------------------------
     def _set_origin(self, pts: int) -> None:
@@ -349,6 +294,13 @@ class Transcoder:
         if item.at_ms >= self.end_ms - EPSILON_MS:
             self.audio_done = True
             return
+        if self.audio_only:
+            ends_at = item.at_ms + item.duration * 1000 / CLOCK
+            if self.origin is None and ends_at <= self.start_ms:
+                return
+            if self.origin is None:
+                self._set_origin(item.pts)
+            self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
         if self.origin is None:
             self.audio_wait.append(item)
             return
@@ -374,7 +326,7 @@ def transcode(
     try:
         for item in timeline.packets(inputs):
             job.feed(item)
-            if on_progress is not None and item.kind == "video":
+            if on_progress is not None and (item.kind == "video" or job.audio_only):
                 on_progress((item.at_ms - start_ms) / span)
             if job.done:
                 break
@@ -384,12 +336,13 @@ def transcode(
             job.encoder.stop()
         if job.writer is not None:
             job.writer.close()
-    if job.writer is None or job.writer.video_frames == 0 or job.covered_ms <= 0:
-        raise NoMedia("no readable media in the requested range")
+    covered_ms = job.covered()
+    if job.writer is None or (not job.audio_only and job.writer.video_frames == 0) or covered_ms <= 0:
+        raise NoMedia(f"no readable media in the requested range{why_not(timeline.gaps)}")
     return ClipStats(
-        covered_ms=job.covered_ms,
+        covered_ms=covered_ms,
         video_frames=job.writer.video_frames,
-        video_codec=job.target,
+        video_codec="" if job.audio_only else job.target,
         audio_codec="aac" if job.has_audio else None,
         gaps=timeline.gaps,
         spliced=job.copied_gops > 0 and job.encoded_frames > 0,

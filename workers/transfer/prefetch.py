@@ -2,6 +2,12 @@
 
 Only `ahead` segments are on disk at once, so disk use is flat in clip length; each file is
 deleted as soon as the consumer moves past it, also when it stops early or fails.
+
+A playlist entry with #EXT-X-BYTERANGE is read with a ranged GET of exactly its bytes, so a
+single-file recording (ffmpeg's single_file) has each of its bytes read once, never the whole
+object per entry. An fMP4/CMAF entry is written behind its initialization section (#EXT-X-MAP,
+itself possibly a byte range) into one local file, which is what a demuxer can open; the
+initialization sections are fetched once per export and kept in memory (they are a few KB).
 """
 
 from __future__ import annotations
@@ -10,13 +16,44 @@ from collections import deque
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from threading import Lock
 
 from tasks.jobs import S3Location
 from tasks.storage import ObjectNotFound, ObjectStore, TooLarge
-from workers.archive.playlists import Segment
+from workers.archive.playlists import ByteRange, Segment
 from workers.media.timeline import SegmentInput, open_segment
 
 MAX_SEGMENT_BYTES = 2 * 1024**3  # an HLS segment is seconds of video; gigabytes is hostile
+MAX_INIT_BYTES = 1024 * 1024  # an fMP4 initialization section is a moov without samples: KBs
+
+
+class InitSections:
+    """Initialization sections by (key, byte range), each fetched once however many segments
+    (and prefetch threads) need it."""
+
+    def __init__(self, store: ObjectStore, source: S3Location) -> None:
+        self.store, self.source = store, source
+        self._lock = Lock()
+        self._known: dict[tuple[str, ByteRange | None], Future[bytes]] = {}
+
+    def get(self, key: str, byte_range: ByteRange | None) -> bytes:
+        with self._lock:
+            future = self._known.get((key, byte_range))
+            owner = future is None
+            if future is None:
+                future = self._known[(key, byte_range)] = Future()
+        if owner:
+            try:
+                span = (byte_range.start, byte_range.end) if byte_range else None
+                data = self.store.get_bytes(
+                    self.source.bucket, key, MAX_INIT_BYTES, self.source.region, byte_range=span
+                )
+                if len(data) > MAX_INIT_BYTES:
+                    raise TooLarge(f"initialization section {key} is larger than {MAX_INIT_BYTES} bytes")
+                future.set_result(data)
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
 
 
 def prefetch(
@@ -30,12 +67,14 @@ def prefetch(
     overlaps the muxing of earlier segments), or with why it could not be read."""
     pending: deque[tuple[Segment, Path, Future[SegmentInput]]] = deque()
     queue = iter(enumerate(segments))
+    inits = InitSections(store, source)
     with ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="prefetch") as pool:
 
         def submit_next() -> None:
             for index, segment in queue:
-                path = workdir / f"segment-{index:06d}.ts"
-                future = pool.submit(_fetch, store, source, segment, path, index == 0)
+                suffix = ".mp4" if segment.init_key else ".ts"
+                path = workdir / f"segment-{index:06d}{suffix}"
+                future = pool.submit(_fetch, store, source, segment, path, index == 0, inits)
                 pending.append((segment, path, future))
                 return
 
@@ -68,8 +107,17 @@ def prefetch(
                 path.unlink(missing_ok=True)
 
 
-def _fetch(store: ObjectStore, source: S3Location, segment: Segment, path: Path, first: bool) -> SegmentInput:
+def _fetch(
+    store: ObjectStore, source: S3Location, segment: Segment, path: Path, first: bool, inits: InitSections
+) -> SegmentInput:
     if segment.refused:
         return SegmentInput(segment, None, segment.refused)
-    store.download(source.bucket, segment.key, path, MAX_SEGMENT_BYTES, source.region)
+    append = False
+    if segment.init_key is not None:
+        path.write_bytes(inits.get(segment.init_key, segment.init_range))
+        append = True
+    span = (segment.byte_range.start, segment.byte_range.end) if segment.byte_range else None
+    store.download(
+        source.bucket, segment.key, path, MAX_SEGMENT_BYTES, source.region, byte_range=span, append=append
+    )
     return SegmentInput(segment, path, container=open_segment(path, first))

@@ -11,8 +11,8 @@ import pytest
 from scripts.samples import PTS_WRAP, TS_CLOCK, SampleRecording, SampleSpec, generate_recording, playlist_text
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, moov_before_mdat, sync_error_s
 from workers.archive.playlists import Segment, covering, parse_playlist
-from workers.errors import CodecChanged, NoMedia
-from workers.media.remux import ClipStats, remux
+from workers.errors import NoMedia
+from workers.media.remux import ClipStats, ParametersChanged, remux
 from workers.media.timeline import SegmentInput
 
 FPS = 25
@@ -148,7 +148,7 @@ def test_video_only_recording(tmp_path: Path) -> None:
     assert frame_indices(out) == list(range(25, 75))
 
 
-def test_resolution_change_inside_the_range_is_refused(tmp_path: Path) -> None:
+def test_resolution_change_inside_the_range_asks_for_a_re_encode(tmp_path: Path) -> None:
     first = generate_recording(tmp_path / "rec", SampleSpec(seconds=4))
     second = generate_recording(
         tmp_path / "rec",
@@ -156,7 +156,8 @@ def test_resolution_change_inside_the_range_is_refused(tmp_path: Path) -> None:
     )
     segments = [*first.segments, *[replace(s, discontinuity=True) for s in second.segments]]
     text = playlist_text(segments, first.spec.program_date_time_ms)
-    with pytest.raises(CodecChanged, match=r"160x96 -> h264 192x108"):
+    # remux cannot carry it; the export pipeline re-encodes (test_recorders: restart_new_resolution)
+    with pytest.raises(ParametersChanged, match=r"160x96 yuv420p -> h264 .*192x108"):
         cut(first, tmp_path / "clip.mp4", start_s=1, duration_s=6, playlist=text)
     # A range that stays on one side of the change is fine.
     stats = cut(first, tmp_path / "clip2.mp4", start_s=0, duration_s=4, playlist=text)
@@ -166,3 +167,17 @@ def test_resolution_change_inside_the_range_is_refused(tmp_path: Path) -> None:
 def test_nothing_readable_is_no_media(h264: SampleRecording, tmp_path: Path) -> None:
     with pytest.raises(NoMedia):
         cut(h264, tmp_path / "clip.mp4", start_s=0, duration_s=4, drop={0, 1, 2, 3})
+
+
+@pytest.mark.parametrize("edit_list", [False, True])
+def test_b_frame_copy_ends_at_the_end_without_skipping(tmp_path: Path, edit_list: bool) -> None:
+    """A B-frame shown before the end refers to a P-frame shown after it: the P-frame is in the
+    file, but the edit list ends the presentation at the end, and the frame before is not lost."""
+    recording = generate_recording(tmp_path / "b", SampleSpec(seconds=6, b_frames=3, audio_codec=None))
+    out = tmp_path / "clip.mp4"
+    stats = cut(recording, out, start_s=1.0, duration_s=3.3, edit_list=edit_list)
+    shown = frame_indices(out)
+    # frame 107 (4.28 s) is the last to start before 4.3 s; none is missing before it
+    assert shown[-1] == 107 and shown == list(range(shown[0], 108))
+    assert stats.video_frames > len(shown)  # the reference past the end was written
+    assert ffmpeg_decode_errors(out) == ""

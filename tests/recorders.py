@@ -1,0 +1,286 @@
+"""Recordings written the way real recorders write them, made at test time.
+
+The ffmpeg CLI plays the recorder: frames are piped in as rawvideo from Python, each carrying
+its own index in its pixels (scripts.samples.index_plane), and ffmpeg's own libx264/libx265/aac
+encoders and HLS muxer write segments and playlists with their defaults (B-frames, scene cuts,
+open GOPs, adaptive B-frames). What other recorders do differently (nginx-rtmp's fragment
+names, GStreamer hlssink2's playlists, cameras that restart timestamps every segment,
+percent-encoded or absolute URIs) is produced by rewriting ffmpeg's output the way those
+recorders lay it out. A recording knows when each frame is shown on the recording's timeline,
+so a test can say exactly which frames an export must hold.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from scripts.samples import index_plane
+
+PDT_MS = 1_700_000_000_000  # where playlists that carry #EXT-X-PROGRAM-DATE-TIME start
+WIDTH, HEIGHT = 160, 96  # small, and still >= 64x64 for libx265
+CLICK = "aevalsrc='if(lt(mod(t\\,1)\\,0.02)\\,0.8*sin(2*PI*1000*t)\\,0)':s=48000"  # a click a second
+
+
+@dataclass(frozen=True)
+class RecorderCase:
+    """One way a recorder writes a recording; `layout` names the post-processing."""
+
+    name: str
+    video: str | None = "libx264"  # None: audio only
+    audio: bool = True
+    fps: int = 25
+    seconds: float = 6.0
+    gop: int = 50  # -g: recorders set a keyframe interval of about 2 s
+    video_args: tuple[str, ...] = ()
+    pix_fmt: str = "yuv420p"
+    x265_params: tuple[str, ...] = ()
+    fmp4: bool = False
+    single_file: bool = False
+    vfr: bool = False
+    layout: str = "plain"  # see record() and _rewrite_layout()
+    width: int = WIDTH
+    height: int = HEIGHT
+
+
+@dataclass
+class Recording:
+    case: RecorderCase
+    directory: Path
+    origin_ms: float  # the timeline position of frame 0
+    frame_times: list[float] = field(default_factory=list)  # s after origin when each frame shows
+    files: list[Path] = field(default_factory=list)  # what goes into S3, relative to directory
+
+    def shown_in(self, start_s: float, end_s: float) -> list[int]:
+        """Frames on screen at some instant of [start_s, end_s): exactly what types 1/2 hold."""
+        times = self.frame_times
+        shown: list[int] = []
+        for index, at in enumerate(times):
+            until = times[index + 1] if index + 1 < len(times) else at + 1 / self.case.fps
+            if at < end_s - 1e-6 and until > start_s + 1e-6:
+                shown.append(index)
+        return shown
+
+
+VFR_SLOW_FROM = 60  # the VFR camera halves its frame rate from this frame on (low light)
+VFR_SETPTS = (  # vfr_time as an ffmpeg expression
+    f"(if(lt(N\\,{VFR_SLOW_FROM})\\,N*0.04\\,{VFR_SLOW_FROM}*0.04+(N-{VFR_SLOW_FROM})*0.08)-mod(N\\,2)*0.01)"
+)
+
+
+def vfr_time(index: int) -> float:
+    """Frame times of the VFR case: 30 ms and 50 ms alternately, then 70 ms and 90 ms from
+    VFR_SLOW_FROM on; nominally 25 fps throughout."""
+    if index < VFR_SLOW_FROM:
+        return index * 0.04 - (index % 2) * 0.01
+    return VFR_SLOW_FROM * 0.04 + (index - VFR_SLOW_FROM) * 0.08 - (index % 2) * 0.01
+
+
+def _picture(index: int, width: int, height: int) -> bytes:
+    luma = index_plane(index, width, height, None)
+    scene = (index // 37) % 2  # a hard scene change every 37 frames, for x264's scenecut
+    if scene:
+        luma[height // 2 :, :] = 235 - luma[height // 2 :, :] // 2
+    chroma = np.full((height // 2, width), 96 + 64 * scene, dtype=np.uint8)
+    return luma.tobytes() + chroma.tobytes()
+
+
+def _run_ffmpeg(
+    case: RecorderCase, directory: Path, playlist: str, first: int, frames: int, prefix: str
+) -> None:
+    """One ffmpeg run acting as the recorder: frames [first, first + frames) into an HLS folder."""
+    seconds = frames / case.fps
+    cmd = ["ffmpeg", "-v", "error", "-y"]  # ffmpeg >= 5.1: -fps_mode and -enc_time_base for VFR
+    if case.video is None:
+        cmd.append("-nostdin")  # nothing is piped in: never read the terminal
+    if case.video is not None:
+        size = f"{case.width}x{case.height}"
+        cmd += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-r", str(case.fps), "-i", "pipe:0"]
+    if case.audio:
+        cmd += ["-f", "lavfi", "-t", f"{seconds:.3f}", "-i", CLICK]
+    if case.video is not None:
+        cmd += ["-c:v", case.video, "-g", str(case.gop), "-pix_fmt", case.pix_fmt, *case.video_args]
+        if case.video == "libx265":
+            cmd += ["-x265-params", ":".join(["log-level=error", *case.x265_params])]
+        if case.vfr:
+            cmd += ["-vf", f"settb=1/1000,setpts='{VFR_SETPTS}/TB'", "-fps_mode", "passthrough"]
+            cmd += ["-enc_time_base", "1:1000"]
+    if case.audio:
+        cmd += ["-c:a", "aac", "-ac", "1"]
+    ext = "m4s" if case.fmp4 else "ts"
+    cmd += ["-f", "hls", "-hls_time", "2", "-hls_list_size", "0"]
+    if case.fmp4:
+        cmd += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", f"{prefix}init.mp4"]
+    if case.single_file:
+        cmd += ["-hls_flags", "single_file"]
+    else:
+        cmd += ["-hls_segment_filename", f"{prefix}%03d.{ext}"]
+    cmd.append(playlist)
+    pictures = b"".join(_picture(first + i, case.width, case.height) for i in range(frames))
+    run = subprocess.run(cmd, cwd=directory, input=pictures if case.video else None, capture_output=True)
+    if run.returncode:
+        raise RuntimeError(f"ffmpeg recorder failed: {run.stderr.decode(errors='replace')[-2000:]}")
+
+
+def _with_pdt(text: str, start_ms: float) -> str:
+    """Give a playlist #EXT-X-PROGRAM-DATE-TIME from `start_ms` (ffmpeg would use the wall clock)."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(start_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return re.sub(r"(#EXT-X-MEDIA-SEQUENCE:\d+\n)", rf"\1#EXT-X-PROGRAM-DATE-TIME:{stamp}\n", text, count=1)
+
+
+def _entries(text: str) -> tuple[list[str], list[tuple[list[str], str]]]:
+    """A playlist as its header lines and (tag lines, URI) per entry; ENDLIST dropped."""
+    header: list[str] = []
+    entries: list[tuple[list[str], str]] = []
+    tags: list[str] = []
+    for line in text.splitlines():
+        if not line or line == "#EXT-X-ENDLIST":
+            continue
+        if (
+            line.startswith("#EXTINF")
+            or line.startswith("#EXT-X-BYTERANGE")
+            or line.startswith("#EXT-X-DISC")
+        ):
+            tags.append(line)
+        elif line.startswith("#"):
+            (tags if entries or tags else header).append(line)
+        else:
+            entries.append((tags, line))
+            tags = []
+    return header, entries
+
+
+def _join(header: list[str], entries: list[tuple[list[str], str]], endlist: bool = True) -> str:
+    lines = list(header)
+    for tags, uri in entries:
+        lines += [*tags, uri]
+    return "\n".join([*lines, *(["#EXT-X-ENDLIST"] if endlist else [])]) + "\n"
+
+
+def _extinf_s(tags: list[str]) -> float:
+    return sum(float(t.split(":", 1)[1].rstrip(",").split(",")[0]) for t in tags if t.startswith("#EXTINF"))
+
+
+def record(case: RecorderCase, directory: Path) -> Recording:
+    """Write `case` into `directory` and say what it holds."""
+    directory.mkdir(parents=True, exist_ok=True)
+    frames = round(case.seconds * case.fps)
+    times = [vfr_time(i) if case.vfr else i / case.fps for i in range(frames)] if case.video else []
+    rec = Recording(case, directory, 0.0, times)
+    if case.layout in {"restart", "resize", "map_change"}:  # two encoder runs
+        half = frames // 2
+        _run_ffmpeg(case, directory, "hour1.m3u8", 0, half, "a")
+        second = case if case.layout != "resize" else replace(case, width=192, height=112)
+        _run_ffmpeg(second, directory, "hour2.m3u8", half, frames - half, "b")
+        first_text = (directory / "hour1.m3u8").read_text()
+        hour2 = (directory / "hour2.m3u8").read_text()
+        first_s = sum(_extinf_s(tags) for tags, _ in _entries(first_text)[1])
+        assert abs(first_s - half / case.fps) < 0.25, first_s  # x265 rounds its last EXTINF up
+        if case.layout == "map_change":  # one playlist; the restart brings a new #EXT-X-MAP
+            header, entries = _entries(first_text)
+            header2, entries2 = _entries(hour2)
+            new_map = [line for line in header2 if line.startswith("#EXT-X-MAP")]
+            entries2[0] = (["#EXT-X-DISCONTINUITY", *new_map, *entries2[0][0]], entries2[0][1])
+            (directory / "index.m3u8").write_text(_join(header, entries + entries2))
+            (directory / "hour1.m3u8").unlink()
+            (directory / "hour2.m3u8").unlink()
+        else:  # a playlist per run (an hourly rollover), placed by PROGRAM-DATE-TIME
+            (directory / "hour1.m3u8").write_text(_with_pdt(first_text, PDT_MS))
+            (directory / "hour2.m3u8").write_text(_with_pdt(hour2, PDT_MS + half / case.fps * 1000))
+            rec.origin_ms = PDT_MS
+    else:
+        _run_ffmpeg(case, directory, "index.m3u8", 0, frames, "seg")
+        _rewrite_layout(case, directory, rec)
+    rec.files = sorted(p.relative_to(directory) for p in directory.rglob("*") if p.is_file())
+    return rec
+
+
+def _rewrite_layout(case: RecorderCase, directory: Path, rec: Recording) -> None:
+    playlist = directory / "index.m3u8"
+    header, entries = _entries(playlist.read_text())
+    if case.layout == "rollover":  # one encoder, the recorder starts a new playlist on the hour
+        cut = len(entries) // 2
+        first_s = sum(_extinf_s(tags) for tags, _ in entries[:cut])
+        (directory / "hour1.m3u8").write_text(_with_pdt(_join(header, entries[:cut]), PDT_MS))
+        second = _with_pdt(_join(header, entries[cut:]), PDT_MS + first_s * 1000)
+        (directory / "hour2.m3u8").write_text(second)
+        playlist.unlink()
+        rec.origin_ms = PDT_MS
+    elif case.layout == "subfolder":  # "2024 06/seg 000.ts" referenced as 2024%2006/seg%20000.ts
+        folder = directory / "2024 06"
+        folder.mkdir()
+        moved = []
+        for tags, uri in entries:
+            target = f"seg {uri}"
+            (directory / uri).rename(folder / target)
+            moved.append((tags, quote(f"2024 06/{target}")))
+        playlist.write_text(_join(header, moved))
+    elif case.layout == "absolute":  # the second entry points at a CDN: that entry is a gap
+        tags, uri = entries[1]
+        entries[1] = (tags, f"https://cdn.example.com/live/{uri}")
+        playlist.write_text(_join(header, entries))
+    elif case.layout == "nginx":  # nginx-rtmp: {stream}-{n}.ts, no ENDLIST while live
+        renamed = []
+        for n, (tags, uri) in enumerate(entries):
+            (directory / uri).rename(directory / f"cam1-{n + 17}.ts")
+            renamed.append(([t.replace("000,", ",") for t in tags], f"cam1-{n + 17}.ts"))
+        head = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-MEDIA-SEQUENCE:17", "#EXT-X-TARGETDURATION:2"]
+        playlist.unlink()
+        (directory / "cam1.m3u8").write_text(_join(head, renamed, endlist=False))
+    elif case.layout == "hlssink2":  # GStreamer: segment%05d.ts, playlist.m3u8, version 3
+        renamed = []
+        for n, (tags, uri) in enumerate(entries):
+            (directory / uri).rename(directory / f"segment{n:05d}.ts")
+            extinf = _extinf_s(tags)
+            renamed.append(([f"#EXTINF:{extinf:.16f},"], f"segment{n:05d}.ts"))
+        head = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-ALLOW-CACHE:NO", "#EXT-X-MEDIA-SEQUENCE:0"]
+        playlist.unlink()
+        (directory / "playlist.m3u8").write_text(_join([*head, "#EXT-X-TARGETDURATION:3"], renamed))
+    elif case.layout == "ts_reset":  # a camera whose every segment starts its clock again
+        for _tags, uri in entries:
+            source = directory / uri
+            reset = directory / f"reset-{uri}"
+            run = subprocess.run(
+                ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", "-map", "0", str(reset)],
+                capture_output=True,
+            )
+            if run.returncode:
+                raise RuntimeError(run.stderr.decode(errors="replace"))
+            reset.replace(source)
+
+
+CASES: list[RecorderCase] = [
+    RecorderCase("x264_bframes_scenecut"),
+    RecorderCase("x265_open_gop", video="libx265"),
+    RecorderCase("x265_main10", video="libx265", pix_fmt="yuv420p10le"),
+    RecorderCase("fmp4_cmaf", fmp4=True),
+    # ffmpeg 5.1's fMP4 muxer mis-stamps open-GOP leading pictures (its own copy misorders them):
+    # HEVC in fMP4 is recorded closed-GOP, as CMAF recorders do.
+    RecorderCase("x265_fmp4", video="libx265", fmp4=True, x265_params=("open-gop=0",)),
+    RecorderCase("single_file_byteranges", single_file=True),
+    RecorderCase("fmp4_single_file", fmp4=True, single_file=True),
+    RecorderCase("rollover_same_encoder", layout="rollover"),
+    RecorderCase("rollover_encoder_restart", layout="restart"),
+    RecorderCase("x265_encoder_restart", video="libx265", layout="restart"),
+    RecorderCase("restart_new_resolution", layout="resize"),
+    RecorderCase("fmp4_encoder_restart", fmp4=True, layout="restart"),
+    RecorderCase("fmp4_map_change", fmp4=True, layout="map_change"),
+    RecorderCase("fmp4_new_resolution", fmp4=True, layout="resize"),
+    RecorderCase("fps60", fps=60, gop=120, seconds=5.0),
+    RecorderCase("vfr", vfr=True),
+    RecorderCase("video_only", audio=False),
+    RecorderCase("audio_only", video=None),
+    RecorderCase("percent_encoded_subfolder", layout="subfolder"),
+    RecorderCase("absolute_uri", layout="absolute"),
+    RecorderCase("nginx_rtmp", layout="nginx"),
+    RecorderCase("gstreamer_hlssink2", layout="hlssink2"),
+    RecorderCase("camera_ts_reset", layout="ts_reset"),
+]
+BY_NAME = {case.name: case for case in CASES}
