@@ -22,12 +22,13 @@ LATENCY = Histogram(
 )
 
 
-def exposition(client: redis.Redis, jobs: ExportJobStore) -> bytes:
+def exposition(client: redis.Redis, jobs: ExportJobStore, broker_url: str = "") -> bytes:
+    """`broker_url`: where queue depths are read; empty when the broker is the job store's Redis."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     else:
         registry.register(REQUESTS)
         registry.register(LATENCY)
-    registry.register(ClusterCollector(client, jobs))
+    registry.register(ClusterCollector(client, jobs, broker_url))
     return bytes(generate_latest(registry))

@@ -35,3 +35,13 @@ REAPER_LOCK = f"{PREFIX}:lock:reaper"  # one worker reaps at a time
 
 def imgbed_owner_lock(key: str) -> str:
     return f"{PREFIX}:imgbed:lock:{key}"
+
+
+def export_lease(job_id: str) -> str:
+    """STRING: the attempt number holding the job, with a TTL the running worker keeps renewing."""
+    return f"{PREFIX}:export:{job_id}:lease"
+
+
+def export_uploads(job_id: str) -> str:
+    """HASH UploadId -> JSON {attempt, bucket, key, region}: multipart uploads the job's attempts began."""
+    return f"{PREFIX}:export:{job_id}:uploads"

@@ -91,7 +91,6 @@ class Settings:
     heartbeat_ttl_s: int = 30  # a worker silent this long is gone
     s3_max_attempts: int = 6  # botocore's own retries (adaptive mode) before the task retries
     task_retry_base_s: float = 5.0  # task retries back off from here, doubling, with full jitter
-    reap_stale_s: int = 60  # a running job unchanged this long, on a gone worker, is requeued
     gpu_max_sessions: int = 3  # NVENC's per-card session cap on consumer cards
     encode_preset: str = "veryfast"
     encode_crf: int = 26  # surveillance scenes are mostly static; 26 keeps detail at a low rate
@@ -99,6 +98,13 @@ class Settings:
     smart_cut: bool = True  # H.264: re-encode only the partial GOPs at the ends
     copy_edit_list: bool = True  # export_type 0 presents from the requested frame (MP4 edit list)
     port: int = 8000
+    # A running attempt holds its job by a lease its worker renews every third of this, whatever
+    # the export is doing; the reaper requeues a job only once the lease has expired.
+    lease_ttl_s: int = 30
+    max_export_attempts: int = 3  # a job whose workers keep vanishing ends as ErrorCode 6, not a loop
+    # A job waiting for a Glacier restore keeps its record this long: Bulk and Deep Archive
+    # restores take up to 48 h, plus polling slack.
+    restore_wait_s: int = 52 * 3600
 
     @property
     def celery_broker_url(self) -> str:
@@ -170,13 +176,15 @@ class Settings:
             heartbeat_ttl_s=_int(env, "RESOURCED_HEARTBEAT_TTL", cls.heartbeat_ttl_s, 2),
             s3_max_attempts=_int(env, "RESOURCED_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
             task_retry_base_s=_float(env, "RESOURCED_TASK_RETRY_BASE_S", cls.task_retry_base_s),
-            reap_stale_s=_int(env, "RESOURCED_REAP_STALE_S", cls.reap_stale_s, 2),
             encode_preset=env.get("RESOURCED_ENCODE_PRESET", "").strip() or cls.encode_preset,
             encode_crf=_int(env, "RESOURCED_ENCODE_CRF", cls.encode_crf, 0),
             encode_max_height=_int(env, "RESOURCED_ENCODE_MAX_HEIGHT", cls.encode_max_height, 16),
             smart_cut=_bool(env, "RESOURCED_SMART_CUT", cls.smart_cut),
             copy_edit_list=_bool(env, "RESOURCED_COPY_EDIT_LIST", cls.copy_edit_list),
             port=_int(env, "PORT", cls.port, 1),
+            lease_ttl_s=_int(env, "RESOURCED_LEASE_TTL_S", cls.lease_ttl_s, 2),
+            max_export_attempts=_int(env, "RESOURCED_MAX_EXPORT_ATTEMPTS", cls.max_export_attempts, 1),
+            restore_wait_s=_int(env, "RESOURCED_RESTORE_WAIT_S", cls.restore_wait_s, 60),
         )
 
 

@@ -275,11 +275,22 @@ class ObjectStore:
         return Uploaded(etag=str(meta.get("ETag", "")).strip('"'), version_id=meta.get("VersionId"))
 
     def start_multipart(
-        self, bucket: str, key: str, content_type: str, region: str | None = None
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        region: str | None = None,
+        metadata: dict[str, str] | None = None,
+        cache_control: str | None = None,
     ) -> MultipartUpload:
         client = self.client(region)
+        extra: dict[str, Any] = {"Metadata": metadata or {}}
+        if cache_control:
+            extra["CacheControl"] = cache_control
         try:
-            response = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+            response = client.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type, **extra
+            )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket, key) from exc
         return MultipartUpload(client, bucket, key, response["UploadId"])
@@ -313,12 +324,17 @@ class ObjectStore:
             raise _translate(exc, bucket, prefix) from exc
         return [(u["Key"], u["UploadId"]) for u in response.get("Uploads", [])]
 
-    def abort_leftover_uploads(self, bucket: str, key: str, region: str | None = None) -> int:
-        """Abort multipart uploads of exactly this key: what a killed earlier attempt left behind."""
-        leftovers = [(k, upload_id) for k, upload_id in self._uploads(bucket, key, region) if k == key]
-        for _, upload_id in leftovers:
-            MultipartUpload(self.client(region), bucket, key, upload_id).abort()
-        return len(leftovers)
+    def abort_upload(self, bucket: str, key: str, upload_id: str, region: str | None = None) -> None:
+        """Abort one multipart upload by its UploadId. Afterwards it can never be completed; one
+        that is already gone (completed or aborted before) is fine. Other failures raise."""
+        try:
+            self.client(region).abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return
+            raise _translate(exc, bucket, key) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, bucket, key) from exc
 
     def url(self, bucket: str, key: str, region: str | None = None) -> str:
         """A URL that downloads the object: under the public base URL, or presigned.

@@ -19,7 +19,7 @@ def healthz() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     svc = services()
-    return Response(exposition(svc.redis, svc.jobs), mimetype=CONTENT_TYPE_LATEST)
+    return Response(exposition(svc.redis, svc.jobs, svc.settings.broker_url), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/readyz")

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tasks.images import ImageStore
+from tasks.images import CACHE_CONTROL, OWNER_META, ImageStore
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
-from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectStore, Uploaded
+from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectStore, StorageError, Uploaded
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
+from workers.jobs.fencing import JOB_META, UNFENCED, Fence, adopted, completion_failed, take_over
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
 from workers.media.remux import ClipStats, remux
@@ -99,13 +100,30 @@ def cut_clip(
     return stats
 
 
-def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path) -> None:
-    """The clip's first frame, as a JPEG beside the video, stored under the image bed's rules."""
+def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED) -> None:
+    """The clip's first frame, as a JPEG beside the video, owned as the image bed would own it.
+
+    Sent as a one-part multipart upload so that, like the video, it is recorded on the job before
+    it is sent and completed only under the fence: a fenced-off attempt can never add a version."""
     jpeg = first_frame_jpeg(clip)
     dest = spec.destination
-    images = ImageStore(store, dest.bucket, dest.region)
-    ref = images.ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1])
-    images.put(ref, jpeg, "image/jpeg", owner=spec.user, may_replace_others=True)  # the export's own key
+    key = ImageStore(store, dest.bucket, dest.region).ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1]).key
+    if adopted(fence, store, dest.bucket, key, dest.region, spec.job_id) is not None:
+        return
+    metadata = {OWNER_META: spec.user, JOB_META: spec.job_id}
+    upload = store.start_multipart(dest.bucket, key, "image/jpeg", dest.region, metadata, CACHE_CONTROL)
+    try:
+        fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
+        upload.upload_part(1, jpeg)
+        fence.check()
+        upload.complete()
+    except StorageError:
+        upload.abort()
+        completion_failed(fence)
+        raise
+    except BaseException:
+        upload.abort()
+        raise
 
 
 def cut_and_upload(
@@ -116,9 +134,22 @@ def cut_and_upload(
     clip: Path,
     report: Report,
     smart_cut: bool,
+    fence: Fence = UNFENCED,
 ) -> tuple[ClipStats, Uploaded]:
-    """Cut while the upload streams; the poster frame goes up beside the video's last parts."""
+    """Cut while the upload streams; the poster frame goes up beside the video's last parts and
+    is in place before the video completes."""
     dest = spec.destination
+    take_over(fence, store)
+    earlier = adopted(fence, store, dest.bucket, spec.video_key, dest.region, spec.job_id)
+    if earlier is not None:  # an earlier attempt completed the video before it was fenced off
+        stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)  # for stats and poster
+        report("uploading", 0.88)
+        upload_poster(store, spec, clip, fence)
+        return stats, earlier
+
+    def record(upload_id: str) -> None:
+        fence.record_upload(dest.bucket, spec.video_key, dest.region, upload_id)
+
     try:
         with StreamingMp4Upload(
             store,
@@ -128,23 +159,38 @@ def cut_and_upload(
             clip,
             settings.upload_part_mib * 1024 * 1024,
             settings.upload_concurrency,
+            metadata={JOB_META: spec.job_id},
+            on_started=record,
         ) as upload:
             stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
-                poster = side.submit(upload_poster, store, spec, clip)
-                uploaded = upload.finish()
-                poster.result()
+                poster = side.submit(upload_poster, store, spec, clip, fence)
+
+                def poster_then_fence() -> None:
+                    poster.result()
+                    fence.check()
+
+                try:
+                    uploaded = upload.finish(before_complete=poster_then_fence)
+                except StorageError:
+                    completion_failed(fence)  # aborted by a newer attempt: LeaseLost
+                    raise
     except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
+        upload_poster(store, spec, clip, fence)
+        fence.check()
         uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region)
-        upload_poster(store, spec, clip)
     return stats, uploaded
 
 
 def run_export(
-    spec: ExportSpec, store: ObjectStore, settings: Settings, report: Report = _no_report
+    spec: ExportSpec,
+    store: ObjectStore,
+    settings: Settings,
+    report: Report = _no_report,
+    fence: Fence = UNFENCED,
 ) -> ExportResult:
     report("indexing", 0.0)
     segments = segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms)
@@ -157,7 +203,9 @@ def run_export(
         smart_cut = settings.smart_cut and spec.needs_encoding
         while True:
             try:
-                stats, uploaded = cut_and_upload(spec, store, settings, segments, clip, report, smart_cut)
+                stats, uploaded = cut_and_upload(
+                    spec, store, settings, segments, clip, report, smart_cut, fence
+                )
                 break
             except SpliceRejected:
                 log.warning("smart cut rejected, re-encoding fully", extra={"key": spec.video_key})
