@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,6 +23,10 @@ from tasks.settings import Settings
 
 URL_CACHE_SIZE = 10_000
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # unreadable until restored
+# Intelligent-Tiering objects that moved to its archive tiers are just as unreadable (HEAD says so
+# in ArchiveStatus / x-amz-archive-status); their restore takes no Days.
+ARCHIVE_TIERS = frozenset({"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"})
+SIGNING_MARGIN_S = 60  # a URL is never handed out for the last minute of its credentials
 
 
 class StorageError(RuntimeError):
@@ -58,10 +63,12 @@ class ObjectInfo:
     metadata: dict[str, str]
     content_type: str
     version_id: str | None
+    archive_status: str = ""  # Intelligent-Tiering only: ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS
 
     @property
     def archived(self) -> bool:
-        return self.storage_class in ARCHIVE_CLASSES and 'ongoing-request="false"' not in self.restore
+        in_archive = self.storage_class in ARCHIVE_CLASSES or self.archive_status in ARCHIVE_TIERS
+        return in_archive and 'ongoing-request="false"' not in self.restore
 
     @property
     def restore_in_progress(self) -> bool:
@@ -144,6 +151,7 @@ class ObjectStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: dict[str, Any] = {}
+        self._sessions: dict[str, Any] = {}
         self._urls: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._config = Config(
@@ -160,6 +168,7 @@ class ObjectStore:
         with self._lock:
             if region not in self._clients:
                 session = boto3.session.Session()
+                self._sessions[region] = session
                 self._clients[region] = session.client(
                     "s3",
                     region_name=region,
@@ -192,6 +201,7 @@ class ObjectStore:
             metadata={k.lower(): v for k, v in meta.get("Metadata", {}).items()},
             content_type=str(meta.get("ContentType", "")),
             version_id=meta.get("VersionId"),
+            archive_status=str(meta.get("ArchiveStatus", "")),
         )
 
     def get_bytes(self, bucket: str, key: str, max_bytes: int, region: str | None = None) -> bytes:
@@ -302,7 +312,9 @@ class ObjectStore:
             raise _translate(exc, bucket, key) from exc
 
     def restore(self, bucket: str, key: str, days: int, tier: str, region: str | None = None) -> None:
-        request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        request: dict[str, Any] = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        if self.head(bucket, key, region).archive_status in ARCHIVE_TIERS:
+            request = {"GlacierJobParameters": {"Tier": tier}}  # moves back to a frequent tier: no Days
         try:
             self.client(region).restore_object(Bucket=bucket, Key=key, RestoreRequest=request)
         except ClientError as exc:
@@ -340,7 +352,9 @@ class ObjectStore:
         """A URL that downloads the object: under the public base URL, or presigned.
 
         Presigning costs ~0.5 ms of HMAC work, and clients poll a ready job repeatedly, so a
-        presigned URL is reused for the first half of its lifetime."""
+        presigned URL is reused for the first half of its lifetime. A URL lives no longer than
+        the credentials that sign it (instance roles and IRSA hand out expiring ones), and is
+        never reused past them either."""
         if self.settings.public_base_url:
             return f"{self.settings.public_base_url}/{bucket}/{key}"
         now = time.monotonic()
@@ -349,15 +363,37 @@ class ObjectStore:
             cached = self._urls.get(cache_key)
         if cached is not None and cached[1] > now:
             return cached[0]
+        client = self.client(region)
+        lifetime = float(self.settings.presign_ttl_s)
+        credentials_left = self.credentials_left_s(region)
+        if credentials_left is not None:
+            lifetime = max(1.0, min(lifetime, credentials_left))
         url = str(
-            self.client(region).generate_presigned_url(
-                "get_object",
-                Params={"Bucket": bucket, "Key": key},
-                ExpiresIn=self.settings.presign_ttl_s,
+            client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(lifetime)
             )
         )
-        with self._lock:
-            if len(self._urls) >= URL_CACHE_SIZE:
-                self._urls.clear()
-            self._urls[cache_key] = (url, now + self.settings.presign_ttl_s / 2)
+        reuse = lifetime / 2
+        if credentials_left is not None:
+            reuse = min(reuse, credentials_left - SIGNING_MARGIN_S)
+        if reuse > 0:
+            with self._lock:
+                if len(self._urls) >= URL_CACHE_SIZE:
+                    self._urls.clear()
+                self._urls[cache_key] = (url, now + reuse)
         return url
+
+    def credentials_left_s(self, region: str | None = None) -> float | None:
+        """Seconds until the signing credentials expire; None for credentials that do not
+        (static keys). botocore refreshes expiring ones before signing, so this is read after."""
+        self.client(region)
+        with self._lock:
+            session = self._sessions.get(region or self.settings.aws_region)
+        credentials = session.get_credentials() if session is not None else None
+        if credentials is None:
+            return None
+        credentials.get_frozen_credentials()  # refreshes them first when they are about to expire
+        expiry = getattr(credentials, "_expiry_time", None)  # RefreshableCredentials only
+        if expiry is None:
+            return None
+        return float((expiry - datetime.now(UTC)).total_seconds())
