@@ -55,6 +55,7 @@ def retry_options(settings: Settings) -> dict[str, Any]:
 def register_tasks(celery: Celery, settings: Settings) -> None:
     @celery.task(
         name=TaskName.EXPORT.value,
+        shared=False,  # bound to this app only: a second app (a test's) registers its own
         base=ExportTask,
         bind=True,
         acks_late=True,
@@ -97,6 +98,7 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
 def register_restore_tasks(celery: Celery, settings: Settings) -> None:
     @celery.task(
         name=TaskName.RESTORE_POLL.value,
+        shared=False,
         bind=True,
         acks_late=True,
         soft_time_limit=300,
@@ -128,7 +130,13 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
             celery.send_task(TaskName.CALLBACK_DELIVER.value, args=[task_id], queue=Queue.CALLBACK.value)
         return "settled"
 
-    @celery.task(name=TaskName.CALLBACK_DELIVER.value, acks_late=True, soft_time_limit=120, time_limit=150)
+    @celery.task(
+        name=TaskName.CALLBACK_DELIVER.value,
+        shared=False,
+        acks_late=True,
+        soft_time_limit=120,
+        time_limit=150,
+    )
     def callback_deliver(task_id: str) -> str:
         """One signed delivery; on failure the next is scheduled with backoff until the window closes."""
         rt = runtime()
