@@ -58,7 +58,8 @@ def process_export(
     lease = AttemptLease(jobs.redis, job_id, attempt, settings.lease_ttl_s)
     keep_uploads_s = max(settings.job_ttl_s, settings.restore_wait_s)
     started = time.monotonic()
-    with LeaseKeeper(lease, keep_uploads_s) as keeper:
+    admission = f"{job_id}@{record.created_at:.6f}"  # what this job's attempts may adopt of each other's
+    with LeaseKeeper(lease, keep_uploads_s, admission) as keeper:
         try:
             return _run_attempt(record, attempt, jobs, store, settings, keeper, started)
         except LeaseLost as exc:

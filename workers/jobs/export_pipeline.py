@@ -20,7 +20,7 @@ from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectSt
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.jobs.fencing import JOB_META, UNFENCED, Fence, adopted, completion_failed, take_over
+from workers.jobs.fencing import JOB_META, UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
 from workers.media.remux import ClipStats, remux
@@ -100,7 +100,9 @@ def cut_clip(
     return stats
 
 
-def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED) -> None:
+def upload_poster(
+    store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED, mark: str = ""
+) -> None:
     """The clip's first frame, as a JPEG beside the video, owned as the image bed would own it.
 
     Sent as a one-part multipart upload so that, like the video, it is recorded on the job before
@@ -108,9 +110,9 @@ def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence
     jpeg = first_frame_jpeg(clip)
     dest = spec.destination
     key = ImageStore(store, dest.bucket, dest.region).ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1]).key
-    if adopted(fence, store, dest.bucket, key, dest.region, spec.job_id) is not None:
+    if adopted(fence, store, dest.bucket, key, dest.region, mark) is not None:
         return
-    metadata = {OWNER_META: spec.user, JOB_META: spec.job_id}
+    metadata = {OWNER_META: spec.user, JOB_META: mark}
     upload = store.start_multipart(dest.bucket, key, "image/jpeg", dest.region, metadata, CACHE_CONTROL)
     try:
         fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
@@ -140,11 +142,12 @@ def cut_and_upload(
     is in place before the video completes."""
     dest = spec.destination
     take_over(fence, store)
-    earlier = adopted(fence, store, dest.bucket, spec.video_key, dest.region, spec.job_id)
+    mark = object_mark(fence, [s.key for s in segments])
+    earlier = adopted(fence, store, dest.bucket, spec.video_key, dest.region, mark)
     if earlier is not None:  # an earlier attempt completed the video before it was fenced off
         stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)  # for stats and poster
         report("uploading", 0.88)
-        upload_poster(store, spec, clip, fence)
+        upload_poster(store, spec, clip, fence, mark)
         return stats, earlier
 
     def record(upload_id: str) -> None:
@@ -159,13 +162,13 @@ def cut_and_upload(
             clip,
             settings.upload_part_mib * 1024 * 1024,
             settings.upload_concurrency,
-            metadata={JOB_META: spec.job_id},
+            metadata={JOB_META: mark},
             on_started=record,
         ) as upload:
             stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
-                poster = side.submit(upload_poster, store, spec, clip, fence)
+                poster = side.submit(upload_poster, store, spec, clip, fence, mark)
 
                 def poster_then_fence() -> None:
                     poster.result()
@@ -179,7 +182,7 @@ def cut_and_upload(
     except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
-        upload_poster(store, spec, clip, fence)
+        upload_poster(store, spec, clip, fence, mark)
         fence.check()
         uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region)
     return stats, uploaded

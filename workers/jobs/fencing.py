@@ -12,6 +12,7 @@ attempt that wakes up changes nothing. deploy/README.md walks through the interl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from types import TracebackType
@@ -24,11 +25,12 @@ from tasks.storage import ObjectNotFound, ObjectStore, Uploaded
 
 log = logging.getLogger(__name__)
 
-JOB_META = "resourced-job"  # object metadata: the export job that wrote it, so a later attempt adopts it
+JOB_META = "resourced-job"  # object metadata: which admission of which job wrote it, from what
 
 
 class Fence(Protocol):
     adopts: bool  # whether objects written by earlier attempts of the job are adopted
+    token: str  # names this admission of the job (not the attempt): what its attempts may adopt
 
     def check(self) -> None: ...
 
@@ -43,6 +45,7 @@ class Unfenced:
     """An export run outside any job (the benchmark, a unit test): there is no other attempt."""
 
     adopts = False
+    token = ""
 
     def check(self) -> None:
         return None
@@ -66,8 +69,8 @@ class LeaseKeeper:
 
     adopts = True
 
-    def __init__(self, lease: AttemptLease, keep_uploads_s: int) -> None:
-        self.lease, self.keep_uploads_s = lease, keep_uploads_s
+    def __init__(self, lease: AttemptLease, keep_uploads_s: int, token: str) -> None:
+        self.lease, self.keep_uploads_s, self.token = lease, keep_uploads_s, token
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._thread = threading.Thread(target=self._keepalive, name="lease", daemon=True)
@@ -130,18 +133,26 @@ def take_over(fence: Fence, store: ObjectStore) -> int:
     return len(earlier)
 
 
+def object_mark(fence: Fence, source_keys: list[str]) -> str:
+    """What an export's objects carry in JOB_META: the admission, and the segments it was cut
+    from. Only an object with the same mark is adopted, so a later admission of the same request,
+    or an attempt that saw more of a live recording, never adopts a different cut."""
+    digest = hashlib.sha256("\n".join(source_keys).encode()).hexdigest()[:16]
+    return f"{fence.token}/{digest}"
+
+
 def adopted(
-    fence: Fence, store: ObjectStore, bucket: str, key: str, region: str, job_id: str
+    fence: Fence, store: ObjectStore, bucket: str, key: str, region: str, mark: str
 ) -> Uploaded | None:
-    """The object an earlier attempt of this job completed before it was fenced off, if any.
-    Ask only after take_over(): from then on no earlier attempt can complete one."""
+    """The object an earlier attempt of this admission completed before it was fenced off, if
+    any. Ask only after take_over(): from then on no earlier attempt can complete one."""
     if not fence.adopts:
         return None
     try:
         info = store.head(bucket, key, region)
     except ObjectNotFound:
         return None
-    if info.metadata.get(JOB_META) != job_id:
+    if info.metadata.get(JOB_META) != mark:
         return None
     log.info("adopting an earlier attempt's object", extra={"key": key})
     return Uploaded(etag=info.etag, version_id=info.version_id)

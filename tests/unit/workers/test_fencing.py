@@ -71,6 +71,12 @@ def versions(s3: Any) -> dict[str, int]:
     return found
 
 
+def admission(jobs: ExportJobStore) -> str:
+    record = jobs.get(SPEC.job_id)
+    assert record is not None
+    return f"{SPEC.job_id}@{record.created_at:.6f}"
+
+
 def take_over(jobs: ExportJobStore, attempt: int) -> None:
     """What the reaper does once attempt `attempt` lost its lease."""
     jobs.redis.delete(keys.export_lease(SPEC.job_id))
@@ -87,7 +93,10 @@ def test_an_attempt_fenced_off_mid_export_leaves_nothing(
         if step == "uploading":  # frozen right before its final upload; another attempt took over
             take_over(jobs, 1)
 
-    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600) as fence, pytest.raises(LeaseLost):
+    with (
+        LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600, admission(jobs)) as fence,
+        pytest.raises(LeaseLost),
+    ):
         run_export(SPEC, ObjectStore(settings), settings, report, fence)
     assert versions(s3) == {}  # neither the video nor the poster
     assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []  # its own were aborted
@@ -120,7 +129,7 @@ def test_a_video_an_earlier_attempt_completed_is_adopted_not_uploaded_again(
     jobs.admit(SPEC, "export.copy", 10, 10)
     jobs.claim(SPEC.job_id, 1, "w1")
     store = ObjectStore(settings)
-    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600) as fence:
+    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600, admission(jobs)) as fence:
         first = run_export(SPEC, store, settings, fence=fence)  # uploads both, then is frozen
     take_over(jobs, 1)
     assert not jobs.finish(SPEC.job_id, 1, first)  # waking up, it cannot write its result
