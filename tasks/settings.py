@@ -105,6 +105,7 @@ class Settings:
     # A job waiting for a Glacier restore keeps its record this long: Bulk and Deep Archive
     # restores take up to 48 h, plus polling slack.
     restore_wait_s: int = 52 * 3600
+    task_max_retries: int = 5  # transient failures (S3 5xx, network) retried this often, then ErrorCode 6
 
     @property
     def celery_broker_url(self) -> str:
@@ -185,6 +186,7 @@ class Settings:
             lease_ttl_s=_int(env, "RESOURCED_LEASE_TTL_S", cls.lease_ttl_s, 2),
             max_export_attempts=_int(env, "RESOURCED_MAX_EXPORT_ATTEMPTS", cls.max_export_attempts, 1),
             restore_wait_s=_int(env, "RESOURCED_RESTORE_WAIT_S", cls.restore_wait_s, 60),
+            task_max_retries=_int(env, "RESOURCED_TASK_MAX_RETRIES", cls.task_max_retries, 0),
         )
 
 

@@ -301,7 +301,8 @@ def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
             "RESOURCED_REDIS_URL": url,
             "RESOURCED_S3_ENDPOINT_URL": proxy.url,
             "RESOURCED_S3_MAX_ATTEMPTS": "3",
-            "RESOURCED_TASK_RETRY_BASE_S": "0.2",
+            "RESOURCED_TASK_RETRY_BASE_S": "1",
+            "RESOURCED_TASK_MAX_RETRIES": "2",
         }
         with devstack.service(env, logs_dir, "faults") as base:
             session = devstack.issue_session(env, "alice")

@@ -26,7 +26,6 @@ from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 5
 RETRY_BACKOFF_MAX_S = 300  # a retry waits at most five minutes, so a job never looks dead for long
 
 
@@ -42,13 +41,14 @@ class ExportTask(Task):
 
 def retry_options(settings: Settings) -> dict[str, Any]:
     """Celery's own retry machinery: a NARROW tuple, exponential backoff from the configured base
-    with full jitter (a burst's retries do not arrive together), capped, and a maximum."""
+    with full jitter (a burst's retries do not arrive together), capped, and a maximum. Celery
+    rounds the base to whole seconds, at least 1."""
     return {
         "autoretry_for": RETRYABLE,
         "retry_backoff": settings.task_retry_base_s,
         "retry_backoff_max": RETRY_BACKOFF_MAX_S,
         "retry_jitter": True,
-        "max_retries": MAX_RETRIES,
+        "max_retries": settings.task_max_retries,
     }
 
 

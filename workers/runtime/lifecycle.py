@@ -42,7 +42,10 @@ def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
 
     def enqueue(job_id: str, attempt: int, queue: str) -> None:
         celery.send_task(
-            TaskName.EXPORT.value, args=[job_id, attempt], queue=queue or Queue.EXPORT_COPY.value
+            TaskName.EXPORT.value,
+            args=[job_id, attempt],
+            queue=queue or Queue.EXPORT_COPY.value,
+            task_id=f"export-{job_id}-{attempt}",  # as the API names them: Flower shows the attempt
         )
 
     lost_queued_s = rt.settings.export_hard_limit_s * 2 + 60  # past the broker's visibility timeout
