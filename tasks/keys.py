@@ -45,3 +45,6 @@ def export_lease(job_id: str) -> str:
 def export_uploads(job_id: str) -> str:
     """HASH UploadId -> JSON {attempt, bucket, key, region}: multipart uploads the job's attempts began."""
     return f"{PREFIX}:export:{job_id}:uploads"
+
+
+PARKED_EXPORTS = f"{PREFIX}:exports:parked"  # ZSET job_id -> when it last parked for a restore

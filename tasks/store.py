@@ -109,6 +109,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('ZREM', KEYS[4], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[5])
 return 1
 """
 
@@ -263,7 +264,12 @@ class ExportJobStore:
 
     def park(self, job_id: str, attempt: int, keep_s: int) -> bool:
         """Wait for a restore: ErrorCode 8 to pollers, no lease, no admission slots, record kept `keep_s`."""
-        job_keys = [keys.export_job(job_id), keys.export_lease(job_id), *self._active_keys(job_id)]
+        job_keys = [
+            keys.export_job(job_id),
+            keys.export_lease(job_id),
+            *self._active_keys(job_id),
+            keys.PARKED_EXPORTS,
+        ]
         args: list[str | int] = [
             attempt,
             RESTORING_STEP,
@@ -272,6 +278,17 @@ class ExportJobStore:
             job_id,
         ]
         return bool(self._park(keys=job_keys, args=args))
+
+    def parked_since(self, before: float) -> list[str]:
+        """Jobs parked for a restore whose last look is older than `before` (epoch seconds)."""
+        return [_text(x) for x in self.redis.zrangebyscore(keys.PARKED_EXPORTS, "-inf", before)]
+
+    def touch_parked(self, job_id: str, still_parked: bool) -> None:
+        """After the reaper looked: note the time, or drop a job that is no longer parked."""
+        if still_parked:
+            self.redis.zadd(keys.PARKED_EXPORTS, {job_id: time.time()})
+        else:
+            self.redis.zrem(keys.PARKED_EXPORTS, job_id)
 
     def _active_keys(self, job_id: str) -> list[str]:
         user = self.redis.hget(keys.export_job(job_id), "user")

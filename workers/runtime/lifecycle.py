@@ -52,7 +52,14 @@ def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
     while not _stop.is_set():
         try:
             announce(rt.redis, info, ttl)
-            reap(rt.jobs, rt.redis, enqueue, lost_queued_s, rt.settings.max_export_attempts)
+            reap(
+                rt.jobs,
+                rt.redis,
+                enqueue,
+                lost_queued_s,
+                rt.settings.max_export_attempts,
+                parked_quiet_s=rt.settings.restore_poll_s * 3 + 60,  # three polls missed
+            )
         except Exception as exc:  # Redis down: keep beating; the API treats us as gone meanwhile
             log.warning("heartbeat failed", extra={"reason": str(exc)})
         _stop.wait(every)

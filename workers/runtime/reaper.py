@@ -19,7 +19,7 @@ import redis
 from tasks import keys
 from tasks.jobs import ErrorCode
 from tasks.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
-from tasks.store import ExportJobStore, JobRecord, JobState
+from tasks.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,11 @@ def reap(
     enqueue: Enqueue,
     lost_queued_s: float,
     max_attempts: int,
+    parked_quiet_s: float | None = None,
 ) -> int:
-    """Requeue (or, past `max_attempts`, fail) jobs without a live attempt; returns how many."""
+    """Requeue (or, past `max_attempts`, fail) jobs without a live attempt; returns how many.
+    With `parked_quiet_s`, a job parked for a restore that nobody looked at for that long (its
+    countdown message held by a worker that died) is sent again under its own attempt."""
     lock = client.lock(keys.REAPER_LOCK, timeout=60, blocking_timeout=0)
     if not lock.acquire():
         return 0
@@ -48,10 +51,25 @@ def reap(
             reason = _why_orphaned(jobs, record, now, lost_queued_s)
             if reason and _act(jobs, client, enqueue, record, reason, max_attempts):
                 acted += 1
+        if parked_quiet_s is not None:
+            acted += _resend_parked(jobs, enqueue, now - parked_quiet_s)
         return acted
     finally:
         with contextlib.suppress(redis.exceptions.LockError):
             lock.release()
+
+
+def _resend_parked(jobs: ExportJobStore, enqueue: Enqueue, before: float) -> int:
+    sent = 0
+    for job_id in jobs.parked_since(before):
+        record = jobs.get(job_id)
+        parked = record is not None and record.state is JobState.RUNNING and record.step == RESTORING_STEP
+        jobs.touch_parked(job_id, parked)
+        if record is not None and parked:
+            enqueue(job_id, record.attempt, record.queue)  # a duplicate is harmless: one claim wins
+            log.warning("restore poll sent again", extra={"job_id": job_id, "attempt": record.attempt})
+            sent += 1
+    return sent
 
 
 def _why_orphaned(jobs: ExportJobStore, record: JobRecord, now: float, lost_queued_s: float) -> str:

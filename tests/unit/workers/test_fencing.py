@@ -25,7 +25,7 @@ from tests.helpers import upload_recording
 from tests.media import frame_indices
 from workers.jobs.export_attempt import process_export
 from workers.jobs.export_pipeline import run_export
-from workers.jobs.fencing import LeaseKeeper
+from workers.jobs.fencing import JOB_META, LeaseKeeper, adopted, object_mark
 
 PDT_MS = 1_700_000_000_000
 SPEC = ExportSpec(
@@ -153,3 +153,20 @@ def test_a_stale_attempt_that_finishes_is_counted_as_fenced_off(
     take_over(jobs, 1)
     assert process_export(SPEC.job_id, 1, jobs, store, settings, "w1").state == "stale"
     assert versions(s3) == {}
+
+
+def test_only_the_same_admission_and_the_same_segments_are_ever_adopted(
+    s3: Any, jobs: ExportJobStore, settings: Settings
+) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    lease = AttemptLease(jobs.redis, SPEC.job_id, 2, 30)
+    fence = LeaseKeeper(lease, 3600, admission(jobs))
+    later = LeaseKeeper(lease, 3600, f"{SPEC.job_id}@1.000000")  # the same request, admitted again
+    mark = object_mark(fence, ["live/cam/0.ts", "live/cam/1.ts"])
+    assert mark != object_mark(later, ["live/cam/0.ts", "live/cam/1.ts"])
+    assert mark != object_mark(fence, ["live/cam/0.ts", "live/cam/1.ts", "live/cam/2.ts"])  # it grew
+    store = ObjectStore(settings)
+    store.put_bytes("exports", SPEC.video_key, b"x", "video/mp4", {JOB_META: mark})
+    assert adopted(fence, store, "exports", SPEC.video_key, "us-east-1", mark) is not None
+    other = object_mark(later, ["live/cam/0.ts", "live/cam/1.ts"])
+    assert adopted(later, store, "exports", SPEC.video_key, "us-east-1", other) is None

@@ -188,3 +188,26 @@ def test_release_hands_the_attempt_back_for_a_task_retry(
     assert not jobs.lease_held(job_id)
     assert jobs.claim(job_id, 1, "w2") == "running"
     assert not jobs.release(job_id, 2)  # another attempt's release is refused
+
+
+def test_a_parked_job_nobody_looked_at_is_polled_again_under_its_own_attempt(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    assert jobs.park(job_id, 1, keep_s=52 * 3600)
+    sent = Sent()
+    assert (
+        reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 0
+    )  # polled lately
+    client.zadd(keys.PARKED_EXPORTS, {job_id: 1.0})  # its countdown message died with a worker
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 1
+    assert sent.calls == [(job_id, 1, "export.cpu")]
+    assert (
+        reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 0
+    )  # not again at once
+    assert jobs.claim(job_id, 1, "w") == "running"
+    client.zadd(keys.PARKED_EXPORTS, {job_id: 1.0})
+    assert (
+        reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 0
+    )  # resumed meanwhile
+    assert client.zscore(keys.PARKED_EXPORTS, job_id) is None
