@@ -216,7 +216,7 @@ def test_redis_restart_mid_job(
                 session,
                 "alice",
                 PDT_MS,
-                11_000,
+                7_000,
                 LivePath=f"live/restart-{tag}",
                 FileName="restart",
                 export_type=1,
@@ -243,7 +243,7 @@ def test_redis_restart_mid_job(
             assert sorted(v["Key"] for v in listed) == [prefix + "restart.jpg", prefix + "restart.mp4"]
             assert s3.list_multipart_uploads(Bucket=VERSIONED, Prefix=prefix).get("Uploads", []) == []
             s3.download_file(VERSIONED, prefix + "restart.mp4", str(tmp_path / "restart.mp4"))
-            assert frame_indices(tmp_path / "restart.mp4") == list(range(0, 275))
+            assert frame_indices(tmp_path / "restart.mp4") == list(range(0, 175))
     finally:
         store.stop()
 
@@ -318,3 +318,12 @@ def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
             )
             counts = redis.Redis.from_url(url, decode_responses=True).hgetall("resourced:metrics:exports")
             assert counts.get("count:copy:retried_out") == "1"  # a system failure reaches the metric
+
+
+def test_queue_depth_is_read_from_the_broker_in_use(stack: dict[str, str], s3: Any, tmp_path: Path) -> None:
+    """Redis lists or RabbitMQ queue counts: an export nobody consumes yet shows as waiting."""
+    body = clip_body(stack, s3, tmp_path, "waiting")
+    answer = requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, timeout=10).json()
+    assert answer["ErrorCode"] == 1, answer
+    metrics = requests.get(f"{stack['WEB']}/metrics", timeout=10).text
+    assert 'resourced_queue_depth{queue="export.copy"} 1.0' in metrics, metrics
