@@ -4,6 +4,7 @@ a video an earlier attempt completed is adopted, never uploaded twice."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,24 @@ def test_only_the_same_admission_and_the_same_segments_are_ever_adopted(
     assert adopted(fence, store, "exports", SPEC.video_key, "us-east-1", mark) is not None
     other = object_mark(later, ["live/cam/0.ts", "live/cam/1.ts"])
     assert adopted(later, store, "exports", SPEC.video_key, "us-east-1", other) is None
+
+
+def wait_until(check: Any, what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_the_keeper_renews_without_progress_and_notices_a_takeover(jobs: ExportJobStore) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    assert jobs.claim(SPEC.job_id, 1, "w1", lease_ttl_s=1.5) == "running"
+    lease_key = keys.export_lease(SPEC.job_id)
+    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 1.5), 3600, admission(jobs)) as keeper:
+        wait_until(lambda: 0 < jobs.redis.pttl(lease_key) < 1200, "the lease never ran down")
+        wait_until(lambda: jobs.redis.pttl(lease_key) > 1300, "the lease was never renewed")
+        take_over(jobs, 1)  # the reaper, had the lease lapsed
+        wait_until(lambda: keeper._lost.is_set(), "the keeper never noticed")
+        with pytest.raises(LeaseLost):
+            keeper.raise_if_lost()  # the next progress report stops the attempt
+        assert not jobs.redis.exists(lease_key)  # and it did not renew a lease that is not its own
