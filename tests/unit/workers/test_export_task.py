@@ -12,10 +12,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks.celery_app import TaskName, create_celery
 from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.leases import LeaseLost
 from tasks.outcomes import read_totals
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tasks.store import ExportJobStore, JobState
+from workers.errors import CodecChanged, NoMedia
+from workers.jobs import export_attempt
 from workers.jobs.export_attempt import RETRYABLE, JobOutcome, record_failure
 from workers.runtime import celery_tasks
 from workers.runtime.clients import Runtime
@@ -116,3 +119,22 @@ def test_a_fenced_off_attempt_giving_up_changes_nothing_and_counts_as_lease_lost
     record = rt.jobs.get(SPEC.job_id)
     assert record is not None and record.state is JobState.QUEUED and record.attempt == 2
     assert outcome_counts(rt) == {("h265", "lease_lost"): 1}
+
+
+@pytest.mark.parametrize(
+    ("exc", "state", "outcome"),
+    [
+        (NoMedia("no recording covers the range"), "failed", "error4"),
+        (CodecChanged("the stream changed codec"), "failed", "error6"),
+        (LeaseLost("fenced off"), "fenced", "lease_lost"),
+    ],
+)
+def test_refusals_and_fenced_attempts_are_counted_by_class(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, exc: Exception, state: str, outcome: str
+) -> None:
+    def run_export(*_: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(export_attempt, "run_export", run_export)
+    assert export_attempt.process_export(SPEC.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == state
+    assert outcome_counts(rt) == {("h265", outcome): 1}
