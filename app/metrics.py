@@ -20,12 +20,13 @@ LATENCY = Histogram(
 )
 
 
-def exposition(client: redis.Redis, jobs: ExportJobStore, multiprocess: bool) -> bytes:
+def exposition(client: redis.Redis, jobs: ExportJobStore, multiprocess: bool, broker_url: str = "") -> bytes:
+    """`broker_url`: where queue depths are read; empty when the broker is the job store's Redis."""
     registry = CollectorRegistry()
     if multiprocess:  # gunicorn's processes each count their own requests: sum them
         MultiProcessCollector(registry)
     else:
         registry.register(REQUESTS)
         registry.register(LATENCY)
-    registry.register(ClusterCollector(client, jobs))
+    registry.register(ClusterCollector(client, jobs, broker_url))
     return bytes(generate_latest(registry))

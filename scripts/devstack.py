@@ -127,6 +127,74 @@ class RestartableRedis:
             self.proc = None
 
 
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the script itself, not the wrapper that su's
+
+
+def rabbitmq_binary() -> str | None:
+    """The rabbitmq-server start script, or None where RabbitMQ is not installed."""
+    if Path(RABBITMQ_SERVER).exists():
+        return RABBITMQ_SERVER
+    return shutil.which("rabbitmq-server")
+
+
+@contextmanager
+def rabbitmq_server(directory: Path, log: Path | None = None) -> Iterator[str]:
+    """A private RabbitMQ node on free ports (AMQP, distribution, its own epmd), with its data,
+    logs, cookie and config in `directory`, no plugins; yields its amqp:// URL. A node already
+    running on the machine is never touched."""
+    exe = rabbitmq_binary()
+    if exe is None:
+        raise RuntimeError("rabbitmq-server is not installed: run scripts/bootstrap.sh")
+    amqp, dist, epmd = free_port(), free_port(), free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "enabled_plugins").write_text("[].\n")
+    (directory / "rabbitmq-env.conf").write_text("")  # not the machine's /etc/rabbitmq one
+    # Exports run longer than RabbitMQ's default 30 min consumer timeout; acks are late.
+    (directory / "rabbitmq.conf").write_text("loopback_users = none\nconsumer_timeout = 7200000\n")
+    env = {
+        **os.environ,
+        "HOME": str(directory),  # the Erlang cookie lives here
+        "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
+        "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+        "RABBITMQ_NODENAME": f"resourced{amqp}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(amqp),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(directory / "log"),
+        "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
+        "ERL_EPMD_PORT": str(epmd),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+    proc = spawn([exe], env, log)
+    url = f"amqp://guest:guest@127.0.0.1:{amqp}//"
+    try:
+        wait_for(lambda: _amqp_ready(url), "rabbitmq-server", timeout_s=90, proc=proc)
+        yield url
+    finally:
+        stop(proc, 30)
+        epmd_exe = shutil.which("epmd")
+        if epmd_exe:  # erl started a private epmd for the node; it outlives the node otherwise
+            subprocess.run(
+                [epmd_exe, "-port", str(epmd), "-kill"],
+                env={**os.environ, "ERL_EPMD_PORT": str(epmd)},
+                capture_output=True,
+                check=False,
+            )
+
+
+def _amqp_ready(url: str) -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=1) as conn:
+            conn.ensure_connection(max_retries=1)
+            return True
+    except Exception:
+        return False
+
+
 @contextmanager
 def moto_s3(log: Path | None = None) -> Iterator[str]:
     """moto's S3 server over real HTTP: presigned URLs, multipart uploads and all."""

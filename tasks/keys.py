@@ -69,3 +69,16 @@ def archive_playlists(recording: str) -> str:
 def archive_segments(recording: str, playlist: str) -> str:
     """STRING: one playlist version's packed segment list (`playlist` is a digest of key + ETag)."""
     return f"{PREFIX}:archive:{recording}:segments:{playlist}"
+
+
+def export_lease(job_id: str) -> str:
+    """STRING: the attempt number holding the job, with a TTL the running worker keeps renewing."""
+    return f"{PREFIX}:export:{job_id}:lease"
+
+
+def export_uploads(job_id: str) -> str:
+    """HASH UploadId -> JSON {attempt, bucket, key, region}: multipart uploads the job's attempts began."""
+    return f"{PREFIX}:export:{job_id}:uploads"
+
+
+PARKED_EXPORTS = f"{PREFIX}:exports:parked"  # ZSET job_id -> when it last parked for a restore

@@ -11,6 +11,15 @@ from tasks import keys
 
 EXPORT_TYPES = {0: "copy", 1: "h264", 2: "h265"}
 
+# The outcome label of resourced_exports_total. Refusals count as error{ErrorCode} ("error4": no
+# media in the range, "error6": the media could not be exported); the rest are named here.
+READY = "ready"
+TIMED_OUT = "timed_out"  # the soft time limit ended it
+RETRIED_OUT = "retried_out"  # a transient failure outlasted the task's retries
+CRASHED = "crashed"  # an unexpected exception: a bug, recorded as ErrorCode 6
+LEASE_LOST = "lease_lost"  # an attempt fenced off by a newer one; it wrote nothing more
+ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # the reaper gave up on a job whose workers kept vanishing
+
 
 @dataclass(frozen=True)
 class ExportTotals:

@@ -92,7 +92,6 @@ class Settings:
     heartbeat_ttl_s: int = 30  # a worker silent this long is gone
     s3_max_attempts: int = 6  # botocore's own retries (adaptive mode) before the task retries
     task_retry_base_s: float = 5.0  # task retries back off from here, doubling, with full jitter
-    reap_stale_s: int = 60  # a running job unchanged this long, on a gone worker, is requeued
     gpu_max_sessions: int = 3  # NVENC's per-card session cap on consumer cards
     encode_preset: str = "veryfast"
     encode_crf: int = 26  # surveillance scenes are mostly static; 26 keeps detail at a low rate
@@ -118,6 +117,14 @@ class Settings:
     # A playlist last modified this long before the range starts cannot hold it (a recorder writes
     # a playlist after its segments); the margin absorbs the recorder's clock running ahead.
     archive_clock_skew_s: int = 3600
+    # A running attempt holds its job by a lease its worker renews every third of this, whatever
+    # the export is doing; the reaper requeues a job only once the lease has expired.
+    lease_ttl_s: int = 30
+    max_export_attempts: int = 3  # a job whose workers keep vanishing ends as ErrorCode 6, not a loop
+    # A job waiting for a Glacier restore keeps its record this long: Bulk and Deep Archive
+    # restores take up to 48 h, plus polling slack.
+    restore_wait_s: int = 52 * 3600
+    task_max_retries: int = 5  # transient failures (S3 5xx, network) retried this often, then ErrorCode 6
 
     @property
     def celery_broker_url(self) -> str:
@@ -189,7 +196,6 @@ class Settings:
             heartbeat_ttl_s=_int(env, "RESOURCED_HEARTBEAT_TTL", cls.heartbeat_ttl_s, 2),
             s3_max_attempts=_int(env, "RESOURCED_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
             task_retry_base_s=_float(env, "RESOURCED_TASK_RETRY_BASE_S", cls.task_retry_base_s),
-            reap_stale_s=_int(env, "RESOURCED_REAP_STALE_S", cls.reap_stale_s, 2),
             encode_preset=env.get("RESOURCED_ENCODE_PRESET", "").strip() or cls.encode_preset,
             encode_crf=_int(env, "RESOURCED_ENCODE_CRF", cls.encode_crf, 0),
             encode_max_height=_int(env, "RESOURCED_ENCODE_MAX_HEIGHT", cls.encode_max_height, 16),
@@ -216,6 +222,10 @@ class Settings:
                 env, "RESOURCED_ARCHIVE_INDEX_MAX_BLOB_KIB", cls.archive_index_max_blob_kib, 0
             ),
             archive_clock_skew_s=_int(env, "RESOURCED_ARCHIVE_CLOCK_SKEW_S", cls.archive_clock_skew_s, 0),
+            lease_ttl_s=_int(env, "RESOURCED_LEASE_TTL_S", cls.lease_ttl_s, 2),
+            max_export_attempts=_int(env, "RESOURCED_MAX_EXPORT_ATTEMPTS", cls.max_export_attempts, 1),
+            restore_wait_s=_int(env, "RESOURCED_RESTORE_WAIT_S", cls.restore_wait_s, 60),
+            task_max_retries=_int(env, "RESOURCED_TASK_MAX_RETRIES", cls.task_max_retries, 0),
         )
 
     def check_web(self) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -23,6 +24,10 @@ from tasks.settings import Settings
 
 URL_CACHE_SIZE = 10_000
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # unreadable until restored
+# Intelligent-Tiering objects that moved to its archive tiers are just as unreadable (HEAD says so
+# in ArchiveStatus / x-amz-archive-status); their restore takes no Days.
+ARCHIVE_TIERS = frozenset({"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"})
+SIGNING_MARGIN_S = 60  # a URL is never handed out for the last minute of its credentials
 
 
 class StorageError(RuntimeError):
@@ -59,10 +64,12 @@ class ObjectInfo:
     metadata: dict[str, str]
     content_type: str
     version_id: str | None
+    archive_status: str = ""  # Intelligent-Tiering only: ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS
 
     @property
     def archived(self) -> bool:
-        return self.storage_class in ARCHIVE_CLASSES and 'ongoing-request="false"' not in self.restore
+        in_archive = self.storage_class in ARCHIVE_CLASSES or self.archive_status in ARCHIVE_TIERS
+        return in_archive and 'ongoing-request="false"' not in self.restore
 
     @property
     def restore_in_progress(self) -> bool:
@@ -155,6 +162,7 @@ class ObjectStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: dict[str, Any] = {}
+        self._sessions: dict[str, Any] = {}
         self._urls: dict[tuple[str, str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._config = Config(
@@ -171,6 +179,7 @@ class ObjectStore:
         with self._lock:
             if region not in self._clients:
                 session = boto3.session.Session()
+                self._sessions[region] = session
                 self._clients[region] = session.client(
                     "s3",
                     region_name=region,
@@ -213,6 +222,7 @@ class ObjectStore:
             metadata={k.lower(): v for k, v in meta.get("Metadata", {}).items()},
             content_type=str(meta.get("ContentType", "")),
             version_id=meta.get("VersionId"),
+            archive_status=str(meta.get("ArchiveStatus", "")),
         )
 
     def _get(self, bucket: str, key: str, region: str | None, byte_range: tuple[int, int] | None) -> Any:
@@ -369,11 +379,15 @@ class ObjectStore:
         content_type: str,
         region: str | None = None,
         metadata: dict[str, str] | None = None,
+        cache_control: str | None = None,
     ) -> MultipartUpload:
         client = self.client(region)
+        extra: dict[str, Any] = {"Metadata": metadata or {}}
+        if cache_control:
+            extra["CacheControl"] = cache_control
         try:
             response = client.create_multipart_upload(
-                Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata or {}
+                Bucket=bucket, Key=key, ContentType=content_type, **extra
             )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket, key) from exc
@@ -386,7 +400,9 @@ class ObjectStore:
             raise _translate(exc, bucket, key) from exc
 
     def restore(self, bucket: str, key: str, days: int, tier: str, region: str | None = None) -> None:
-        request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        request: dict[str, Any] = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        if self.head(bucket, key, region).archive_status in ARCHIVE_TIERS:
+            request = {"GlacierJobParameters": {"Tier": tier}}  # moves back to a frequent tier: no Days
         try:
             self.client(region).restore_object(Bucket=bucket, Key=key, RestoreRequest=request)
         except ClientError as exc:
@@ -408,19 +424,26 @@ class ObjectStore:
             raise _translate(exc, bucket, prefix) from exc
         return [(u["Key"], u["UploadId"]) for u in response.get("Uploads", [])]
 
-    def abort_leftover_uploads(self, bucket: str, key: str, region: str | None = None) -> int:
-        """Abort multipart uploads of exactly this key: what a killed earlier attempt left behind."""
-        leftovers = [(k, upload_id) for k, upload_id in self._uploads(bucket, key, region) if k == key]
-        for _, upload_id in leftovers:
-            MultipartUpload(self.client(region), bucket, key, upload_id).abort()
-        return len(leftovers)
+    def abort_upload(self, bucket: str, key: str, upload_id: str, region: str | None = None) -> None:
+        """Abort one multipart upload by its UploadId. Afterwards it can never be completed; one
+        that is already gone (completed or aborted before) is fine. Other failures raise."""
+        try:
+            self.client(region).abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return
+            raise _translate(exc, bucket, key) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, bucket, key) from exc
 
     def url(self, bucket: str, key: str, region: str | None = None, version_id: str | None = None) -> str:
         """A URL that downloads the object (with `version_id`: exactly that version): under the
         public base URL, or presigned.
 
         Presigning costs ~0.5 ms of HMAC work, and clients poll a ready job repeatedly, so a
-        presigned URL is reused for the first half of its lifetime."""
+        presigned URL is reused for the first half of its lifetime. A URL lives no longer than
+        the credentials that sign it (instance roles and IRSA hand out expiring ones), and is
+        never reused past them either."""
         if version_id == "null":
             version_id = None  # S3's name for "no version": the bucket is not versioned
         if self.settings.public_base_url:
@@ -432,15 +455,39 @@ class ObjectStore:
             cached = self._urls.get(cache_key)
         if cached is not None and cached[1] > now:
             return cached[0]
+        client = self.client(region)
+        lifetime = float(self.settings.presign_ttl_s)
+        credentials_left = self.credentials_left_s(region)
+        if credentials_left is not None:
+            lifetime = max(1.0, min(lifetime, credentials_left))
         url = str(
-            self.client(region).generate_presigned_url(
+            client.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})},
-                ExpiresIn=self.settings.presign_ttl_s,
+                ExpiresIn=int(lifetime),
             )
         )
-        with self._lock:
-            if len(self._urls) >= URL_CACHE_SIZE:
-                self._urls.clear()
-            self._urls[cache_key] = (url, now + self.settings.presign_ttl_s / 2)
+        reuse = lifetime / 2
+        if credentials_left is not None:
+            reuse = min(reuse, credentials_left - SIGNING_MARGIN_S)
+        if reuse > 0:
+            with self._lock:
+                if len(self._urls) >= URL_CACHE_SIZE:
+                    self._urls.clear()
+                self._urls[cache_key] = (url, now + reuse)
         return url
+
+    def credentials_left_s(self, region: str | None = None) -> float | None:
+        """Seconds until the signing credentials expire; None for credentials that do not
+        (static keys). botocore refreshes expiring ones before signing, so this is read after."""
+        self.client(region)
+        with self._lock:
+            session = self._sessions.get(region or self.settings.aws_region)
+        credentials = session.get_credentials() if session is not None else None
+        if credentials is None:
+            return None
+        credentials.get_frozen_credentials()  # refreshes them first when they are about to expire
+        expiry = getattr(credentials, "_expiry_time", None)  # RefreshableCredentials only
+        if expiry is None:
+            return None
+        return float((expiry - datetime.now(UTC)).total_seconds())

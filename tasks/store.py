@@ -53,20 +53,34 @@ redis.call('EXPIRE', KEYS[3], ARGV[6])
 return {'created', tostring(attempt)}
 """
 
-# Move an active job of the given attempt to running (a redelivery of a running job may resume it).
+# Move a queued job of the given attempt to running and give it the lease. A running attempt is
+# never resumed by a second delivery of its message (the first holder may only be frozen): the
+# reaper requeues it as a new attempt once its lease expires. A job parked for a restore is
+# resumed by its own attempt, and holds admission slots again while it runs.
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'stale' end
 if state ~= 'queued' and state ~= 'running' then return state or 'missing' end
+local parked = redis.call('HGET', KEYS[1], 'step') == ARGV[6]
+if state == 'running' and not parked then return 'held' end
+if parked then
+  local since = redis.call('HGET', KEYS[1], 'created_at')
+  redis.call('ZADD', KEYS[3], since, ARGV[7])
+  redis.call('ZADD', KEYS[4], since, ARGV[7])
+end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[2], 'updated_at', ARGV[2],
   'worker', ARGV[3], 'step', 'starting')
 redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
 return 'running'
 """
 
-# A job whose worker vanished goes back to the queue as a new attempt; the old attempt's task,
-# if it is ever redelivered, finds itself stale and does nothing.
+# A job whose attempt lost its lease (worker killed or frozen) goes back to the queue as a new
+# attempt; the old attempt, if it ever wakes or is redelivered, is fenced off and does nothing.
+# Refused while the lease is held: a live worker's job is never taken from it.
 _REQUEUE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' then return 0 end
@@ -74,6 +88,29 @@ local attempt = tonumber(ARGV[1]) + 1
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'step', 'requeued', 'updated_at', ARGV[2],
   'progress', '0')
 return attempt
+"""
+
+# Hand a running attempt back to the queue under the same attempt number (a task retry follows).
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'step', ARGV[2], 'updated_at', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+# Park a running attempt while S3 restores archived segments: no lease, no admission slots, and
+# a record that lives as long as a restore can take. Its own attempt resumes it (see _CLAIM).
+_PARK = """
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'step', ARGV[2], 'progress', '0', 'updated_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[5])
+redis.call('ZREM', KEYS[4], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[5])
+return 1
 """
 
 # Record progress only while this attempt is still the running one.
@@ -84,8 +121,10 @@ redis.call('HSET', KEYS[1], 'progress', ARGV[2], 'step', ARGV[3], 'updated_at', 
 return 1
 """
 
-# End an active attempt as ready or failed, and release its admission slots.
+# End an active attempt as ready or failed, and release its admission slots and its lease. The
+# reaper ends a job only while no lease is held (ARGV[10] = '1').
 _FINISH = """
+if ARGV[10] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' then return 0 end
@@ -95,6 +134,7 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'error_code', ARGV[8]) end
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('ZREM', KEYS[2], ARGV[9])
 redis.call('ZREM', KEYS[3], ARGV[9])
+redis.call('DEL', KEYS[4])
 return 1
 """
 
@@ -162,6 +202,8 @@ class ExportJobStore:
         self._progress = client.register_script(_PROGRESS)
         self._finish = client.register_script(_FINISH)
         self._requeue = client.register_script(_REQUEUE)
+        self._release = client.register_script(_RELEASE)
+        self._park = client.register_script(_PARK)
 
     def admit(
         self,
@@ -197,9 +239,60 @@ class ExportJobStore:
             return None
         return JobRecord.from_hash(job_id, {_text(k): _text(v) for k, v in raw.items()})
 
-    def claim(self, job_id: str, attempt: int, worker: str) -> str:
-        outcome = self._claim(keys=[keys.export_job(job_id)], args=[attempt, f"{time.time():.6f}", worker])
-        return _text(outcome)
+    def claim(self, job_id: str, attempt: int, worker: str, lease_ttl_s: float = 30.0) -> str:
+        """ "running" (the lease is ours), or why not: stale, held, ready, failed, missing."""
+        job_keys = [keys.export_job(job_id), keys.export_lease(job_id), *self._active_keys(job_id)]
+        min_ttl = max(self.job_ttl_s, 2 * 3600)
+        args: list[str | int | float] = [
+            attempt,
+            f"{time.time():.6f}",
+            worker,
+            int(lease_ttl_s * 1000),
+            min_ttl,
+            RESTORING_STEP,
+            job_id,
+        ]
+        return _text(self._claim(keys=job_keys, args=args))
+
+    def lease_held(self, job_id: str) -> bool:
+        return bool(self.redis.exists(keys.export_lease(job_id)))
+
+    def release(self, job_id: str, attempt: int, step: str = "retrying") -> bool:
+        """Back to queued under the same attempt, lease dropped, before a task retry re-sends it."""
+        job_keys = [keys.export_job(job_id), keys.export_lease(job_id)]
+        return bool(self._release(keys=job_keys, args=[attempt, step, f"{time.time():.6f}"]))
+
+    def park(self, job_id: str, attempt: int, keep_s: int) -> bool:
+        """Wait for a restore: ErrorCode 8 to pollers, no lease, no admission slots, record kept `keep_s`."""
+        job_keys = [
+            keys.export_job(job_id),
+            keys.export_lease(job_id),
+            *self._active_keys(job_id),
+            keys.PARKED_EXPORTS,
+        ]
+        args: list[str | int] = [
+            attempt,
+            RESTORING_STEP,
+            f"{time.time():.6f}",
+            max(keep_s, self.job_ttl_s),
+            job_id,
+        ]
+        return bool(self._park(keys=job_keys, args=args))
+
+    def parked_since(self, before: float) -> list[str]:
+        """Jobs parked for a restore whose last look is older than `before` (epoch seconds)."""
+        return [_text(x) for x in self.redis.zrangebyscore(keys.PARKED_EXPORTS, "-inf", before)]
+
+    def touch_parked(self, job_id: str, still_parked: bool) -> None:
+        """After the reaper looked: note the time, or drop a job that is no longer parked."""
+        if still_parked:
+            self.redis.zadd(keys.PARKED_EXPORTS, {job_id: time.time()})
+        else:
+            self.redis.zrem(keys.PARKED_EXPORTS, job_id)
+
+    def _active_keys(self, job_id: str) -> list[str]:
+        user = self.redis.hget(keys.export_job(job_id), "user")
+        return [keys.ACTIVE_EXPORTS, keys.active_exports_of(_text(user or ""))]
 
     def progress(self, job_id: str, attempt: int, fraction: float, step: str) -> bool:
         fraction = min(max(fraction, 0.0), 1.0)
@@ -209,12 +302,26 @@ class ExportJobStore:
     def finish(self, job_id: str, attempt: int, result: ExportResult) -> bool:
         return self._end(job_id, attempt, JobState.READY, "result", result.to_json(), 1.0, "")
 
-    def fail(self, job_id: str, attempt: int, code: ErrorCode, message: str) -> bool:
-        return self._end(job_id, attempt, JobState.FAILED, "error", message[:2000], 0.0, str(int(code)))
+    def fail(
+        self, job_id: str, attempt: int, code: ErrorCode, message: str, unless_leased: bool = False
+    ) -> bool:
+        """`unless_leased`: only while no attempt holds the lease (the reaper giving up on a job)."""
+        return self._end(
+            job_id, attempt, JobState.FAILED, "error", message[:2000], 0.0, str(int(code)), unless_leased
+        )
 
     def _end(
-        self, job_id: str, attempt: int, state: JobState, field: str, value: str, progress: float, code: str
+        self,
+        job_id: str,
+        attempt: int,
+        state: JobState,
+        field: str,
+        value: str,
+        progress: float,
+        code: str,
+        unless_leased: bool = False,
     ) -> bool:
+        """The one place a job reaches ready or failed."""
         user = self.redis.hget(keys.export_job(job_id), "user")
         args = [
             attempt,
@@ -226,13 +333,20 @@ class ExportJobStore:
             self.job_ttl_s,
             code,
             job_id,
+            "1" if unless_leased else "0",
         ]
-        job_keys = [keys.export_job(job_id), keys.ACTIVE_EXPORTS, keys.active_exports_of(_text(user or ""))]
+        job_keys = [
+            keys.export_job(job_id),
+            keys.ACTIVE_EXPORTS,
+            keys.active_exports_of(_text(user or "")),
+            keys.export_lease(job_id),
+        ]
         return bool(self._finish(keys=job_keys, args=args))
 
     def requeue(self, job_id: str, attempt: int) -> int:
         """The new attempt number, or 0 when the job moved on meanwhile."""
-        return int(self._requeue(keys=[keys.export_job(job_id)], args=[attempt, f"{time.time():.6f}"]))
+        job_keys = [keys.export_job(job_id), keys.export_lease(job_id)]
+        return int(self._requeue(keys=job_keys, args=[attempt, f"{time.time():.6f}"]))
 
     def queue_position(self, job_id: str) -> int | None:
         """How many active jobs were admitted before this one."""

@@ -20,7 +20,8 @@ def healthz() -> Response:
 def metrics() -> Response:
     svc = services()
     multiprocess = bool(svc.settings.metrics_multiproc_dir)
-    return Response(exposition(svc.redis, svc.jobs, multiprocess), mimetype=CONTENT_TYPE_LATEST)
+    body = exposition(svc.redis, svc.jobs, multiprocess, svc.settings.broker_url)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/readyz")

@@ -23,6 +23,11 @@ class FaultProxy:
     flaky: str = r"$^"  # GETs of matching paths fail twice (503 SlowDown), then pass
     broken: str = r"$^"  # GETs of matching paths always fail (500 InternalError)
     seen: Counter[str] = field(default_factory=Counter)
+    # The first request whose "METHOD /path?query" matches is held until `release` is set: a test
+    # can then kill or freeze its sender while the request is in flight. `held` says it arrived.
+    hold_once: str = r"$^"
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @contextmanager
@@ -44,6 +49,12 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
                     return self._fail(500, INTERNAL)
                 if re.search(state.flaky, self.path) and count <= 2:
                     return self._fail(503, SLOW_DOWN)
+            with lock:
+                hold = not state.held.is_set() and re.search(state.hold_once, f"{self.command} {self.path}")
+                if hold:
+                    state.held.set()
+            if hold:
+                state.release.wait(300)
             connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
             headers["Host"] = self.headers.get("Host", "")

@@ -1,5 +1,9 @@
-"""Faults with real processes: a worker SIGKILLed mid-export, several workers sharing a burst.
-This module runs its own Redis and web so it decides which workers exist."""
+"""Faults with real processes, over both brokers (Redis and RabbitMQ): a worker frozen (SIGSTOP)
+while its final upload is in flight and another takes over, a worker killed during the final
+upload, Redis restarted mid-export, several workers sharing a burst. Whatever happens, one
+export leaves one video version and one image version in a versioned bucket, the right frames,
+and no multipart upload. This module runs its own Redis, proxy and web, so it decides which
+workers exist."""
 
 from __future__ import annotations
 
@@ -17,77 +21,238 @@ import requests
 
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording
-from tests.helpers import export_body, upload_recording
-from tests.integration.conftest import poll_export
-from tests.integration.faultproxy import fault_proxy
+from tests.helpers import export_body, storage_info, upload_recording
+from tests.integration.conftest import BUCKETS, poll_export
+from tests.integration.faultproxy import FaultProxy, fault_proxy
+from tests.media import frame_indices
 
 pytestmark = pytest.mark.integration
 PDT_MS = 1_700_000_000_000
+VERSIONED = "versioned-exports"  # every write is a new object version: duplicates cannot hide
 FAST_FAILOVER = {
     "RESOURCED_HEARTBEAT_TTL": "3",
-    "RESOURCED_REAP_STALE_S": "3",
+    "RESOURCED_LEASE_TTL_S": "3",
     "RESOURCED_WORKER_CONCURRENCY": "1",
+    "RESOURCED_ALLOWED_BUCKETS": ",".join((*BUCKETS, VERSIONED)),
 }
+# CompleteMultipartUpload of an exported video: the last S3 call of an export.
+FINAL_UPLOAD = r"^POST /" + VERSIONED + r"/.*\.mp4\?uploadId="
+
+
+@pytest.fixture(scope="module", params=["redis", "amqp"])
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
+) -> Iterator[str]:
+    """ "" for the Redis broker (the job store's own Redis), or a private RabbitMQ node's URL."""
+    if request.param == "redis":
+        yield ""
+        return
+    if devstack.rabbitmq_binary() is None:
+        pytest.skip("rabbitmq-server is not installed (scripts/bootstrap.sh installs it): amqp runs skipped")
+    with devstack.rabbitmq_server(tmp_path_factory.mktemp("rabbitmq"), logs_dir / "rabbitmq.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def stack(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[dict[str, str]]:
-    with devstack.redis_server(logs_dir / "redis-reliability.log") as url:
-        env = {**service_env, "RESOURCED_REDIS_URL": url, **FAST_FAILOVER}
-        with devstack.service(env, logs_dir, "reliability", workers=0) as base:  # each test starts its own
-            yield {**env, "WEB": base, "SESSION": devstack.issue_session(env, "alice")}
+def versioned(s3: Any) -> str:
+    s3.create_bucket(Bucket=VERSIONED)
+    s3.put_bucket_versioning(Bucket=VERSIONED, VersioningConfiguration={"Status": "Enabled"})
+    return VERSIONED
+
+
+@pytest.fixture(scope="module")
+def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
+    with fault_proxy(s3_endpoint) as state:
+        yield state
+
+
+@pytest.fixture
+def stack(
+    broker: str, service_env: dict[str, str], logs_dir: Path, s3: Any, versioned: str, proxy: FaultProxy
+) -> Iterator[dict[str, str]]:
+    """Web on a Redis of its own (each test's records apart), S3 through the proxy; no workers."""
+    proxy.hold_once, proxy.held, proxy.release = r"$^", threading.Event(), threading.Event()
+    tag = f"reliability-{broker.split(':')[0] or 'redis'}"
+    with devstack.redis_server(logs_dir / f"redis-{tag}.log") as url:
+        env = {
+            **service_env,
+            "RESOURCED_REDIS_URL": url,
+            "RESOURCED_S3_ENDPOINT_URL": proxy.url,
+            "CELERY_BROKER_URL": broker,
+            **FAST_FAILOVER,
+        }
+        with devstack.service(env, logs_dir, tag, workers=0) as base:  # each test starts its own
+            yield {**env, "WEB": base, "SESSION": devstack.issue_session(env, "alice"), "TAG": tag}
+    proxy.release.set()
 
 
 def start_worker(stack: dict[str, str], logs_dir: Path, name: str) -> subprocess.Popen:
-    env = {k: v for k, v in stack.items() if k not in {"WEB", "SESSION"}}
+    env = {k: v for k, v in stack.items() if k not in {"WEB", "SESSION", "TAG"}}
     return devstack.start_procfile("worker", env, logs_dir / f"worker-{name}.log")
 
 
 def job_hash(stack: dict[str, str], marker: str) -> dict[str, str]:
     client = redis.Redis.from_url(stack["RESOURCED_REDIS_URL"], decode_responses=True)
     for key in client.scan_iter("resourced:export:*"):
-        if marker in (client.hget(key, "spec") or ""):
+        if client.type(key) == "hash" and marker in (client.hget(key, "spec") or ""):
             return client.hgetall(key)
     return {}
 
 
-def test_worker_killed_mid_export_is_replaced(
-    stack: dict[str, str], logs_dir: Path, s3: Any, tmp_path: Path
-) -> None:
-    rec = generate_recording(tmp_path / "slow", SampleSpec(seconds=12, width=640, height=360, noise=True))
-    upload_recording(s3, "archive", "live/slow", rec)
-    first = start_worker(stack, logs_dir, "doomed")
-    devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
-    body = export_body(
-        stack["SESSION"], "alice", PDT_MS, 11_000, LivePath="live/slow", FileName="killed", export_type=2
+def outcomes(stack: dict[str, str]) -> dict[str, str]:
+    client = redis.Redis.from_url(stack["RESOURCED_REDIS_URL"], decode_responses=True)
+    return client.hgetall("resourced:metrics:exports")
+
+
+def clip_body(stack: dict[str, str], s3: Any, tmp_path: Path, name: str) -> dict[str, Any]:
+    """A 3 s stream-copy export of frames 25..99 of a 6 s recording, into the versioned bucket,
+    named `name`; the recording and the file are the broker's own (the bucket is shared)."""
+    rec = generate_recording(tmp_path / name, SampleSpec(seconds=6))
+    upload_recording(s3, "archive", f"live/{stack['TAG']}/{name}", rec)
+    return export_body(
+        stack["SESSION"],
+        "alice",
+        PDT_MS + 1000,
+        3000,
+        LivePath=f"live/{stack['TAG']}/{name}",
+        FileName=name,
+        storage_info=storage_info("archive", VERSIONED),
     )
-    requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
-    devstack.wait_for(lambda: job_hash(stack, "killed.mp4").get("state") == "running", "job running", 30)
-    os.killpg(first.pid, signal.SIGKILL)  # the whole worker: no chance to ack, abort or withdraw
-    first.wait(10)
-    second = start_worker(stack, logs_dir, "rescuer")
+
+
+def assert_exactly_once(s3: Any, answer: dict[str, Any], name: str, tmp_path: Path) -> None:
+    prefix = answer["S3Dir"] + "/"
+    listed = s3.list_object_versions(Bucket=VERSIONED, Prefix=prefix)
+    versions = sorted(v["Key"] for v in listed.get("Versions", []))
+    assert versions == [prefix + f"{name}.jpg", prefix + f"{name}.mp4"], versions  # one version each
+    assert listed.get("DeleteMarkers", []) == []
+    assert s3.list_multipart_uploads(Bucket=VERSIONED, Prefix=prefix).get("Uploads", []) == []
+    video = next(v for v in listed["Versions"] if v["Key"].endswith(".mp4"))
+    assert answer["Version"] == video["VersionId"]
+    s3.download_file(VERSIONED, prefix + f"{name}.mp4", str(tmp_path / f"{name}.mp4"))
+    assert frame_indices(tmp_path / f"{name}.mp4") == list(range(25, 100))
+
+
+def ask(stack: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    status, answer = poll_export(stack["WEB"], body, timeout_s=120)
+    assert (status, answer["ErrorCode"]) == (200, 5), answer
+    return answer
+
+
+def test_a_worker_frozen_during_its_final_upload_changes_nothing_when_it_wakes(
+    stack: dict[str, str], logs_dir: Path, s3: Any, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    body = clip_body(stack, s3, tmp_path, "frozen")
+    proxy.hold_once = FINAL_UPLOAD
+    first = start_worker(stack, logs_dir, "frozen")
+    second = None
     try:
-        status, answer = poll_export(stack["WEB"], body, timeout_s=120)
-        assert (status, answer["ErrorCode"]) == (200, 5), answer
-        record = job_hash(stack, "killed.mp4")
-        assert record["attempt"] == "2"  # the reaper requeued it; the dead attempt's message is stale
-        prefix = answer["S3Dir"] + "/"
-        keys = sorted(
-            o["Key"] for o in s3.list_objects_v2(Bucket="exports", Prefix=prefix).get("Contents", [])
+        devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
+        requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+        assert proxy.held.wait(120), "the export never reached its final upload"
+        os.killpg(first.pid, signal.SIGSTOP)  # frozen past its fence check, its Complete in flight
+        second = start_worker(stack, logs_dir, "rescuer")
+        answer = ask(stack, body)  # the second worker took over once the lease expired
+        assert job_hash(stack, "frozen.mp4")["attempt"] == "2"
+        proxy.release.set()  # the frozen attempt's CompleteMultipartUpload reaches S3 only now
+        os.killpg(first.pid, signal.SIGCONT)
+        devstack.wait_for(lambda: outcomes(stack).get("count:copy:lease_lost") == "1", "fenced off", 60)
+        assert_exactly_once(s3, answer, "frozen", tmp_path)
+        again = ask(stack, body)
+        assert (again["Version"], again["S3Dir"], again["LackLength"]) == (
+            answer["Version"],
+            answer["S3Dir"],
+            0,
         )
-        assert keys == [prefix + "killed.jpg", prefix + "killed.mp4"]  # exactly one video
-        uploads = s3.list_multipart_uploads(Bucket="exports", Prefix=prefix).get("Uploads", [])
-        assert uploads == []  # the killed attempt's multipart upload was aborted
+        assert outcomes(stack).get("count:copy:ready") == "1"
     finally:
-        devstack.stop(second, 20)
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGCONT)  # a stopped process would ignore SIGTERM
+        devstack.stop(first, 20)
+        if second is not None:
+            devstack.stop(second, 20)
+
+
+def test_a_worker_killed_during_its_final_upload_is_replaced_and_its_upload_adopted(
+    stack: dict[str, str], logs_dir: Path, s3: Any, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    body = clip_body(stack, s3, tmp_path, "killed")
+    proxy.hold_once = FINAL_UPLOAD
+    first = start_worker(stack, logs_dir, "doomed")
+    second = None
+    try:
+        devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
+        requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+        assert proxy.held.wait(120), "the export never reached its final upload"
+        os.killpg(first.pid, signal.SIGKILL)  # no chance to ack, abort, record or withdraw
+        first.wait(10)
+        proxy.release.set()  # its Complete had reached S3: the video exists, the job does not know
+        second = start_worker(stack, logs_dir, "rescuer")
+        answer = ask(stack, body)
+        assert job_hash(stack, "killed.mp4")["attempt"] == "2"  # the reaper requeued it
+        assert_exactly_once(s3, answer, "killed", tmp_path)  # adopted, not uploaded again
+    finally:
+        devstack.stop(first, 5)
+        if second is not None:
+            devstack.stop(second, 20)
+
+
+def test_redis_restart_mid_job(
+    broker: str, service_env: dict[str, str], logs_dir: Path, s3: Any, versioned: str, tmp_path: Path
+) -> None:
+    """While Redis is down the API answers a clear 503; afterwards the job completes, once."""
+    tag = "amqp" if broker else "redis"
+    store = devstack.RestartableRedis(tmp_path, logs_dir / f"redis-restart-{tag}.log")
+    store.start()
+    env = {**service_env, "RESOURCED_REDIS_URL": store.url, "CELERY_BROKER_URL": broker, **FAST_FAILOVER}
+    try:
+        with devstack.service(env, logs_dir, f"restart-{tag}") as base:
+            rec = generate_recording(
+                tmp_path / "rec", SampleSpec(seconds=12, width=640, height=360, noise=True)
+            )
+            upload_recording(s3, "archive", f"live/restart-{tag}", rec)
+            session = devstack.issue_session(env, "alice")
+            body = export_body(
+                session,
+                "alice",
+                PDT_MS,
+                7_000,
+                LivePath=f"live/restart-{tag}",
+                FileName="restart",
+                export_type=1,
+                storage_info=storage_info("archive", VERSIONED),
+            )
+            requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+            devstack.wait_for(
+                lambda: job_hash({"RESOURCED_REDIS_URL": store.url}, "restart.mp4").get("state") == "running",
+                "job running",
+                30,
+            )
+            store.stop()
+            down = requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=15)
+            assert down.status_code == 503
+            assert down.json()["ErrorCode"] == 6 and "unavailable" in down.json()["ErrorMessage"]
+            assert int(down.headers["Retry-After"]) > 0
+            assert requests.get(f"{base}/readyz", timeout=15).status_code == 503
+            store.start()
+            status, answer = poll_export(base, body, timeout_s=180)
+            assert (status, answer["ErrorCode"]) == (200, 5), answer
+            assert requests.get(f"{base}/readyz", timeout=15).status_code == 200
+            prefix = answer["S3Dir"] + "/"
+            listed = s3.list_object_versions(Bucket=VERSIONED, Prefix=prefix).get("Versions", [])
+            assert sorted(v["Key"] for v in listed) == [prefix + "restart.jpg", prefix + "restart.mp4"]
+            assert s3.list_multipart_uploads(Bucket=VERSIONED, Prefix=prefix).get("Uploads", []) == []
+            s3.download_file(VERSIONED, prefix + "restart.mp4", str(tmp_path / "restart.mp4"))
+            assert frame_indices(tmp_path / "restart.mp4") == list(range(0, 175))
+    finally:
+        store.stop()
 
 
 def test_three_workers_share_a_burst_and_run_each_job_once(
     stack: dict[str, str], logs_dir: Path, s3: Any, tmp_path: Path
 ) -> None:
-    upload_recording(
-        s3, "archive", "live/burst", generate_recording(tmp_path / "burst", SampleSpec(seconds=6))
-    )
+    live = f"live/burst-{stack['TAG']}"
+    upload_recording(s3, "archive", live, generate_recording(tmp_path / "burst", SampleSpec(seconds=6)))
     workers = [start_worker(stack, logs_dir, f"burst{i}") for i in range(3)]
     try:
         devstack.wait_workers(stack["RESOURCED_REDIS_URL"], count=3)
@@ -97,7 +262,7 @@ def test_three_workers_share_a_burst_and_run_each_job_once(
                 "alice",
                 PDT_MS + i * 100,
                 2000,
-                LivePath="live/burst",
+                LivePath=live,
                 FileName=f"burst{i}",
                 export_type=1,
             )
@@ -122,41 +287,6 @@ def test_three_workers_share_a_burst_and_run_each_job_once(
             devstack.stop(worker, 20)
 
 
-def test_redis_restart_mid_job(service_env: dict[str, str], logs_dir: Path, s3: Any, tmp_path: Path) -> None:
-    """While Redis is down the API answers a clear 503; afterwards the job completes, nothing restarted."""
-    store = devstack.RestartableRedis(tmp_path, logs_dir / "redis-restart.log")
-    store.start()
-    env = {**service_env, "RESOURCED_REDIS_URL": store.url, **FAST_FAILOVER}
-    try:
-        with devstack.service(env, logs_dir, "restart") as base:
-            rec = generate_recording(
-                tmp_path / "rec", SampleSpec(seconds=12, width=640, height=360, noise=True)
-            )
-            upload_recording(s3, "archive", "live/restart", rec)
-            session = devstack.issue_session(env, "alice")
-            body = export_body(
-                session, "alice", PDT_MS, 11_000, LivePath="live/restart", FileName="restart", export_type=2
-            )
-            requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
-            devstack.wait_for(
-                lambda: job_hash({"RESOURCED_REDIS_URL": store.url}, "restart.mp4").get("state") == "running",
-                "job running",
-                30,
-            )
-            store.stop()
-            down = requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=15)
-            assert down.status_code == 503
-            assert down.json()["ErrorCode"] == 6 and "unavailable" in down.json()["ErrorMessage"]
-            assert int(down.headers["Retry-After"]) > 0
-            assert requests.get(f"{base}/readyz", timeout=15).status_code == 503
-            store.start()
-            status, answer = poll_export(base, body, timeout_s=120)
-            assert (status, answer["ErrorCode"]) == (200, 5), answer
-            assert requests.get(f"{base}/readyz", timeout=15).status_code == 200
-    finally:
-        store.stop()
-
-
 def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
     service_env: dict[str, str], logs_dir: Path, s3: Any, s3_endpoint: str, tmp_path: Path
 ) -> None:
@@ -171,7 +301,8 @@ def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
             "RESOURCED_REDIS_URL": url,
             "RESOURCED_S3_ENDPOINT_URL": proxy.url,
             "RESOURCED_S3_MAX_ATTEMPTS": "3",
-            "RESOURCED_TASK_RETRY_BASE_S": "0.2",
+            "RESOURCED_TASK_RETRY_BASE_S": "1",
+            "RESOURCED_TASK_MAX_RETRIES": "2",
         }
         with devstack.service(env, logs_dir, "faults") as base:
             session = devstack.issue_session(env, "alice")
@@ -180,8 +311,19 @@ def test_s3_faults_are_retried_and_a_permanent_one_fails_clearly(
             assert (status, answer["ErrorCode"]) == (200, 5), answer
             assert max(n for path, n in proxy.seen.items() if "/live/flaky/" in path) >= 3  # it was retried
             broken = export_body(session, "alice", PDT_MS, 3000, LivePath="live/broken", FileName="broken")
-            status, answer = poll_export(base, broken, timeout_s=90)
+            status, answer = poll_export(base, broken, timeout_s=120)
             assert (status, answer["ErrorCode"]) == (500, 6), answer
             assert (
                 "storage kept failing" in answer["ErrorMessage"] and "InternalError" in answer["ErrorMessage"]
             )
+            counts = redis.Redis.from_url(url, decode_responses=True).hgetall("resourced:metrics:exports")
+            assert counts.get("count:copy:retried_out") == "1"  # a system failure reaches the metric
+
+
+def test_queue_depth_is_read_from_the_broker_in_use(stack: dict[str, str], s3: Any, tmp_path: Path) -> None:
+    """Redis lists or RabbitMQ queue counts: an export nobody consumes yet shows as waiting."""
+    body = clip_body(stack, s3, tmp_path, "waiting")
+    answer = requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, timeout=10).json()
+    assert answer["ErrorCode"] == 1, answer
+    metrics = requests.get(f"{stack['WEB']}/metrics", timeout=10).text
+    assert 'resourced_queue_depth{queue="export.copy"} 1.0' in metrics, metrics

@@ -9,24 +9,33 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import suppress
 from dataclasses import dataclass
+
+import redis
 
 from tasks.estimate import speed_kind
 from tasks.jobs import ErrorCode, ExportSpec
-from tasks.outcomes import record_outcome
+from tasks.leases import AttemptLease, LeaseLost
+from tasks.outcomes import LEASE_LOST, READY, record_outcome
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
-from tasks.store import RESTORING_STEP, ExportJobStore
+from tasks.store import ExportJobStore, JobRecord
 from workers.errors import ExportError, SegmentsArchived
 from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import LeaseKeeper
 from workers.jobs.progress import ThrottledProgress
 
 log = logging.getLogger(__name__)
 
+# Failures that a later try may fix (S3 5xx/throttling after botocore's own retries, a network or
+# Redis blip): the task retries these, and only these, with backoff.
+RETRYABLE = (TransientStorageError, redis.ConnectionError, redis.TimeoutError, ConnectionError)
+
 
 @dataclass(frozen=True)
 class JobOutcome:
-    state: str  # ready, failed, or why nothing was done (stale, missing, ready, failed)
+    state: str  # ready, failed, restoring, fenced, or why nothing was done (stale, held, missing, ...)
     error_code: int = 0
     wall_s: float = 0.0
 
@@ -39,42 +48,76 @@ def process_export(
     settings: Settings,
     worker: str,
 ) -> JobOutcome:
-    claimed = jobs.claim(job_id, attempt, worker)
+    claimed = jobs.claim(job_id, attempt, worker, settings.lease_ttl_s)
     if claimed != "running":
         log.info("export not run", extra={"job_id": job_id, "reason": claimed})
         return JobOutcome(claimed)
     record = jobs.get(job_id)
     if record is None:
         return JobOutcome("missing")
-    report = ThrottledProgress(lambda fraction, step: jobs.progress(job_id, attempt, fraction, step))
+    lease = AttemptLease(jobs.redis, job_id, attempt, settings.lease_ttl_s)
+    keep_uploads_s = max(settings.job_ttl_s, settings.restore_wait_s)
     started = time.monotonic()
+    admission = f"{job_id}@{record.created_at:.6f}"  # what this job's attempts may adopt of each other's
+    with LeaseKeeper(lease, keep_uploads_s, admission) as keeper:
+        try:
+            return _run_attempt(record, attempt, jobs, store, settings, keeper, started)
+        except LeaseLost as exc:
+            count(jobs, record.spec, LEASE_LOST, time.monotonic() - started)
+            log.warning(
+                "export attempt fenced off", extra={"job_id": job_id, "attempt": attempt, "reason": str(exc)}
+            )
+            return JobOutcome("fenced", 0, time.monotonic() - started)
+        except RETRYABLE:
+            with suppress(redis.RedisError):  # Redis itself away: the reaper requeues once the lease expires
+                jobs.release(job_id, attempt)  # so the task's retry finds it queued under this attempt
+            raise
+
+
+def _run_attempt(
+    record: JobRecord,
+    attempt: int,
+    jobs: ExportJobStore,
+    store: ObjectStore,
+    settings: Settings,
+    keeper: LeaseKeeper,
+    started: float,
+) -> JobOutcome:
+    job_id = record.job_id
+    throttled = ThrottledProgress(lambda fraction, step: jobs.progress(job_id, attempt, fraction, step))
+
+    def report(step: str, fraction: float) -> None:
+        keeper.raise_if_lost()  # a fenced-off attempt stops at its next progress report
+        throttled(step, fraction)
+
     try:
-        result = run_export(record.spec, store, settings, report)
+        result = run_export(record.spec, store, settings, report, keeper)
     except SegmentsArchived as exc:
         start_restores(store, record.spec, exc.keys, settings)
-        jobs.progress(job_id, attempt, 0.0, RESTORING_STEP)
+        if not jobs.park(job_id, attempt, settings.restore_wait_s):
+            raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before parking") from exc
         log.info("export waits for a restore", extra={"job_id": job_id, "segments": len(exc.keys)})
         return JobOutcome("restoring", int(exc.code), time.monotonic() - started)
     except ExportError as exc:
-        jobs.fail(job_id, attempt, exc.code, exc.message)
-        record_outcome(
-            jobs.redis,
-            int(record.spec.export_type),
-            f"error{int(exc.code)}",
-            time.monotonic() - started,
-            0,
-            None,
-        )
+        if not jobs.fail(job_id, attempt, exc.code, exc.message):
+            raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before failing") from exc
+        count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
         log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
         return JobOutcome("failed", int(exc.code), time.monotonic() - started)
     wall = time.monotonic() - started
-    jobs.finish(job_id, attempt, result)
+    if not jobs.finish(job_id, attempt, result):
+        raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before its result")
     waited = time.time() - record.created_at
     wait_error = waited - record.estimate_s if record.estimate_s > 0 else None
-    record_outcome(jobs.redis, int(record.spec.export_type), "ready", wall, result.size_bytes, wait_error)
+    record_outcome(jobs.redis, int(record.spec.export_type), READY, wall, result.size_bytes, wait_error)
     jobs.record_speed(speed_kind(record.spec), record.spec.duration_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)
+
+
+def count(jobs: ExportJobStore, spec: ExportSpec, outcome: str, wall_s: float) -> None:
+    """One export outcome (other than ready) into resourced_exports_total."""
+    record_outcome(jobs.redis, int(spec.export_type), outcome, wall_s, 0, None)
 
 
 def start_restores(store: ObjectStore, spec: ExportSpec, keys: list[str], settings: Settings) -> None:
@@ -90,6 +133,15 @@ def start_restores(store: ObjectStore, spec: ExportSpec, keys: list[str], settin
             log.warning("restore refused", extra={"key": key, "reason": str(exc)})
 
 
-def record_failure(jobs: ExportJobStore, job_id: str, attempt: int, reason: str) -> None:
-    """The last word on a job whose task gave up: failed with the reason, never stuck at 1."""
-    jobs.fail(job_id, attempt, ErrorCode.FAILED, reason)
+def record_failure(jobs: ExportJobStore, job_id: str, attempt: int, reason: str, outcome: str) -> str:
+    """The last word on a job whose task gave up: failed with the reason, never stuck at 1, and
+    counted under `outcome`; an attempt fenced off meanwhile changes nothing and counts as such."""
+    record = jobs.get(job_id)
+    if record is None:
+        return "missing"
+    wall = time.time() - (record.started_at or record.created_at)
+    if not jobs.fail(job_id, attempt, ErrorCode.FAILED, reason):
+        count(jobs, record.spec, LEASE_LOST, wall)
+        return "fenced"
+    count(jobs, record.spec, outcome, wall)
+    return "failed"

@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tasks import ownership
-from tasks.images import ImageStore
+from tasks.images import CACHE_CONTROL, ImageStore
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
-from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectStore, Uploaded
+from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectStore, StorageError, Uploaded
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
+from workers.jobs.fencing import JOB_META, UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
 from workers.media.remux import ClipStats, ParametersChanged, remux
@@ -110,13 +111,33 @@ def cut_clip(
     return stats
 
 
-def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path) -> Uploaded:
-    """The clip's first frame, as a JPEG beside the video, stored under the image bed's rules."""
+def upload_poster(
+    store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED, mark: str = ""
+) -> Uploaded:
+    """The clip's first frame, as a JPEG beside the video, owned as the image bed would own it.
+
+    Sent as a one-part multipart upload so that, like the video, it is recorded on the job before
+    it is sent and completed only under the fence: a fenced-off attempt can never add a version."""
     jpeg = first_frame_jpeg(clip)
     dest = spec.destination
-    images = ImageStore(store, dest.bucket, dest.region)
-    ref = images.ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1])
-    return images.put(ref, jpeg, "image/jpeg", ownership.export_writer(spec))
+    key = ImageStore(store, dest.bucket, dest.region).ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1]).key
+    earlier = adopted(fence, store, dest.bucket, key, dest.region, mark)
+    if earlier is not None:
+        return earlier
+    metadata = {**ownership.export_writer(spec).metadata, JOB_META: mark}
+    upload = store.start_multipart(dest.bucket, key, "image/jpeg", dest.region, metadata, CACHE_CONTROL)
+    try:
+        fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
+        upload.upload_part(1, jpeg)
+        fence.check()
+        return upload.complete()
+    except StorageError:
+        upload.abort()
+        completion_failed(fence)
+        raise
+    except BaseException:
+        upload.abort()
+        raise
 
 
 def cut_and_upload(
@@ -127,11 +148,26 @@ def cut_and_upload(
     clip: Path,
     report: Report,
     smart_cut: bool,
+    fence: Fence = UNFENCED,
 ) -> tuple[ClipStats, Uploaded, Uploaded | None]:
-    """Cut while the upload streams; the poster frame goes up beside the video's last parts."""
+    """Cut while the upload streams; the poster frame goes up beside the video's last parts and
+    is in place before the video completes. An audio-only clip has no poster (ImagePath "")."""
     dest = spec.destination
+    take_over(fence, store)
     if (refused := ownership.export_refusal(store, spec)) is not None:  # before any byte is written
         raise ExportError(ErrorCode.AUTH, refused)
+    mark = object_mark(fence, [s.key for s in segments])
+    metadata = {**ownership.export_writer(spec).metadata, JOB_META: mark}
+    earlier = adopted(fence, store, dest.bucket, spec.video_key, dest.region, mark)
+    if earlier is not None:  # an earlier attempt completed the video before it was fenced off
+        stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)  # for stats and poster
+        report("uploading", 0.88)
+        poster = upload_poster(store, spec, clip, fence, mark) if stats.video_frames else None
+        return stats, earlier, poster
+
+    def record(upload_id: str) -> None:
+        fence.record_upload(dest.bucket, spec.video_key, dest.region, upload_id)
+
     try:
         with StreamingMp4Upload(
             store,
@@ -141,26 +177,42 @@ def cut_and_upload(
             clip,
             settings.upload_part_mib * 1024 * 1024,
             settings.upload_concurrency,
-            metadata=ownership.export_writer(spec).metadata,
+            metadata=metadata,
+            on_started=record,
         ) as upload:
             stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
-                # an audio-only clip has no picture: no poster, and ImagePath is ""
-                poster = side.submit(upload_poster, store, spec, clip) if stats.video_frames else None
-                uploaded = upload.finish()
-                poster_uploaded = poster.result() if poster is not None else None
+                pending = (
+                    side.submit(upload_poster, store, spec, clip, fence, mark) if stats.video_frames else None
+                )
+
+                def poster_then_fence() -> None:
+                    if pending is not None:
+                        pending.result()
+                    fence.check()
+
+                try:
+                    uploaded = upload.finish(before_complete=poster_then_fence)
+                except StorageError:
+                    completion_failed(fence)  # aborted by a newer attempt: LeaseLost
+                    raise
+                poster_uploaded = pending.result() if pending is not None else None
     except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
-        metadata = ownership.export_writer(spec).metadata
+        poster_uploaded = upload_poster(store, spec, clip, fence, mark) if stats.video_frames else None
+        fence.check()
         uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region, metadata)
-        poster_uploaded = upload_poster(store, spec, clip) if stats.video_frames else None
     return stats, uploaded, poster_uploaded
 
 
 def run_export(
-    spec: ExportSpec, store: ObjectStore, settings: Settings, report: Report = _no_report
+    spec: ExportSpec,
+    store: ObjectStore,
+    settings: Settings,
+    report: Report = _no_report,
+    fence: Fence = UNFENCED,
 ) -> ExportResult:
     report("indexing", 0.0)
     segments = segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms)
@@ -174,7 +226,7 @@ def run_export(
         while True:
             try:
                 stats, uploaded, poster = cut_and_upload(
-                    spec, store, settings, segments, clip, report, smart_cut
+                    spec, store, settings, segments, clip, report, smart_cut, fence
                 )
                 break
             except SpliceRejected:

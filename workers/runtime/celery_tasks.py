@@ -9,42 +9,60 @@ deterministic keys.
 from __future__ import annotations
 
 import logging
-import random
 import time
+from typing import Any
 
-import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks import logs
 from tasks.celery_app import Queue, TaskName
+from tasks.outcomes import CRASHED, RETRIED_OUT, TIMED_OUT
 from tasks.restore_store import RestoreJobStore
 from tasks.settings import Settings
-from tasks.storage import TransientStorageError
-from workers.jobs.export_attempt import process_export, record_failure
+from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
 from workers.jobs.restore import advance, deliver_result, next_delivery_in
 from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = (TransientStorageError, redis.ConnectionError, redis.TimeoutError, ConnectionError)
-MAX_RETRIES = 5
+RETRY_BACKOFF_MAX_S = 300  # a retry waits at most five minutes, so a job never looks dead for long
 
 
-def backoff_s(retries: int, base: float = 5.0, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter, so retries of a burst do not arrive together."""
-    return random.uniform(0, min(cap, base * 2**retries))
+class ExportTask(Task):
+    """What Celery does once the export's retries are spent: the job ends as ErrorCode 6 with
+    the reason, counted as retried out. Every other failure is recorded in the task body."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        job_id, attempt = args[0], int(args[1])
+        if isinstance(exc, RETRYABLE):
+            record_failure(runtime().jobs, job_id, attempt, f"storage kept failing: {exc}", RETRIED_OUT)
+
+
+def retry_options(settings: Settings) -> dict[str, Any]:
+    """Celery's own retry machinery: a NARROW tuple, exponential backoff from the configured base
+    with full jitter (a burst's retries do not arrive together), capped, and a maximum. Celery
+    rounds the base to whole seconds, at least 1."""
+    return {
+        "autoretry_for": RETRYABLE,
+        "retry_backoff": settings.task_retry_base_s,
+        "retry_backoff_max": RETRY_BACKOFF_MAX_S,
+        "retry_jitter": True,
+        "max_retries": settings.task_max_retries,
+    }
 
 
 def register_tasks(celery: Celery, settings: Settings) -> None:
     @celery.task(
         name=TaskName.EXPORT.value,
+        shared=False,  # bound to this app only: a second app (a test's) registers its own
+        base=ExportTask,
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
-        max_retries=MAX_RETRIES,
         soft_time_limit=settings.export_soft_limit_s,
         time_limit=settings.export_hard_limit_s,
+        **retry_options(settings),
     )
     def export(self: Task, job_id: str, attempt: int) -> str:
         rt = runtime()
@@ -64,22 +82,15 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
                 )
             return outcome.state
         except SoftTimeLimitExceeded:
-            record_failure(
-                rt.jobs, job_id, attempt, f"export timed out after {rt.settings.export_soft_limit_s} s"
-            )
-            return "failed"
+            reason = f"export timed out after {rt.settings.export_soft_limit_s} s"
+            return record_failure(rt.jobs, job_id, attempt, reason, TIMED_OUT)
         except RETRYABLE as exc:
-            if self.request.retries >= MAX_RETRIES:
-                record_failure(rt.jobs, job_id, attempt, f"storage kept failing: {exc}")
-                return "failed"
             log.warning("export will retry", extra={"reason": str(exc), "retries": self.request.retries})
-            raise self.retry(
-                exc=exc, countdown=backoff_s(self.request.retries, runtime().settings.task_retry_base_s)
-            ) from exc
+            raise  # autoretry_for: Celery retries it with backoff, then on_failure records it
         except Exception as exc:
             log.exception("export crashed")
-            record_failure(rt.jobs, job_id, attempt, f"internal error: {type(exc).__name__}: {exc}")
-            return "failed"
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            return record_failure(rt.jobs, job_id, attempt, reason, CRASHED)
         finally:
             logs.job_id.reset(token)
 
@@ -87,11 +98,12 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
 def register_restore_tasks(celery: Celery, settings: Settings) -> None:
     @celery.task(
         name=TaskName.RESTORE_POLL.value,
+        shared=False,
         bind=True,
         acks_late=True,
         soft_time_limit=300,
         time_limit=360,
-        max_retries=MAX_RETRIES,
+        **retry_options(settings),
     )
     def restore_poll(self: Task, task_id: str) -> str:
         """Start or check the job's restores; re-enqueued with a countdown until all settle."""
@@ -102,11 +114,9 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
             return job.state if job else "missing"
         try:
             settled = advance(job, rt.store)
-        except RETRYABLE as exc:
+        except RETRYABLE:
             restores.save(job)
-            raise self.retry(
-                exc=exc, countdown=backoff_s(self.request.retries, runtime().settings.task_retry_base_s)
-            ) from exc
+            raise  # autoretry_for
         restores.save(job)
         if not settled:
             celery.send_task(
@@ -120,7 +130,13 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
             celery.send_task(TaskName.CALLBACK_DELIVER.value, args=[task_id], queue=Queue.CALLBACK.value)
         return "settled"
 
-    @celery.task(name=TaskName.CALLBACK_DELIVER.value, acks_late=True, soft_time_limit=120, time_limit=150)
+    @celery.task(
+        name=TaskName.CALLBACK_DELIVER.value,
+        shared=False,
+        acks_late=True,
+        soft_time_limit=120,
+        time_limit=150,
+    )
     def callback_deliver(task_id: str) -> str:
         """One signed delivery; on failure the next is scheduled with backoff until the window closes."""
         rt = runtime()

@@ -37,18 +37,29 @@ def _worker_info(consumer: Any) -> WorkerInfo:
 def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
     rt = runtime()
     ttl = rt.settings.heartbeat_ttl_s
-    every = min(HEARTBEAT_EVERY_S, max(1.0, ttl / 3))
+    # Reap often enough that a job is taken over soon after its lease expires.
+    every = min(HEARTBEAT_EVERY_S, max(0.5, ttl / 3), max(0.5, rt.settings.lease_ttl_s / 3))
 
     def enqueue(job_id: str, attempt: int, queue: str) -> None:
         celery.send_task(
-            TaskName.EXPORT.value, args=[job_id, attempt], queue=queue or Queue.EXPORT_COPY.value
+            TaskName.EXPORT.value,
+            args=[job_id, attempt],
+            queue=queue or Queue.EXPORT_COPY.value,
+            task_id=f"export-{job_id}-{attempt}",  # as the API names them: Flower shows the attempt
         )
 
     lost_queued_s = rt.settings.export_hard_limit_s * 2 + 60  # past the broker's visibility timeout
     while not _stop.is_set():
         try:
             announce(rt.redis, info, ttl)
-            reap(rt.jobs, rt.redis, enqueue, rt.settings.reap_stale_s, lost_queued_s)
+            reap(
+                rt.jobs,
+                rt.redis,
+                enqueue,
+                lost_queued_s,
+                rt.settings.max_export_attempts,
+                parked_quiet_s=rt.settings.restore_poll_s * 3 + 60,  # three polls missed
+            )
         except Exception as exc:  # Redis down: keep beating; the API treats us as gone meanwhile
             log.warning("heartbeat failed", extra={"reason": str(exc)})
         _stop.wait(every)
@@ -58,7 +69,7 @@ def serve_metrics(info: WorkerInfo, port: int) -> None:
     """This worker's slots and encoders, and the cluster's export metrics, for Prometheus."""
     registry = CollectorRegistry()
     rt = runtime()
-    registry.register(ClusterCollector(rt.redis, rt.jobs))
+    registry.register(ClusterCollector(rt.redis, rt.jobs, rt.settings.broker_url))
     slots = Gauge(
         "resourced_worker_slots",
         "Concurrent exports this worker runs",

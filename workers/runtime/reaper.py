@@ -1,6 +1,11 @@
-"""Jobs whose worker vanished (killed, node lost) go back to the queue instead of hanging at
-"processing" until the broker's visibility timeout. Every worker runs this from its heartbeat
-thread under a Redis lock, so reaping needs no scheduler process and survives any one node."""
+"""Jobs whose attempt lost its lease (worker killed, frozen, cut off from Redis) go back to the
+queue as a new attempt, up to a cap; jobs whose queue message was lost are sent again. Every
+worker runs this from its heartbeat thread under a Redis lock, so reaping needs no scheduler
+process and survives any one node.
+
+The reaper decides on expired leases only, never on how long ago progress was written: several
+phases of an export (a decode check, the final upload, botocore's retries) write none.
+"""
 
 from __future__ import annotations
 
@@ -12,56 +17,90 @@ from collections.abc import Callable
 import redis
 
 from tasks import keys
-from tasks.registry import live_workers
-from tasks.store import RESTORING_STEP, ExportJobStore, JobState
+from tasks.jobs import ErrorCode
+from tasks.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
+from tasks.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, int, str], None]  # job_id, attempt, queue
-SILENT_FACTOR = 5  # progress is written every second while an export runs; 5x the stale limit is dead
 
 
 def reap(
-    jobs: ExportJobStore, client: redis.Redis, enqueue: Enqueue, stale_s: float, lost_queued_s: float
+    jobs: ExportJobStore,
+    client: redis.Redis,
+    enqueue: Enqueue,
+    lost_queued_s: float,
+    max_attempts: int,
+    parked_quiet_s: float | None = None,
 ) -> int:
-    """Requeue running jobs of gone workers, and queued jobs whose message was lost; returns count."""
+    """Requeue (or, past `max_attempts`, fail) jobs without a live attempt; returns how many.
+    With `parked_quiet_s`, a job parked for a restore that nobody looked at for that long (its
+    countdown message held by a worker that died) is sent again under its own attempt."""
     lock = client.lock(keys.REAPER_LOCK, timeout=60, blocking_timeout=0)
     if not lock.acquire():
         return 0
     try:
-        alive = {w.name for w in live_workers(client)}
         now = time.time()
-        requeued = 0
+        acted = 0
         for job_id in jobs.active_ids():
             record = jobs.get(job_id)
             if record is None:
                 jobs.forget_active(job_id)  # expired record: free its admission slot
                 continue
-            idle = now - (record.updated_at or record.created_at)
-            running = record.state is JobState.RUNNING
-            # A live worker whose job fell silent (its task died while Redis was away) counts too.
-            gone = (
-                running and idle > stale_s and (record.worker not in alive or idle > SILENT_FACTOR * stale_s)
-            )
-            lost = record.state is JobState.QUEUED and idle > lost_queued_s
-            if record.step == RESTORING_STEP and record.worker in alive:
-                continue
-            if not (gone or lost):
-                continue
-            attempt = jobs.requeue(job_id, record.attempt)
-            if attempt:
-                enqueue(job_id, attempt, record.queue)
-                requeued += 1
-                log.warning(
-                    "export requeued",
-                    extra={
-                        "job_id": job_id,
-                        "attempt": attempt,
-                        "worker": record.worker,
-                        "reason": "worker gone" if gone else "message lost",
-                    },
-                )
-        return requeued
+            reason = _why_orphaned(jobs, record, now, lost_queued_s)
+            if reason and _act(jobs, client, enqueue, record, reason, max_attempts):
+                acted += 1
+        if parked_quiet_s is not None:
+            acted += _resend_parked(jobs, enqueue, now - parked_quiet_s)
+        return acted
     finally:
         with contextlib.suppress(redis.exceptions.LockError):
             lock.release()
+
+
+def _resend_parked(jobs: ExportJobStore, enqueue: Enqueue, before: float) -> int:
+    sent = 0
+    for job_id in jobs.parked_since(before):
+        record = jobs.get(job_id)
+        parked = record is not None and record.state is JobState.RUNNING and record.step == RESTORING_STEP
+        jobs.touch_parked(job_id, parked)
+        if record is not None and parked:
+            enqueue(job_id, record.attempt, record.queue)  # a duplicate is harmless: one claim wins
+            log.warning("restore poll sent again", extra={"job_id": job_id, "attempt": record.attempt})
+            sent += 1
+    return sent
+
+
+def _why_orphaned(jobs: ExportJobStore, record: JobRecord, now: float, lost_queued_s: float) -> str:
+    if record.state is JobState.RUNNING and not jobs.lease_held(record.job_id):
+        return "lease expired"
+    idle = now - (record.updated_at or record.created_at)
+    if record.state is JobState.QUEUED and idle > lost_queued_s:
+        return "message lost"
+    return ""
+
+
+def _act(
+    jobs: ExportJobStore,
+    client: redis.Redis,
+    enqueue: Enqueue,
+    record: JobRecord,
+    reason: str,
+    max_attempts: int,
+) -> bool:
+    extra = {"job_id": record.job_id, "attempt": record.attempt, "worker": record.worker, "reason": reason}
+    if record.attempt >= max_attempts:
+        message = f"gave up after {record.attempt} attempt(s): the last one's {reason} (worker lost)"
+        if not jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
+            return False
+        wall = time.time() - (record.started_at or record.created_at)
+        record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, wall, 0, None)
+        log.error("export attempts exhausted", extra=extra)
+        return True
+    attempt = jobs.requeue(record.job_id, record.attempt)
+    if not attempt:
+        return False  # renewed or finished meanwhile
+    enqueue(record.job_id, attempt, record.queue)
+    log.warning("export requeued", extra={**extra, "attempt": attempt})
+    return True

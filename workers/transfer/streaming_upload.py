@@ -6,6 +6,9 @@ The muxer writes ftyp, mdat (growing) and, at the end, moov. Media bytes past th
 its chunk offsets shifted, and the held-back start of mdat: the object in S3 is a faststart MP4
 (moov first), with no second pass over the file. Parts can complete in any order; S3 orders
 them by number. Any failure aborts the multipart upload, so no half object is ever visible.
+
+Only this upload's own UploadId is ever aborted here: uploads other attempts of the same job left
+on the key are theirs, and a later attempt aborts them by the ids recorded on the job record.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -39,8 +43,10 @@ class StreamingMp4Upload:
         concurrency: int,
         hold_bytes: int = HOLD_BYTES,
         metadata: dict[str, str] | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> None:
-        self.metadata = metadata or {}  # the object's owner (tasks/ownership.py)
+        """`on_started(upload_id)` runs before any part is sent: the job records the id there (and
+        refuses, raising, when this attempt no longer holds the job)."""
         self.store, self.bucket, self.key, self.region, self.path = store, bucket, key, region, path
         self.part_bytes = max(part_bytes, 5 * MIB)
         self.hold_bytes = max(hold_bytes, 5 * MIB + 64 * 1024)
@@ -51,13 +57,20 @@ class StreamingMp4Upload:
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="upload-watch", daemon=True)
         self._upload: MultipartUpload | None = None
+        self._metadata, self._on_started = metadata, on_started
 
     def __enter__(self) -> StreamingMp4Upload:
-        # Keys are deterministic per job, so uploads pending on ours are a killed attempt's leftovers.
-        self.store.abort_leftover_uploads(self.bucket, self.key, self.region)
         self._upload = self.store.start_multipart(
-            self.bucket, self.key, "video/mp4", self.region, self.metadata
+            self.bucket, self.key, "video/mp4", self.region, metadata=self._metadata
         )
+        if self._on_started is not None:
+            try:
+                self._on_started(self._upload.upload_id)
+            except BaseException:
+                self._upload.abort()
+                self._upload = None
+                self._pool.shutdown(wait=False)
+                raise
         self._watcher.start()
         return self
 
@@ -99,8 +112,9 @@ class StreamingMp4Upload:
             os.close(fd)
         self._upload.upload_part(number, data)
 
-    def finish(self) -> Uploaded:
-        """Call once the muxer has closed the file: ship the rest, then part 1, then complete."""
+    def finish(self, before_complete: Callable[[], None] | None = None) -> Uploaded:
+        """Call once the muxer has closed the file: ship the rest, then part 1, then complete.
+        `before_complete` runs once every part is up, right before CompleteMultipartUpload."""
         self._halt()
         assert self._upload is not None
         boxes = top_level_boxes(self.path)
@@ -115,6 +129,8 @@ class StreamingMp4Upload:
         self._futures.append(self._pool.submit(self._upload.upload_part, 1, head))
         for future in self._futures:
             future.result()
+        if before_complete is not None:
+            before_complete()
         uploaded = self._upload.complete()
         self._upload = None
         return uploaded

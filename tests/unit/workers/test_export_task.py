@@ -1,0 +1,140 @@
+"""The export task: Celery's own retry options with a narrow tuple, and every way an export
+ends counted in resourced_exports_total (retried out, timed out, crashed, fenced off)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+from tasks.celery_app import TaskName, create_celery
+from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.leases import LeaseLost
+from tasks.outcomes import read_totals
+from tasks.settings import Settings
+from tasks.storage import ObjectStore, TransientStorageError
+from tasks.store import ExportJobStore, JobState
+from workers.errors import ExportError, NoMedia
+from workers.jobs import export_attempt
+from workers.jobs.export_attempt import RETRYABLE, JobOutcome, record_failure
+from workers.runtime import celery_tasks
+from workers.runtime.clients import Runtime
+
+SPEC = ExportSpec(
+    user="alice",
+    source=S3Location("archive", "us-east-1"),
+    live_path="live/cam",
+    start_ms=1000,
+    duration_ms=3000,
+    export_type=ExportType.H265,
+    destination=S3Location("exports", "us-east-1", "out"),
+    video_name="clip.mp4",
+)
+
+
+@pytest.fixture
+def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    settings = Settings(task_retry_base_s=1.0)
+    client = fakeredis.FakeRedis()
+    runtime = Runtime(settings, client, ObjectStore(settings), ExportJobStore(client, 3600))
+    monkeypatch.setattr(celery_tasks, "runtime", lambda: runtime)
+    runtime.jobs.admit(SPEC, "export.cpu", 10, 10)
+    return runtime
+
+
+@pytest.fixture
+def celery(rt: Runtime) -> Celery:
+    app = create_celery(rt.settings)
+    app.conf.task_always_eager = True  # retries run inline, countdowns skipped
+    celery_tasks.register_tasks(app, rt.settings)
+    return app
+
+
+def failing_with(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> list[int]:
+    calls: list[int] = []
+
+    def process_export(*_: Any) -> JobOutcome:
+        calls.append(1)
+        raise exc
+
+    monkeypatch.setattr(celery_tasks, "process_export", process_export)
+    return calls
+
+
+def outcome_counts(rt: Runtime) -> dict[tuple[str, str], int]:
+    return read_totals(rt.redis).counts
+
+
+def test_retries_are_celerys_own_with_a_narrow_tuple(celery: Celery) -> None:
+    task = celery.tasks[TaskName.EXPORT.value]
+    assert task.autoretry_for == RETRYABLE and Exception not in RETRYABLE
+    assert (task.retry_backoff, task.retry_jitter, task.max_retries) == (1.0, True, 5)
+    assert task.retry_backoff_max == 300 and task.acks_late
+
+
+def test_a_transient_failure_outlasting_the_retries_fails_the_job_and_is_counted(
+    celery: Celery, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = failing_with(monkeypatch, TransientStorageError("s3://archive/x: InternalError"))
+    result = celery.tasks[TaskName.EXPORT.value].apply(args=[SPEC.job_id, 1])
+    assert isinstance(result.result, TransientStorageError)
+    assert len(calls) == 6  # the first try and five retries
+    record = rt.jobs.get(SPEC.job_id)
+    assert record is not None and record.state is JobState.FAILED and record.error_code == 6
+    assert "storage kept failing" in record.error and "InternalError" in record.error
+    assert outcome_counts(rt) == {("h265", "retried_out"): 1}
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome", "reason"),
+    [
+        (SoftTimeLimitExceeded(), "timed_out", "timed out"),
+        (ZeroDivisionError("boom"), "crashed", "internal error: ZeroDivisionError: boom"),
+    ],
+)
+def test_timeouts_and_crashes_fail_the_job_and_are_counted(
+    celery: Celery,
+    rt: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    exc: BaseException,
+    outcome: str,
+    reason: str,
+) -> None:
+    calls = failing_with(monkeypatch, exc)
+    assert celery.tasks[TaskName.EXPORT.value].apply(args=[SPEC.job_id, 1]).result == "failed"
+    assert len(calls) == 1  # never retried
+    record = rt.jobs.get(SPEC.job_id)
+    assert record is not None and record.state is JobState.FAILED and reason in record.error
+    assert outcome_counts(rt) == {("h265", outcome): 1}
+
+
+def test_a_fenced_off_attempt_giving_up_changes_nothing_and_counts_as_lease_lost(rt: Runtime) -> None:
+    assert rt.jobs.claim(SPEC.job_id, 1, "w1") == "running"
+    rt.redis.delete(f"resourced:export:{SPEC.job_id}:lease")
+    assert rt.jobs.requeue(SPEC.job_id, 1) == 2
+    assert record_failure(rt.jobs, SPEC.job_id, 1, "timed out", "timed_out") == "fenced"
+    record = rt.jobs.get(SPEC.job_id)
+    assert record is not None and record.state is JobState.QUEUED and record.attempt == 2
+    assert outcome_counts(rt) == {("h265", "lease_lost"): 1}
+
+
+@pytest.mark.parametrize(
+    ("exc", "state", "outcome"),
+    [
+        (NoMedia("no recording covers the range"), "failed", "error4"),
+        (ExportError(ErrorCode.FAILED, "the recording cannot be exported"), "failed", "error6"),
+        (LeaseLost("fenced off"), "fenced", "lease_lost"),
+    ],
+)
+def test_refusals_and_fenced_attempts_are_counted_by_class(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, exc: Exception, state: str, outcome: str
+) -> None:
+    def run_export(*_: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(export_attempt, "run_export", run_export)
+    assert export_attempt.process_export(SPEC.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == state
+    assert outcome_counts(rt) == {("h265", outcome): 1}

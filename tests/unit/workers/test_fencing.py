@@ -1,0 +1,194 @@
+"""Fenced exports against S3 (moto in-process, a versioned bucket) and job records (fakeredis):
+a fenced-off attempt writes nothing, a new attempt aborts only earlier attempts' uploads, and
+a video an earlier attempt completed is adopted, never uploaded twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import fakeredis
+import pytest
+from moto import mock_aws
+
+from scripts.samples import SampleSpec, generate_recording
+from tasks import keys
+from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.leases import AttemptLease, LeaseLost
+from tasks.outcomes import read_totals
+from tasks.settings import Settings
+from tasks.storage import ObjectStore, StorageError
+from tasks.store import ExportJobStore, JobState
+from tests.helpers import upload_recording
+from tests.media import frame_indices
+from workers.jobs.export_attempt import process_export
+from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import JOB_META, LeaseKeeper, adopted, object_mark
+
+PDT_MS = 1_700_000_000_000
+SPEC = ExportSpec(
+    user="alice",
+    source=S3Location("archive", "us-east-1"),
+    live_path="live/cam",
+    start_ms=PDT_MS + 1000,
+    duration_ms=3000,
+    export_type=ExportType.COPY,
+    destination=S3Location("exports", "us-east-1", "out/job"),
+    video_name="clip.mp4",
+)
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="archive")
+        client.create_bucket(Bucket="exports")
+        client.put_bucket_versioning(Bucket="exports", VersioningConfiguration={"Status": "Enabled"})
+        upload_recording(
+            client, "archive", "live/cam", generate_recording(tmp_path / "rec", SampleSpec(seconds=6))
+        )
+        yield client
+
+
+@pytest.fixture
+def jobs() -> ExportJobStore:
+    return ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "work").mkdir()
+    return Settings(work_dir=str(tmp_path / "work"), lease_ttl_s=30)
+
+
+def versions(s3: Any) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for version in s3.list_object_versions(Bucket="exports").get("Versions", []):
+        found[version["Key"]] = found.get(version["Key"], 0) + 1
+    return found
+
+
+def admission(jobs: ExportJobStore) -> str:
+    record = jobs.get(SPEC.job_id)
+    assert record is not None
+    return f"{SPEC.job_id}@{record.created_at:.6f}"
+
+
+def take_over(jobs: ExportJobStore, attempt: int) -> None:
+    """What the reaper does once attempt `attempt` lost its lease."""
+    jobs.redis.delete(keys.export_lease(SPEC.job_id))
+    assert jobs.requeue(SPEC.job_id, attempt) == attempt + 1
+
+
+def test_an_attempt_fenced_off_mid_export_leaves_nothing(
+    s3: Any, jobs: ExportJobStore, settings: Settings
+) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    assert jobs.claim(SPEC.job_id, 1, "w1") == "running"
+
+    def report(step: str, fraction: float) -> None:
+        if step == "uploading":  # frozen right before its final upload; another attempt took over
+            take_over(jobs, 1)
+
+    with (
+        LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600, admission(jobs)) as fence,
+        pytest.raises(LeaseLost),
+    ):
+        run_export(SPEC, ObjectStore(settings), settings, report, fence)
+    assert versions(s3) == {}  # neither the video nor the poster
+    assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []  # its own were aborted
+
+
+def test_a_new_attempt_aborts_earlier_uploads_so_the_old_one_can_never_complete(
+    s3: Any, jobs: ExportJobStore, settings: Settings
+) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    jobs.claim(SPEC.job_id, 1, "w1")
+    store = ObjectStore(settings)
+    stale = store.start_multipart("exports", SPEC.video_key, "video/mp4")  # attempt 1, then frozen
+    AttemptLease(jobs.redis, SPEC.job_id, 1, 30).record_upload(
+        "exports", SPEC.video_key, "us-east-1", stale.upload_id, 3600
+    )
+    stale.upload_part(1, b"old bytes")
+    take_over(jobs, 1)
+    outcome = process_export(SPEC.job_id, 2, jobs, store, settings, "w2")
+    assert outcome.state == "ready"
+    # Attempt 1 wakes up: its upload is gone (S3 says NoSuchUpload; moto in-process, a KeyError).
+    with pytest.raises((StorageError, KeyError)):
+        stale.complete()
+    assert versions(s3) == {SPEC.video_key: 1, SPEC.image_key: 1}
+    assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []
+
+
+def test_a_video_an_earlier_attempt_completed_is_adopted_not_uploaded_again(
+    s3: Any, jobs: ExportJobStore, settings: Settings, tmp_path: Path
+) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    jobs.claim(SPEC.job_id, 1, "w1")
+    store = ObjectStore(settings)
+    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600, admission(jobs)) as fence:
+        first = run_export(SPEC, store, settings, fence=fence)  # uploads both, then is frozen
+    take_over(jobs, 1)
+    assert not jobs.finish(SPEC.job_id, 1, first)  # waking up, it cannot write its result
+    assert process_export(SPEC.job_id, 2, jobs, store, settings, "w2").state == "ready"
+    record = jobs.get(SPEC.job_id)
+    assert record is not None and record.state is JobState.READY and record.result is not None
+    assert record.result.version == first.version  # the one version there is
+    assert versions(s3) == {SPEC.video_key: 1, SPEC.image_key: 1}
+    s3.download_file("exports", SPEC.video_key, str(tmp_path / "clip.mp4"))
+    assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 100))
+    assert read_totals(jobs.redis).counts == {("copy", "ready"): 1}
+
+
+def test_a_stale_attempt_that_finishes_is_counted_as_fenced_off(
+    s3: Any, jobs: ExportJobStore, settings: Settings
+) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    store = ObjectStore(settings)
+    jobs.redis.hset(keys.export_job(SPEC.job_id), "attempt", "1")
+    assert jobs.claim(SPEC.job_id, 1, "w1") == "running"
+    take_over(jobs, 1)
+    assert process_export(SPEC.job_id, 1, jobs, store, settings, "w1").state == "stale"
+    assert versions(s3) == {}
+
+
+def test_only_the_same_admission_and_the_same_segments_are_ever_adopted(
+    s3: Any, jobs: ExportJobStore, settings: Settings
+) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    lease = AttemptLease(jobs.redis, SPEC.job_id, 2, 30)
+    fence = LeaseKeeper(lease, 3600, admission(jobs))
+    later = LeaseKeeper(lease, 3600, f"{SPEC.job_id}@1.000000")  # the same request, admitted again
+    mark = object_mark(fence, ["live/cam/0.ts", "live/cam/1.ts"])
+    assert mark != object_mark(later, ["live/cam/0.ts", "live/cam/1.ts"])
+    assert mark != object_mark(fence, ["live/cam/0.ts", "live/cam/1.ts", "live/cam/2.ts"])  # it grew
+    store = ObjectStore(settings)
+    store.put_bytes("exports", SPEC.video_key, b"x", "video/mp4", {JOB_META: mark})
+    assert adopted(fence, store, "exports", SPEC.video_key, "us-east-1", mark) is not None
+    other = object_mark(later, ["live/cam/0.ts", "live/cam/1.ts"])
+    assert adopted(later, store, "exports", SPEC.video_key, "us-east-1", other) is None
+
+
+def wait_until(check: Any, what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_the_keeper_renews_without_progress_and_notices_a_takeover(jobs: ExportJobStore) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    assert jobs.claim(SPEC.job_id, 1, "w1", lease_ttl_s=1.5) == "running"
+    lease_key = keys.export_lease(SPEC.job_id)
+    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 1.5), 3600, admission(jobs)) as keeper:
+        wait_until(lambda: 0 < jobs.redis.pttl(lease_key) < 1200, "the lease never ran down")
+        wait_until(lambda: jobs.redis.pttl(lease_key) > 1300, "the lease was never renewed")
+        take_over(jobs, 1)  # the reaper, had the lease lapsed
+        wait_until(lambda: keeper._lost.is_set(), "the keeper never noticed")
+        with pytest.raises(LeaseLost):
+            keeper.raise_if_lost()  # the next progress report stops the attempt
+        assert not jobs.redis.exists(lease_key)  # and it did not renew a lease that is not its own

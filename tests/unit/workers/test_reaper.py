@@ -1,0 +1,213 @@
+"""The reaper acts on expired leases (never on how old the progress is), caps attempts, and
+fences the attempt it replaced off every write."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from tasks import keys
+from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
+from tasks.leases import AttemptLease, LeaseLost
+from tasks.outcomes import read_totals
+from tasks.store import ExportJobStore, JobState
+from workers.runtime.reaper import reap
+
+RESULT = ExportResult("dst", "us-east-1", "x", "x/clip.mp4", "x/clip.jpg", "v1", 5000, 0, 10, "h264")
+
+
+def spec(start: int = 1000) -> ExportSpec:
+    return ExportSpec(
+        user="alice",
+        source=S3Location("src", "us-east-1"),
+        live_path="cam/1",
+        start_ms=start,
+        duration_ms=5000,
+        export_type=ExportType.H264,
+        destination=S3Location("dst", "us-east-1", "x"),
+        video_name="clip.mp4",
+    )
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, str]] = []
+
+    def __call__(self, job_id: str, attempt: int, queue: str) -> None:
+        self.calls.append((job_id, attempt, queue))
+
+
+@pytest.fixture
+def client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def jobs(client: fakeredis.FakeRedis) -> ExportJobStore:
+    return ExportJobStore(client, job_ttl_s=3600)
+
+
+def running(jobs: ExportJobStore, start: int = 1000) -> str:
+    job = spec(start)
+    jobs.admit(job, "export.cpu", 10, 10)
+    assert jobs.claim(job.job_id, 1, "w1", lease_ttl_s=30) == "running"
+    return job.job_id
+
+
+def expire_lease(client: fakeredis.FakeRedis, job_id: str) -> None:
+    client.delete(keys.export_lease(job_id))  # what the TTL does once the worker stops renewing
+
+
+def test_a_held_lease_keeps_the_job_however_old_its_progress(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    client.hset(keys.export_job(job_id), "updated_at", "1")  # no progress for decades
+    sent = Sent()
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 0
+    assert sent.calls == []
+    record = jobs.get(job_id)
+    assert record is not None and record.state is JobState.RUNNING and record.attempt == 1
+
+
+def test_an_expired_lease_is_requeued_as_the_next_attempt_and_fences_the_old_one(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    old = AttemptLease(client, job_id, 1, 30)
+    old.check()  # still ours
+    expire_lease(client, job_id)
+    sent = Sent()
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
+    assert sent.calls == [(job_id, 2, "export.cpu")]
+    record = jobs.get(job_id)
+    assert record is not None and record.state is JobState.QUEUED and record.attempt == 2
+    # The old attempt, waking up, can change nothing.
+    with pytest.raises(LeaseLost):
+        old.check()
+    assert not old.renew()
+    with pytest.raises(LeaseLost):
+        old.record_upload("dst", "x/clip.mp4", "us-east-1", "upload-1", 3600)
+    assert not jobs.progress(job_id, 1, 0.9, "uploading")
+    assert not jobs.finish(job_id, 1, RESULT)
+    assert jobs.claim(job_id, 1, "w1") == "stale"  # its redelivered message too
+    assert jobs.claim(job_id, 2, "w2") == "running"
+    assert AttemptLease(client, job_id, 2, 30).renew()
+
+
+def test_a_second_delivery_of_a_running_attempt_never_runs_beside_it(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    assert jobs.claim(job_id, 1, "w2") == "held"
+    expire_lease(client, job_id)
+    assert jobs.claim(job_id, 1, "w2") == "held"  # not even once the holder is silent: the reaper decides
+
+
+def test_attempts_are_capped_with_error_code_6_and_the_reason(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    sent = Sent()
+    for attempt in (1, 2):
+        expire_lease(client, job_id)
+        assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
+        assert jobs.claim(job_id, attempt + 1, "w") == "running"
+    expire_lease(client, job_id)
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
+    assert [a for _, a, _ in sent.calls] == [2, 3]  # no fourth attempt was sent
+    record = jobs.get(job_id)
+    assert record is not None and record.state is JobState.FAILED
+    assert record.error_code == int(ErrorCode.FAILED)
+    assert "gave up after 3 attempt(s)" in record.error and "lease expired" in record.error
+    assert jobs.active_count() == 0  # its admission slots are free
+    assert read_totals(client).counts[("h264", "attempts_exhausted")] == 1
+
+
+def test_a_renewed_lease_wins_over_a_reaper_that_looked_before(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    expire_lease(client, job_id)
+    assert AttemptLease(client, job_id, 1, 30).renew()  # the worker came back before the reaper acted
+    assert jobs.requeue(job_id, 1) == 0
+    assert not jobs.fail(job_id, 1, ErrorCode.FAILED, "gave up", unless_leased=True)
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job = spec()
+    jobs.admit(job, "export.copy", 10, 10)
+    sent = Sent()
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 0  # fresh: its message is waiting
+    client.hset(keys.export_job(job.job_id), "updated_at", "1")
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
+    assert sent.calls == [(job.job_id, 2, "export.copy")]
+
+
+def test_expired_records_free_their_slot_and_one_reaper_runs_at_a_time(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    client.delete(keys.export_job(job_id))
+    assert reap(jobs, client, Sent(), lost_queued_s=60, max_attempts=3) == 0
+    assert jobs.active_count() == 0
+    other = running(jobs, start=2000)
+    expire_lease(client, other)
+    lock = client.lock(keys.REAPER_LOCK, timeout=60)
+    assert lock.acquire()
+    assert reap(jobs, client, Sent(), lost_queued_s=60, max_attempts=3) == 0  # another worker reaps
+    lock.release()
+    assert reap(jobs, client, Sent(), lost_queued_s=60, max_attempts=3) == 1
+
+
+def test_a_job_waiting_for_a_restore_holds_no_slot_and_lives_as_long_as_the_restore(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    assert jobs.park(job_id, 1, keep_s=52 * 3600)
+    assert jobs.active_count() == 0 and client.zcard(keys.active_exports_of("alice")) == 0
+    assert client.ttl(keys.export_job(job_id)) > 48 * 3600
+    assert not jobs.lease_held(job_id)
+    assert not AttemptLease(client, job_id, 1, 30).renew()  # nothing keeps a lease while parked
+    sent = Sent()
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 0 and sent.calls == []
+    record = jobs.get(job_id)
+    assert record is not None and record.state is JobState.RUNNING and record.step == "restoring"
+    assert jobs.claim(job_id, 2, "w") == "stale"
+    assert jobs.claim(job_id, 1, "w") == "running"  # its poll resumes it, holding a slot again
+    assert jobs.active_count() == 1 and jobs.lease_held(job_id)
+
+
+def test_release_hands_the_attempt_back_for_a_task_retry(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    assert jobs.release(job_id, 1)
+    assert not jobs.lease_held(job_id)
+    assert jobs.claim(job_id, 1, "w2") == "running"
+    assert not jobs.release(job_id, 2)  # another attempt's release is refused
+
+
+def test_a_parked_job_nobody_looked_at_is_polled_again_under_its_own_attempt(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job_id = running(jobs)
+    assert jobs.park(job_id, 1, keep_s=52 * 3600)
+    sent = Sent()
+    assert (
+        reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 0
+    )  # polled lately
+    client.zadd(keys.PARKED_EXPORTS, {job_id: 1.0})  # its countdown message died with a worker
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 1
+    assert sent.calls == [(job_id, 1, "export.cpu")]
+    assert (
+        reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 0
+    )  # not again at once
+    assert jobs.claim(job_id, 1, "w") == "running"
+    client.zadd(keys.PARKED_EXPORTS, {job_id: 1.0})
+    assert (
+        reap(jobs, client, sent, lost_queued_s=60, max_attempts=3, parked_quiet_s=960) == 0
+    )  # resumed meanwhile
+    assert client.zscore(keys.PARKED_EXPORTS, job_id) is None
