@@ -11,7 +11,6 @@ import redis
 
 from tasks import keys
 
-HEARTBEAT_TTL_S = 30  # three missed beats and a worker is gone
 HEARTBEAT_EVERY_S = 10
 _CACHE_S = 5.0  # the API reads the registry at most this often per process
 
@@ -24,7 +23,8 @@ class WorkerInfo:
     encoders: tuple[str, ...]
 
 
-def announce(client: redis.Redis, info: WorkerInfo, ttl_s: int = HEARTBEAT_TTL_S) -> None:
+def announce(client: redis.Redis, info: WorkerInfo, ttl_s: int) -> None:
+    """Present for `ttl_s` (settings.heartbeat_ttl_s): a worker that stops beating is gone."""
     payload = asdict(info)
     client.set(keys.worker(info.name), json.dumps(payload), ex=ttl_s)
 

@@ -13,9 +13,8 @@ import pytest
 from botocore.credentials import CredentialProvider, RefreshableCredentials
 from botocore.stub import Stubber
 
-from tasks import storage
 from tasks.settings import Settings
-from tasks.storage import ObjectStore
+from tasks.storage import ObjectStore, signing
 
 DAY = 86_400
 
@@ -53,7 +52,7 @@ def expiring(monkeypatch: pytest.MonkeyPatch) -> ExpiringProvider:
         core.get_component("credential_provider").insert_before("env", provider)
         return real_session(botocore_session=core)
 
-    monkeypatch.setattr(storage.boto3.session, "Session", session)
+    monkeypatch.setattr(boto3.session, "Session", session)
     return provider
 
 
@@ -86,7 +85,7 @@ def test_a_url_lives_no_longer_than_its_expiring_credentials(
     expiring: ExpiringProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(storage.time, "monotonic", clock)
+    monkeypatch.setattr(signing.time, "monotonic", clock)
     store = ObjectStore(Settings(presign_ttl_s=DAY))
     calls = counting(store)
     url = store.url("exports", "a/clip.mp4")

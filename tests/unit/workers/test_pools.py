@@ -32,7 +32,7 @@ def test_encodes_go_to_gpu_only_while_a_gpu_worker_lives() -> None:
     client = fakeredis.FakeRedis()
     view = WorkerView(client)
     assert export_queue(spec(ExportType.H264), view) is Queue.EXPORT_CPU
-    announce(client, WorkerInfo("gpu@a", ("export.gpu",), 3, ("h264_nvenc",)))
+    announce(client, WorkerInfo("gpu@a", ("export.gpu",), 3, ("h264_nvenc",)), Settings().heartbeat_ttl_s)
     view = WorkerView(client)  # the cache is per instance; production refreshes every few seconds
     assert export_queue(spec(ExportType.H264), view) is Queue.EXPORT_GPU
     assert export_queue(spec(ExportType.COPY), view) is Queue.EXPORT_COPY  # copies never wait for a GPU

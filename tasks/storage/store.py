@@ -1,19 +1,12 @@
-"""The one place that talks to S3. botocore errors become this module's errors.
-
-Both the web process (image bed) and the workers (archive reads, uploads, thumbnails) use it,
-so the same key rules, retries and error mapping apply everywhere.
-"""
+"""ObjectStore: S3 (or an S3-compatible endpoint) behind one interface, for the web process and
+the workers alike, so the same retries, ranges and error mapping apply everywhere."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -21,139 +14,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.settings import Settings
-
-URL_CACHE_SIZE = 10_000
-ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # unreadable until restored
-# Intelligent-Tiering objects that moved to its archive tiers are just as unreadable (HEAD says so
-# in ArchiveStatus / x-amz-archive-status); their restore takes no Days.
-ARCHIVE_TIERS = frozenset({"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"})
-SIGNING_MARGIN_S = 60  # a URL is never handed out for the last minute of its credentials
-
-
-class StorageError(RuntimeError):
-    """Any S3 failure."""
-
-
-class TransientStorageError(StorageError):
-    """S3 failed in a way that retrying later may fix (5xx, throttling, network)."""
-
-
-class ObjectNotFound(StorageError, FileNotFoundError):
-    pass
-
-
-class AccessDenied(StorageError, PermissionError):
-    pass
-
-
-class ObjectArchived(StorageError):
-    """The object is in an archival storage class and must be restored first."""
-
-
-class TooLarge(StorageError):
-    pass
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-    etag: str
-    storage_class: str
-    restore: str  # S3's x-amz-restore header: ongoing-request="true"/"false", ...
-    metadata: dict[str, str]
-    content_type: str
-    version_id: str | None
-    archive_status: str = ""  # Intelligent-Tiering only: ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS
-
-    @property
-    def archived(self) -> bool:
-        in_archive = self.storage_class in ARCHIVE_CLASSES or self.archive_status in ARCHIVE_TIERS
-        return in_archive and 'ongoing-request="false"' not in self.restore
-
-    @property
-    def restore_in_progress(self) -> bool:
-        return 'ongoing-request="true"' in self.restore
-
-
-@dataclass(frozen=True)
-class ListedObject:
-    """One entry of a folder listing: enough to tell a changed object from an unchanged one."""
-
-    key: str
-    etag: str
-    size: int
-    last_modified: float  # epoch seconds
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    etag: str
-    version_id: str | None
-
-    @property
-    def version(self) -> str:
-        """The VersionId in a versioned bucket, else the ETag ("null" is S3's "no version")."""
-        return self.version_id if self.version_id and self.version_id != "null" else self.etag
-
-
-def _translate(exc: Exception, bucket: str, key: str) -> StorageError:
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        where = f"s3://{bucket}/{key}"
-        if code == "InvalidObjectState":  # S3 sends it with HTTP 403: check it before access
-            return ObjectArchived(f"{where}: in archival storage, restore it first")
-        if code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion"} or status == 404:
-            return ObjectNotFound(f"{where}: not found ({code})")
-        if code in {"AccessDenied", "403", "AllAccessDisabled"} or status == 403:
-            return AccessDenied(f"{where}: access denied")
-        if (
-            status is not None
-            and int(status) < 500
-            and code not in {"SlowDown", "RequestTimeout", "Throttling"}
-        ):
-            return StorageError(f"{where}: {code or status}: {exc}")
-        return TransientStorageError(f"{where}: {code or status}: {exc}")
-    return TransientStorageError(f"s3://{bucket}/{key}: {exc}")
-
-
-class MultipartUpload:
-    """One multipart upload; parts may be uploaded in any order and from several threads."""
-
-    def __init__(self, client: Any, bucket: str, key: str, upload_id: str) -> None:
-        self.client, self.bucket, self.key, self.upload_id = client, bucket, key, upload_id
-        self._parts: dict[int, str] = {}
-        self._lock = threading.Lock()
-
-    def upload_part(self, number: int, data: bytes) -> None:
-        try:
-            response = self.client.upload_part(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, self.bucket, self.key) from exc
-        except OSError as exc:
-            raise TransientStorageError(f"s3://{self.bucket}/{self.key}: part {number}: {exc}") from exc
-        with self._lock:
-            self._parts[number] = response["ETag"]
-
-    def complete(self) -> Uploaded:
-        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self._parts.items())]
-        try:
-            response = self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, self.bucket, self.key) from exc
-        return Uploaded(etag=str(response.get("ETag", "")).strip('"'), version_id=response.get("VersionId"))
-
-    def abort(self) -> None:
-        """Best effort: a bucket lifecycle rule for incomplete uploads is the backstop."""
-        try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-        except (ClientError, BotoCoreError):
-            return
+from tasks.storage.errors import TooLarge, TransientStorageError, translate
+from tasks.storage.multipart import MultipartUpload
+from tasks.storage.objects import ARCHIVE_TIERS, ListedObject, ObjectInfo, Uploaded
+from tasks.storage.signing import UrlSigner
 
 
 class ObjectStore:
@@ -163,8 +27,8 @@ class ObjectStore:
         self.settings = settings
         self._clients: dict[str, Any] = {}
         self._sessions: dict[str, Any] = {}
-        self._urls: dict[tuple[str, str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self.signer = UrlSigner(settings, self.client, self._session)
         self._config = Config(
             retries={"max_attempts": settings.s3_max_attempts, "mode": "adaptive"},  # 5xx and throttling
             connect_timeout=5,
@@ -206,13 +70,13 @@ class ObjectStore:
                         last_modified=modified.timestamp() if modified is not None else 0.0,
                     )
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, prefix) from exc
+            raise translate(exc, bucket, prefix) from exc
 
     def head(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo:
         try:
             meta = self.client(region).head_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         return ObjectInfo(
             key=key,
             size=int(meta.get("ContentLength", 0)),
@@ -246,7 +110,7 @@ class ObjectStore:
                 raise TooLarge(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
             return bytes(response["Body"].read(max_bytes + 1)[: max_bytes + 1])
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
 
     def iter_lines(
         self, bucket: str, key: str, max_line: int, region: str | None = None
@@ -257,7 +121,7 @@ class ObjectStore:
         try:
             response = self._get(bucket, key, region, None)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         etag = str(response.get("ETag", "")).strip('"')
         return etag, self._lines(response["Body"], bucket, key, max_line)
 
@@ -274,7 +138,7 @@ class ObjectStore:
             if pending:
                 yield pending.rstrip(b"\r").decode("utf-8", "replace")
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         except OSError as exc:  # a connection cut mid-body
             raise TransientStorageError(f"s3://{bucket}/{key}: read failed: {exc}") from exc
         finally:
@@ -287,7 +151,7 @@ class ObjectStore:
         try:
             response = self.client(region).get_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         return response["Body"], response
 
     def download(
@@ -315,7 +179,7 @@ class ObjectStore:
             return size
         except (ClientError, BotoCoreError) as exc:
             path.unlink(missing_ok=True)
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         except OSError as exc:  # a connection cut mid-body surfaces as urllib3's OSError subclasses
             path.unlink(missing_ok=True)
             raise TransientStorageError(f"s3://{bucket}/{key}: read failed: {exc}") from exc
@@ -336,7 +200,7 @@ class ObjectStore:
         try:
             response = self.client(region).put_object(Bucket=bucket, Key=key, Body=data, **extra)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         return Uploaded(etag=str(response.get("ETag", "")).strip('"'), version_id=response.get("VersionId"))
 
     def upload_file(
@@ -367,7 +231,7 @@ class ObjectStore:
             )
             meta = client.head_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         except Exception as exc:  # s3transfer wraps client errors in its own types
             raise TransientStorageError(f"s3://{bucket}/{key}: upload failed: {exc}") from exc
         return Uploaded(etag=str(meta.get("ETag", "")).strip('"'), version_id=meta.get("VersionId"))
@@ -390,14 +254,14 @@ class ObjectStore:
                 Bucket=bucket, Key=key, ContentType=content_type, **extra
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         return MultipartUpload(client, bucket, key, response["UploadId"])
 
     def delete(self, bucket: str, key: str, region: str | None = None) -> None:
         try:
             self.client(region).delete_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
 
     def restore(self, bucket: str, key: str, days: int, tier: str, region: str | None = None) -> None:
         request: dict[str, Any] = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
@@ -408,9 +272,9 @@ class ObjectStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "RestoreAlreadyInProgress":
                 return
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         except BotoCoreError as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
 
     def pending_multipart_uploads(
         self, bucket: str, prefix: str = "", region: str | None = None
@@ -421,7 +285,7 @@ class ObjectStore:
         try:
             response = self.client(region).list_multipart_uploads(Bucket=bucket, Prefix=prefix)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, prefix) from exc
+            raise translate(exc, bucket, prefix) from exc
         return [(u["Key"], u["UploadId"]) for u in response.get("Uploads", [])]
 
     def abort_upload(self, bucket: str, key: str, upload_id: str, region: str | None = None) -> None:
@@ -432,62 +296,19 @@ class ObjectStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
                 return
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
         except BotoCoreError as exc:
-            raise _translate(exc, bucket, key) from exc
+            raise translate(exc, bucket, key) from exc
 
-    def url(self, bucket: str, key: str, region: str | None = None, version_id: str | None = None) -> str:
-        """A URL that downloads the object (with `version_id`: exactly that version): under the
-        public base URL, or presigned.
-
-        Presigning costs ~0.5 ms of HMAC work, and clients poll a ready job repeatedly, so a
-        presigned URL is reused for the first half of its lifetime. A URL lives no longer than
-        the credentials that sign it (instance roles and IRSA hand out expiring ones), and is
-        never reused past them either."""
-        if version_id == "null":
-            version_id = None  # S3's name for "no version": the bucket is not versioned
-        if self.settings.public_base_url:
-            pinned = f"?versionId={quote(version_id, safe='')}" if version_id else ""
-            return f"{self.settings.public_base_url}/{bucket}/{key}{pinned}"
-        now = time.monotonic()
-        cache_key = (bucket, key, region or "", version_id or "")
-        with self._lock:
-            cached = self._urls.get(cache_key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        client = self.client(region)
-        lifetime = float(self.settings.presign_ttl_s)
-        credentials_left = self.credentials_left_s(region)
-        if credentials_left is not None:
-            lifetime = max(1.0, min(lifetime, credentials_left))
-        url = str(
-            client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})},
-                ExpiresIn=int(lifetime),
-            )
-        )
-        reuse = lifetime / 2
-        if credentials_left is not None:
-            reuse = min(reuse, credentials_left - SIGNING_MARGIN_S)
-        if reuse > 0:
-            with self._lock:
-                if len(self._urls) >= URL_CACHE_SIZE:
-                    self._urls.clear()
-                self._urls[cache_key] = (url, now + reuse)
-        return url
-
-    def credentials_left_s(self, region: str | None = None) -> float | None:
-        """Seconds until the signing credentials expire; None for credentials that do not
-        (static keys). botocore refreshes expiring ones before signing, so this is read after."""
+    def _session(self, region: str | None) -> Any | None:
+        """The boto3 session behind a region's client (its credentials may expire)."""
         self.client(region)
         with self._lock:
-            session = self._sessions.get(region or self.settings.aws_region)
-        credentials = session.get_credentials() if session is not None else None
-        if credentials is None:
-            return None
-        credentials.get_frozen_credentials()  # refreshes them first when they are about to expire
-        expiry = getattr(credentials, "_expiry_time", None)  # RefreshableCredentials only
-        if expiry is None:
-            return None
-        return float((expiry - datetime.now(UTC)).total_seconds())
+            return self._sessions.get(region or self.settings.aws_region)
+
+    def url(self, bucket: str, key: str, region: str | None = None, version_id: str | None = None) -> str:
+        """A URL that downloads the object (with `version_id`: exactly that version)."""
+        return self.signer.url(bucket, key, region, version_id)
+
+    def credentials_left_s(self, region: str | None = None) -> float | None:
+        return self.signer.credentials_left_s(region)

@@ -1,0 +1,51 @@
+"""S3 failures as this project's errors: botocore's ClientError codes and statuses become a
+small hierarchy that callers can act on (retry, refuse, restore first)."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+
+class StorageError(RuntimeError):
+    """Any S3 failure."""
+
+
+class TransientStorageError(StorageError):
+    """S3 failed in a way that retrying later may fix (5xx, throttling, network)."""
+
+
+class ObjectNotFound(StorageError, FileNotFoundError):
+    pass
+
+
+class AccessDenied(StorageError, PermissionError):
+    pass
+
+
+class ObjectArchived(StorageError):
+    """The object is in an archival storage class and must be restored first."""
+
+
+class TooLarge(StorageError):
+    pass
+
+
+def translate(exc: Exception, bucket: str, key: str) -> StorageError:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        where = f"s3://{bucket}/{key}"
+        if code == "InvalidObjectState":  # S3 sends it with HTTP 403: check it before access
+            return ObjectArchived(f"{where}: in archival storage, restore it first")
+        if code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion"} or status == 404:
+            return ObjectNotFound(f"{where}: not found ({code})")
+        if code in {"AccessDenied", "403", "AllAccessDisabled"} or status == 403:
+            return AccessDenied(f"{where}: access denied")
+        if (
+            status is not None
+            and int(status) < 500
+            and code not in {"SlowDown", "RequestTimeout", "Throttling"}
+        ):
+            return StorageError(f"{where}: {code or status}: {exc}")
+        return TransientStorageError(f"{where}: {code or status}: {exc}")
+    return TransientStorageError(f"s3://{bucket}/{key}: {exc}")
