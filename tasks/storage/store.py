@@ -4,7 +4,7 @@ the workers alike, so the same retries, ranges and error mapping apply everywher
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -267,14 +267,13 @@ class ObjectStore:
         request: dict[str, Any] = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
         if self.head(bucket, key, region).archive_status in ARCHIVE_TIERS:
             request = {"GlacierJobParameters": {"Tier": tier}}  # moves back to a frequent tier: no Days
-        try:
-            self.client(region).restore_object(Bucket=bucket, Key=key, RestoreRequest=request)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "RestoreAlreadyInProgress":
-                return
-            raise translate(exc, bucket, key) from exc
-        except BotoCoreError as exc:
-            raise translate(exc, bucket, key) from exc
+        client = self.client(region)
+        _tolerating(
+            "RestoreAlreadyInProgress",  # someone asked already: the same restore is under way
+            lambda: client.restore_object(Bucket=bucket, Key=key, RestoreRequest=request),
+            bucket,
+            key,
+        )
 
     def pending_multipart_uploads(
         self, bucket: str, prefix: str = "", region: str | None = None
@@ -291,14 +290,13 @@ class ObjectStore:
     def abort_upload(self, bucket: str, key: str, upload_id: str, region: str | None = None) -> None:
         """Abort one multipart upload by its UploadId. Afterwards it can never be completed; one
         that is already gone (completed or aborted before) is fine. Other failures raise."""
-        try:
-            self.client(region).abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
-                return
-            raise translate(exc, bucket, key) from exc
-        except BotoCoreError as exc:
-            raise translate(exc, bucket, key) from exc
+        client = self.client(region)
+        _tolerating(
+            "NoSuchUpload",
+            lambda: client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id),
+            bucket,
+            key,
+        )
 
     def _session(self, region: str | None) -> Any | None:
         """The boto3 session behind a region's client (its credentials may expire)."""
@@ -312,3 +310,15 @@ class ObjectStore:
 
     def credentials_left_s(self, region: str | None = None) -> float | None:
         return self.signer.credentials_left_s(region)
+
+
+def _tolerating(code: str, call: Callable[[], object], bucket: str, key: str) -> None:
+    """Make one S3 call for its effect; the error `code` means the effect is already there."""
+    try:
+        call()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == code:
+            return
+        raise translate(exc, bucket, key) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, bucket, key) from exc

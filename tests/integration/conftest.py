@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from scripts import devstack
+from tests.integration.tenancy_helpers import _db
 
 BUCKETS = ("archive", "exports", "images")
 
@@ -118,3 +119,17 @@ def poll_export(web: str, body: dict[str, Any], timeout_s: float = 90) -> tuple[
         if answer["ErrorCode"] not in (1, 8) or time.monotonic() > deadline:
             return response.status_code, answer
         time.sleep(min(float(answer.get("TimeWait", 1)), 0.3))
+
+
+@pytest.fixture(scope="module")
+def web_only(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[str]:
+    """The Procfile's web alone, small per-user limits: restore jobs stay 'restoring'."""
+    env = {
+        **service_env,
+        "RESOURCED_REDIS_URL": _db(service_env["RESOURCED_REDIS_URL"], 2),
+        "RESOURCED_RESTORE_MAX_ACTIVE_PER_USER": "2",
+        "RESOURCED_RESTORE_MAX_FILES_PER_JOB": "5",
+        "RESOURCED_TEST_CALLBACK_PER_MINUTE": "2",
+    }
+    with devstack.service(env, logs_dir, tag="tenancy-web", workers=0) as url:
+        yield url

@@ -51,20 +51,6 @@ def stack(tenancy_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[str]
 
 
 @pytest.fixture(scope="module")
-def web_only(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[str]:
-    """The Procfile's web alone, small per-user limits: restore jobs stay 'restoring'."""
-    env = {
-        **service_env,
-        "RESOURCED_REDIS_URL": _db(service_env["RESOURCED_REDIS_URL"], 2),
-        "RESOURCED_RESTORE_MAX_ACTIVE_PER_USER": "2",
-        "RESOURCED_RESTORE_MAX_FILES_PER_JOB": "5",
-        "RESOURCED_TEST_CALLBACK_PER_MINUTE": "2",
-    }
-    with devstack.service(env, logs_dir, tag="tenancy-web", workers=0) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory, s3: Any) -> str:
     rec = generate_recording(tmp_path_factory.mktemp("tenancy-rec"), SampleSpec(seconds=6))
     upload_recording(s3, "archive", LIVE, rec)

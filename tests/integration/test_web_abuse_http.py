@@ -13,23 +13,9 @@ import requests
 
 from scripts import devstack
 from tests.helpers import export_body
-from tests.integration.tenancy_helpers import LIVE, PDT_MS, _db, issue, jpeg, restore_body, upload
+from tests.integration.tenancy_helpers import LIVE, PDT_MS, issue, jpeg, restore_body, upload
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def web_only(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[str]:
-    """The Procfile's web alone, small per-user limits: restore jobs stay 'restoring'."""
-    env = {
-        **service_env,
-        "RESOURCED_REDIS_URL": _db(service_env["RESOURCED_REDIS_URL"], 2),
-        "RESOURCED_RESTORE_MAX_ACTIVE_PER_USER": "2",
-        "RESOURCED_RESTORE_MAX_FILES_PER_JOB": "5",
-        "RESOURCED_TEST_CALLBACK_PER_MINUTE": "2",
-    }
-    with devstack.service(env, logs_dir, tag="tenancy-web", workers=0) as url:
-        yield url
 
 
 @pytest.fixture

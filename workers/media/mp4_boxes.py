@@ -55,18 +55,9 @@ def shift_chunk_offsets(moov: bytearray, delta: int) -> None:
     """Add `delta` to every chunk offset in a moov box, in place. Raises if a 32-bit one overflows."""
 
     def walk(start: int, end: int) -> None:
-        offset = start
-        while offset + 8 <= end:
-            size, kind = struct.unpack_from(">I4s", moov, offset)
-            header = 8
-            if size == 1:
-                size = struct.unpack_from(">Q", moov, offset + 8)[0]
-                header = 16
-            if size < header or offset + size > end:
-                raise LayoutError(f"bad {kind!r} box inside moov")
-            body = offset + header
+        for kind, body, box_end in _children(moov, start, end):
             if kind in CONTAINERS:
-                walk(body, offset + size)
+                walk(body, box_end)
             elif kind in {b"stco", b"co64"}:
                 count = struct.unpack_from(">I", moov, body + 4)[0]
                 wide = kind == b"co64"
@@ -77,7 +68,6 @@ def shift_chunk_offsets(moov: bytearray, delta: int) -> None:
                     if not wide and value > 0xFFFFFFFF:
                         raise LayoutError("chunk offsets overflow 32 bits: the file needs co64")
                     struct.pack_into(fmt, moov, at, value)
-            offset += size
 
     walk(8, len(moov))
 
