@@ -35,3 +35,8 @@ REAPER_LOCK = f"{PREFIX}:lock:reaper"  # one worker reaps at a time
 
 def imgbed_owner_lock(key: str) -> str:
     return f"{PREFIX}:imgbed:lock:{key}"
+
+
+def export_events(job_id: str) -> str:
+    """Pub/sub channel announcing a job's end (ready or failed) to polls held open for it."""
+    return f"{PREFIX}:events:export:{job_id}"

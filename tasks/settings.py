@@ -49,6 +49,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in {"1", "true", "yes", "on"}
 
 
+MAX_LONG_POLL_S = 25.0  # a held poll must end well inside a 30 s proxy or client read timeout
+
+
+def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    value = _float(env, name, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the web, worker and CLI processes use."""
@@ -99,6 +109,10 @@ class Settings:
     smart_cut: bool = True  # H.264: re-encode only the partial GOPs at the ends
     copy_edit_list: bool = True  # export_type 0 presents from the requested frame (MP4 edit list)
     port: int = 8000
+    # A poll of an unfinished export is held open up to this long and answered the moment the job
+    # ends, so a client obeying TimeWait is not kept waiting for a finished job. 0 turns it off.
+    # Short enough to pass proxies' and clients' usual 10-60 s read timeouts with room to spare.
+    long_poll_s: float = 5.0
 
     @property
     def celery_broker_url(self) -> str:
@@ -177,6 +191,7 @@ class Settings:
             smart_cut=_bool(env, "RESOURCED_SMART_CUT", cls.smart_cut),
             copy_edit_list=_bool(env, "RESOURCED_COPY_EDIT_LIST", cls.copy_edit_list),
             port=_int(env, "PORT", cls.port, 1),
+            long_poll_s=_bounded(env, "RESOURCED_LONG_POLL_S", cls.long_poll_s, 0.0, MAX_LONG_POLL_S),
         )
 
 

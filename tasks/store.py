@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from tasks import keys
+from tasks import job_events, keys
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
 
 
@@ -228,7 +228,10 @@ class ExportJobStore:
             job_id,
         ]
         job_keys = [keys.export_job(job_id), keys.ACTIVE_EXPORTS, keys.active_exports_of(_text(user or ""))]
-        return bool(self._finish(keys=job_keys, args=args))
+        ended = bool(self._finish(keys=job_keys, args=args))
+        if ended:
+            job_events.publish_end(self.redis, job_id, state.value)  # wakes polls held open for it
+        return ended
 
     def requeue(self, job_id: str, attempt: int) -> int:
         """The new attempt number, or 0 when the job moved on meanwhile."""

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from kombu.exceptions import OperationalError
 
+from app.api import long_poll
 from app.auth import Session
 from app.errors import ApiError
 from app.schemas.export import ExportRequestSchema
@@ -219,6 +220,9 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
         record = svc.jobs.get(spec.job_id)
     if record is None:  # expired between admission and now: answer as accepted, the next poll re-admits
         return jsonify({"ErrorCode": 1, "ErrorMessage": "queued", "TimeWait": 1}), 200
+    record = long_poll.until_end(
+        svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
+    )
     payload, status = answer(svc, record)
     response = jsonify(payload)
     if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):

@@ -1,0 +1,145 @@
+"""Long polling: a poll of an unfinished export is held and answered the moment the job ends."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import fakeredis
+import pytest
+from flask.testing import FlaskClient
+
+from app.api import long_poll
+from tasks.jobs import ErrorCode, ExportResult, ExportSpec
+from tasks.settings import Settings
+from tasks.store import RESTORING_STEP, ExportJobStore, JobState
+from tests.helpers import export_body
+
+URL = "/resource/v1/i/export-to-s3dir"
+# Far longer than any test may take: a lost wake-up holds the poll until pytest-timeout fails it.
+HOLD_S = 3600.0
+WAKE_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.replace(long_poll_s=HOLD_S)
+
+
+def result(spec: ExportSpec) -> ExportResult:
+    dest = spec.destination
+    return ExportResult(
+        dest.bucket, dest.region, dest.prefix, spec.video_key, spec.image_key, "v1", 5000, 0, 1, "h264"
+    )
+
+
+def only_job(jobs: ExportJobStore) -> ExportSpec:
+    (job_id,) = jobs.active_ids()
+    record = jobs.get(job_id)
+    assert record is not None
+    return record.spec
+
+
+def finish_when_held(jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, end: str) -> threading.Thread:
+    """Ends the job once a poll is subscribed to it (as a worker would, mid-hold)."""
+
+    def run() -> None:
+        while not redis_client.pubsub_channels():  # the poll subscribed: it is being held
+            threading.Event().wait(0.01)
+        spec = only_job(jobs)
+        if end == "ready":
+            jobs.finish(spec.job_id, 1, result(spec))
+        else:
+            jobs.fail(spec.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+@pytest.mark.parametrize(("end", "code", "status"), [("ready", 5, 200), ("failed", 6, 500)])
+def test_first_post_answers_the_end_when_the_job_ends_during_the_hold(
+    client: FlaskClient,
+    session: str,
+    redis_client: fakeredis.FakeRedis,
+    app: Any,
+    end: str,
+    code: int,
+    status: int,
+) -> None:
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    finisher = finish_when_held(jobs, redis_client, end)
+    response = client.post(URL, json=export_body(session, "alice", 1_700_000_000_000, 5000))
+    finisher.join(5)
+    assert response.status_code == status
+    answer = response.get_json()
+    assert answer["ErrorCode"] == code
+    if code == 5:
+        assert answer["LackLength"] == 0 and answer["VideoPath"].startswith("http")
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+def test_prefer_wait_zero_answers_at_once(client: FlaskClient, session: str) -> None:
+    response = client.post(
+        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
+    )
+    assert response.get_json()["ErrorCode"] == 1  # HOLD_S would otherwise keep it
+    assert response.headers["Retry-After"] == str(response.get_json()["TimeWait"])
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+def test_an_end_between_reading_and_subscribing_is_not_lost(
+    app: Any, client: FlaskClient, session: str
+) -> None:
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    client.post(
+        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
+    )
+    spec = only_job(jobs)
+    stale = jobs.get(spec.job_id)
+    assert stale is not None and stale.state is JobState.QUEUED
+    jobs.finish(spec.job_id, 1, result(spec))  # published while nobody listened
+    held = long_poll.until_end(jobs, stale, HOLD_S)  # must not sleep out the hold on the stale view
+    assert held.state is JobState.READY
+
+
+def test_the_hold_runs_out_and_answers_the_job_as_it_stands(
+    app: Any, client: FlaskClient, session: str
+) -> None:
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    client.post(
+        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
+    )
+    record = jobs.get(only_job(jobs).job_id)
+    assert record is not None
+    assert long_poll.until_end(jobs, record, 0.2).state is JobState.QUEUED
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+def test_restoring_jobs_and_ended_jobs_are_not_held(app: Any, client: FlaskClient, session: str) -> None:
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    client.post(
+        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
+    )
+    spec = only_job(jobs)
+    jobs.claim(spec.job_id, 1, "w")
+    jobs.progress(spec.job_id, 1, 0.0, RESTORING_STEP)
+    restoring = jobs.get(spec.job_id)
+    assert restoring is not None and not long_poll.pending(restoring)
+    response = client.post(URL, json=export_body(session, "alice", 1_700_000_000_000, 5000))
+    assert response.get_json()["ErrorCode"] == 8  # answered without the hold
+
+
+@pytest.mark.parametrize(
+    ("prefer", "expected"),
+    [
+        (None, HOLD_S),
+        ("wait=0", 0.0),
+        ("respond-async, wait=3", 3.0),
+        ("wait=99999", HOLD_S),
+        ("wait=x", HOLD_S),
+    ],
+)
+def test_hold_seconds(settings: Settings, prefer: str | None, expected: float) -> None:
+    assert long_poll.hold_seconds(settings, prefer) == expected
