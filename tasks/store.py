@@ -269,6 +269,20 @@ class ExportJobStore:
         raw = self.redis.hget(keys.EXPORT_STATS, f"wall_per_media_s:{kind}")
         return float(raw) if raw else None
 
+    def cover(self, job_id: str, attempt: int, media_s: float) -> None:
+        """The media seconds the range really holds, once indexed (for TimeWait; advisory)."""
+        key = keys.export_job(job_id)
+        if _text(self.redis.hget(key, "attempt")) == str(attempt):
+            self.redis.hset(key, "media_s", f"{media_s:.3f}")
+
+    def work_of(self, job_ids: list[str]) -> list[tuple[str, float, float]]:
+        """(queue, media seconds, progress) of each job, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.export_job(job_id), "queue", "media_s", "progress")
+        rows: list[Any] = pipe.execute()
+        return [(_text(q), float(m or 0), float(p or 0)) for q, m, p in rows]
+
     def media_seconds(self, job_ids: list[str]) -> list[tuple[float, float]]:
         """(media seconds, progress) of each job, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)

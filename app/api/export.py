@@ -194,7 +194,7 @@ def admit(svc: Services, spec: ExportSpec) -> None:
         queue.value,
         svc.settings.max_active_exports,
         svc.settings.max_active_exports_per_user,
-        estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value)),
+        estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value), queue.value),
     )
     if admission.outcome == "busy":
         wait = estimate.wait_for_slot(svc.jobs, spec)

@@ -49,7 +49,9 @@ def process_export(
     report = ThrottledProgress(lambda fraction, step: jobs.progress(job_id, attempt, fraction, step))
     started = time.monotonic()
     try:
-        result = run_export(record.spec, store, settings, report)
+        result = run_export(
+            record.spec, store, settings, report, lambda covered_s: jobs.cover(job_id, attempt, covered_s)
+        )
     except SegmentsArchived as exc:
         start_restores(store, record.spec, exc.keys, settings)
         jobs.progress(job_id, attempt, 0.0, RESTORING_STEP)
@@ -72,7 +74,7 @@ def process_export(
     waited = time.time() - record.created_at
     wait_error = waited - record.estimate_s if record.estimate_s > 0 else None
     record_outcome(jobs.redis, int(record.spec.export_type), "ready", wall, result.size_bytes, wait_error)
-    jobs.record_speed(speed_kind(record.spec), record.spec.duration_ms / 1000, wall)
+    jobs.record_speed(speed_kind(record.spec, record.queue), result.exported_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)
 
