@@ -19,9 +19,15 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-# Processes, not threads: the poll path is CPU-bound Python, and threads of one process
-# contend for the GIL (measured: 4x1 gives p99 13 ms where 2x4 gives 21 ms on 2 cores).
+# gevent workers: every connection is a greenlet, so a poll held open for its job (long
+# polling, app/api/long_poll.py) or a client trickling its headers or body parks a greenlet and
+# costs no worker; with sync workers eight slow clients took /healthz down. gunicorn's gevent
+# worker monkey-patches the process before the app is imported, so redis-py and boto3 yield
+# too. Processes, not threads, for the CPU-bound poll path: threads of one process contend for
+# the GIL (measured: 4x1 sync gave p99 13 ms where 2x4 threads gave 21 ms on 2 cores).
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", 1000))  # per process: held polls + slow clients
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
 threads = int(os.environ.get("WEB_THREADS", 1))
-timeout = 30
+timeout = 30  # a worker that does not check in for this long is restarted (not a request limit)
 graceful_timeout = 20
