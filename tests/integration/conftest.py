@@ -11,9 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 import requests
 
 from scripts import devstack
+from tasks.jobs import ExportResult
+from tasks.store import ExportJobStore
 
 BUCKETS = ("archive", "exports", "images")
 
@@ -118,3 +121,45 @@ def poll_export(web: str, body: dict[str, Any], timeout_s: float = 90) -> tuple[
         if answer["ErrorCode"] not in (1, 8) or time.monotonic() > deadline:
             return response.status_code, answer
         time.sleep(min(float(answer.get("TimeWait", 1)), 0.3))
+
+
+QUIET_HOLD_S = 25  # the longest hold allowed: held polls outlast what the tests do meanwhile
+
+
+@pytest.fixture(scope="session")
+def quiet_web(service_env: dict[str, str], logs_dir: Path) -> Iterator[tuple[str, redis.Redis]]:
+    """The Procfile's web on a Redis database of its own where no worker runs: jobs stay queued."""
+    url = service_env["RESOURCED_REDIS_URL"].rsplit("/", 1)[0] + "/7"
+    port = devstack.free_port()
+    env = {
+        **service_env,
+        "RESOURCED_REDIS_URL": url,
+        "RESOURCED_LONG_POLL_S": str(QUIET_HOLD_S),
+        "PORT": str(port),
+    }
+    proc = devstack.start_procfile("web", env, logs_dir / "web-quiet.log")
+    try:
+        devstack.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=proc)
+        yield f"http://127.0.0.1:{port}", redis.Redis.from_url(url)
+    finally:
+        devstack.stop(proc)
+
+
+def finish_job(jobs: ExportJobStore, job_id: str) -> None:
+    """Ends a job as ready, exactly as a worker does once the clip is uploaded."""
+    record = jobs.get(job_id)
+    assert record is not None
+    spec, dest = record.spec, record.spec.destination
+    result = ExportResult(
+        dest.bucket,
+        dest.region,
+        dest.prefix,
+        spec.video_key,
+        spec.image_key,
+        "v1",
+        spec.duration_ms,
+        0,
+        1,
+        "h264",
+    )
+    assert jobs.finish(job_id, record.attempt, result)

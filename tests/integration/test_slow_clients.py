@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,29 +16,14 @@ import requests
 
 from scripts import devstack
 from tasks import keys
-from tasks.jobs import ExportResult
 from tasks.store import ExportJobStore, JobState
 from tests.helpers import export_body
+from tests.integration.conftest import finish_job
 
 pytestmark = pytest.mark.integration
 PATH = "/resource/v1/i/export-to-s3dir"
 TRICKLERS, HELD = 64, 200
-HOLD_S = 25  # the longest hold allowed: the polls must still be held when the job ends
 GENEROUS_S = 5.0  # bounds for "answers": far above the 1 s the issue asks, so load cannot flake it
-
-
-@pytest.fixture(scope="module")
-def quiet_web(service_env: dict[str, str], logs_dir: Path) -> Iterator[tuple[str, redis.Redis]]:
-    """The Procfile's web on a Redis database of its own where no worker runs: jobs stay queued."""
-    url = service_env["RESOURCED_REDIS_URL"].rsplit("/", 1)[0] + "/7"
-    port = devstack.free_port()
-    env = {**service_env, "RESOURCED_REDIS_URL": url, "RESOURCED_LONG_POLL_S": str(HOLD_S), "PORT": str(port)}
-    proc = devstack.start_procfile("web", env, logs_dir / "web-slow-clients.log")
-    try:
-        devstack.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=proc)
-        yield f"http://127.0.0.1:{port}", redis.Redis.from_url(url)
-    finally:
-        devstack.stop(proc)
 
 
 def connect(base: str) -> socket.socket:
@@ -119,16 +102,6 @@ def only_job(jobs: ExportJobStore) -> str:
     return job_id
 
 
-def finish(jobs: ExportJobStore, job_id: str) -> None:
-    record = jobs.get(job_id)
-    assert record is not None
-    spec, dest = record.spec, record.spec.destination
-    result = ExportResult(
-        dest.bucket, dest.region, dest.prefix, spec.video_key, spec.image_key, "v1", 2000, 0, 1, "h264"
-    )
-    assert jobs.finish(job_id, record.attempt, result)  # as the worker does when the clip is up
-
-
 def test_healthz_and_polls_answer_under_tricklers_and_held_polls(
     quiet_web: tuple[str, redis.Redis], session_id: str
 ) -> None:
@@ -137,7 +110,7 @@ def test_healthz_and_polls_answer_under_tricklers_and_held_polls(
     client.flushdb()
     done_body = export_body(session_id, "alice", 1_700_000_000_000, 2000, LivePath="live/slow-done")
     requests.post(base + PATH, json=done_body, headers={"Prefer": "wait=0"}, timeout=GENEROUS_S)
-    finish(jobs, only_job(jobs))
+    finish_job(jobs, only_job(jobs))
     held_body = export_body(session_id, "alice", 1_700_000_000_000, 2000, LivePath="live/slow-held")
     first = requests.post(base + PATH, json=held_body, headers={"Prefer": "wait=0"}, timeout=GENEROUS_S)
     assert first.json()["ErrorCode"] == 1
@@ -159,7 +132,7 @@ def test_healthz_and_polls_answer_under_tricklers_and_held_polls(
         assert tricklers.all_connected()  # answered while every trickler still holds its connection
         assert client.pubsub_numsub(channel)[0][1] == HELD  # and while all 200 polls are held
 
-        finish(jobs, job_id)
+        finish_job(jobs, job_id)
         answers = [read_answer(sock) for sock in held]
         assert [a["ErrorCode"] for a in answers] == [5] * HELD  # every held poll woke with the clip
         record = jobs.get(job_id)
