@@ -1,5 +1,5 @@
 # `make demo` sets everything up and exports a clip end to end; `make test` runs the tests.
-.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api clean
+.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api bench-latency clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -33,6 +33,9 @@ bench-api: setup
 
 bench-transcode: setup
 	.venv/bin/python scripts/bench_transcode.py
+
+bench-latency: setup
+	.venv/bin/python scripts/bench_latency.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .ruff_cache .mypy_cache
