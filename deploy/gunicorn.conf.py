@@ -27,6 +27,11 @@ def child_exit(server: Any, worker: Any) -> None:
 # the GIL (measured: 4x1 sync gave p99 13 ms where 2x4 threads gave 21 ms on 2 cores).
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
 worker_connections = int(os.environ.get("WEB_CONNECTIONS", 1000))  # per process: held polls + slow clients
+# No keep-alive, as the sync workers had none: on a kept-alive connection the worker must read
+# and discard the unread rest of a refused oversized body before the next request, and a flood
+# of those starved valid polls (measured: 33-57 polls/s vs 250-680 with sync; with keep-alive
+# off 260-440). Clients poll seconds apart, so a connection per poll costs them nothing.
+keepalive = int(os.environ.get("WEB_KEEPALIVE", 0))
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
 threads = int(os.environ.get("WEB_THREADS", 1))
 timeout = 30  # a worker that does not check in for this long is restarted (not a request limit)
