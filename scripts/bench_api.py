@@ -194,6 +194,14 @@ def main() -> int:
                 f"p50 {held['p50']:.2f} ms  p99 {held['p99']:.2f} ms; /healthz meanwhile "
                 f"p50 {held['health_p50']:.2f} ms, max {held['health_max']:.2f} ms"
             )
+        # The same polls against sync workers (the web tier before long polling), in this run:
+        # the machine is shared, so the ratio says more than the absolute figures.
+        with devstack.service({**env, "WEB_WORKER_CLASS": "sync"}, workers=0) as sync_base:
+            sync = wrk(sync_base + "/resource/v1/i/export-to-s3dir", poll, 16, DURATION_S)
+        print(
+            f"bench: the same polls on sync workers: {sync['rps']:7.0f}/s  p50 {sync['p50']:.2f} ms  "
+            f"p99 {sync['p99']:.2f} ms; gevent/sync throughput {alone['rps'] / max(sync['rps'], 1):.2f}x"
+        )
     return 0
 
 
