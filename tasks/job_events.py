@@ -1,20 +1,26 @@
 """A job's end, signalled over Redis pub/sub, so a held poll answers the moment its job ends.
 
-Why pub/sub on a per-job channel: a publish reaches every poll held for that job (several
-clients, several web processes) and costs nothing when nobody listens. A blocking list pop
-hands each push to one waiter only, and keyspace notifications need `notify-keyspace-events`
-set on the server, which managed Redis often forbids. Pub/sub is fire-and-forget, so a waiter
-subscribes first, waits for the server's confirmation, and only then re-reads the record:
-an end published before that re-read is seen in the record, one published after it arrives
-as a message. Nothing is lost in between.
+Why pub/sub on per-job channels: a publish reaches every poll held for that job in every web
+process and costs nothing when nobody listens. A blocking list pop hands each push to one
+waiter only, and keyspace notifications need `notify-keyspace-events` set on the server,
+which managed Redis often forbids.
+
+Each web process keeps ONE pattern subscription (`JobEvents`), and a held poll registers an
+event for its job there, so a thousand held polls cost one Redis connection, not a thousand.
+Pub/sub is fire-and-forget, so a waiter registers first and only then re-reads the record
+(the subscription is confirmed before anyone waits): an end published before the re-read is
+in the record, one after it sets the event. When the subscription drops and comes back,
+every waiter is woken to re-read, since what was published meanwhile is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
+import threading
 import time
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -22,62 +28,98 @@ from tasks import keys
 
 log = logging.getLogger(__name__)
 
+RECONNECT_S = 0.5  # between attempts to subscribe again after Redis went away
+POLL_S = 1.0  # the listener's read timeout: below the client's socket timeout, so idle is not an error
 
-def publish_end(client: redis.Redis, job_id: str, state: str) -> None:
-    """Wake every poll held for `job_id`; the record is already written, so a lost signal only
-    means a held poll answers at the end of its hold instead of at once."""
+
+def publish_change(client: redis.Redis, job_id: str, what: str) -> None:
+    """Wake every poll held for `job_id` (it ended, or it waits for a Glacier restore: either
+    way its client must hear now). The record is already written, so a lost signal only means
+    a held poll answers at the end of its hold instead of at once."""
     try:
-        client.publish(keys.export_events(job_id), state)
+        client.publish(keys.export_events(job_id), what)
     except redis.RedisError as exc:
-        log.warning("job end not signalled", extra={"job_id": job_id, "reason": str(exc)})
+        log.warning("job change not signalled", extra={"job_id": job_id, "reason": str(exc)})
 
 
-class EndSignal:
-    """Subscribed to one job's end while open: `with EndSignal(r, job) as s: reread; s.wait(5)`."""
+class JobEvents:
+    """One process's subscription to every job's changes, shared by its held polls."""
 
-    def __init__(self, client: redis.Redis, job_id: str, confirm_s: float = 1.0) -> None:
-        self.client, self.channel, self.confirm_s = client, keys.export_events(job_id), confirm_s
-        self.pubsub: redis.client.PubSub | None = None
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._waiters: dict[str, set[threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
 
-    def __enter__(self) -> EndSignal:
-        pubsub = self.client.pubsub()
+    def waiting(self, job_id: str | None = None) -> int:
+        """Polls held now, for one job or in all."""
+        with self._lock:
+            if job_id is not None:
+                return len(self._waiters.get(job_id, ()))
+            return sum(len(events) for events in self._waiters.values())
+
+    @contextmanager
+    def watch(self, job_id: str, confirm_s: float = 1.0) -> Iterator[threading.Event | None]:
+        """An event set when `job_id` changes, or None when no subscription could be made
+        (the caller then answers at once rather than hold blind)."""
+        if not self._start(confirm_s):
+            yield None
+            return
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(job_id, set()).add(event)
         try:
-            pubsub.subscribe(self.channel)
-            if self._next(pubsub, self.confirm_s, "subscribe") is None:
-                raise redis.RedisError("no subscribe confirmation")
-        except redis.RedisError as exc:  # no signal: the caller answers now rather than hold blind
-            pubsub.close()
-            log.warning("cannot wait for a job's end", extra={"reason": str(exc)})
-            return self
-        self.pubsub = pubsub
-        return self
+            yield event
+        finally:
+            with self._lock:
+                events = self._waiters.get(job_id, set())
+                events.discard(event)
+                if not events:
+                    self._waiters.pop(job_id, None)
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.pubsub is not None:
-            with contextlib.suppress(redis.RedisError):
-                self.pubsub.close()
-            self.pubsub = None
+    def _start(self, confirm_s: float) -> bool:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid, self._subscribed = os.getpid(), threading.Event()  # a forked child starts afresh
+                self._thread = threading.Thread(target=self._listen, name="job-events", daemon=True)
+                self._thread.start()
+        return self._subscribed.wait(confirm_s)
 
-    @property
-    def listening(self) -> bool:
-        return self.pubsub is not None
+    def _wake(self, job_id: str | None) -> None:
+        with self._lock:
+            if job_id is None:
+                events = [e for group in self._waiters.values() for e in group]
+            else:
+                events = list(self._waiters.get(job_id, ()))
+        for event in events:
+            event.set()
 
-    def wait(self, timeout_s: float) -> bool:
-        """True when the job's end was signalled within `timeout_s`."""
-        if self.pubsub is None:
-            return False
-        try:
-            return self._next(self.pubsub, timeout_s, "message") is not None
-        except redis.RedisError:
-            return False
-
-    @staticmethod
-    def _next(pubsub: redis.client.PubSub, timeout_s: float, kind: str) -> dict[str, object] | None:
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            message = pubsub.get_message(timeout=left)
-            if message is not None and message.get("type") == kind:
-                return message
-        return None
+    def _listen(self) -> None:
+        prefix = keys.export_events("")
+        while True:
+            pubsub = self.client.pubsub()
+            try:
+                pubsub.psubscribe(prefix + "*")
+                while True:
+                    message = pubsub.get_message(timeout=POLL_S)
+                    if message is None:
+                        continue
+                    if message["type"] == "psubscribe":
+                        self._subscribed.set()
+                        self._wake(None)  # anything published while we were away is lost: re-read
+                    elif message["type"] == "pmessage":
+                        channel = message["channel"]
+                        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+                        self._wake(channel.removeprefix(prefix))
+            except (redis.RedisError, OSError) as exc:
+                self._subscribed.clear()
+                self._wake(None)
+                log.warning("job events subscription lost", extra={"reason": str(exc)})
+                time.sleep(RECONNECT_S)
+            finally:
+                try:
+                    pubsub.close()
+                except (redis.RedisError, OSError):
+                    log.debug("closing a broken subscription failed")

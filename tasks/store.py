@@ -230,7 +230,7 @@ class ExportJobStore:
         job_keys = [keys.export_job(job_id), keys.ACTIVE_EXPORTS, keys.active_exports_of(_text(user or ""))]
         ended = bool(self._finish(keys=job_keys, args=args))
         if ended:
-            job_events.publish_end(self.redis, job_id, state.value)  # wakes polls held open for it
+            job_events.publish_change(self.redis, job_id, state.value)  # wakes polls held open for it
         return ended
 
     def requeue(self, job_id: str, attempt: int) -> int:

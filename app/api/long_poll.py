@@ -1,15 +1,20 @@
 """Holding a poll of an unfinished export open until the job ends, within a bounded hold.
 
 The web tier runs gevent workers (deploy/gunicorn.conf.py), so a held poll is a parked
-greenlet and one Redis subscription, never a busy worker. A client that wants an immediate
+greenlet waiting on an event of the process's one job-events subscription (tasks/job_events.py),
+never a busy worker nor a Redis connection of its own. A client that wants an immediate
 answer sends `Prefer: wait=0` (RFC 7240); a larger `wait` than the configured hold is capped.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 
-from tasks.job_events import EndSignal
+from prometheus_client import Gauge
+
+from tasks.job_events import JobEvents
 from tasks.settings import Settings
 from tasks.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
 
@@ -31,15 +36,39 @@ def pending(record: JobRecord) -> bool:
     return active and record.step != RESTORING_STEP
 
 
+_events: dict[int, JobEvents] = {}
+_events_lock = threading.Lock()
+
+HELD = Gauge("resourced_held_polls", "Export polls held open now", multiprocess_mode="livesum")
+
+
+def events_for(jobs: ExportJobStore) -> JobEvents:
+    """This process's one subscription for the Redis client the job store uses."""
+    with _events_lock:
+        found = _events.get(id(jobs.redis))
+        if found is None or found.client is not jobs.redis:
+            found = _events[id(jobs.redis)] = JobEvents(jobs.redis)
+        return found
+
+
 def until_end(jobs: ExportJobStore, record: JobRecord, hold_s: float) -> JobRecord:
-    """The job's record once it ended, or as it stands when the hold runs out."""
+    """The job's record once it ended (or went to a restore), or as it stands when the hold
+    runs out."""
     if hold_s <= 0 or not pending(record):
         return record
-    with EndSignal(jobs.redis, record.job_id) as signal:
-        if not signal.listening:
+    deadline = time.monotonic() + hold_s
+    with events_for(jobs).watch(record.job_id) as changed:
+        if changed is None:
             return record
-        fresh = jobs.get(record.job_id)  # re-read after subscribing: an end in between is seen here
-        if fresh is None or not pending(fresh):
-            return fresh or record
-        signal.wait(hold_s)
-    return jobs.get(record.job_id) or record
+        HELD.inc()
+        try:
+            while True:
+                changed.clear()
+                fresh = jobs.get(record.job_id)  # read after registering: an end before this is seen here
+                if fresh is None or not pending(fresh):
+                    return fresh or record
+                left = deadline - time.monotonic()
+                if left <= 0 or not changed.wait(left):
+                    return fresh
+        finally:
+            HELD.dec()

@@ -163,3 +163,11 @@ def finish_job(jobs: ExportJobStore, job_id: str) -> None:
         "h264",
     )
     assert jobs.finish(job_id, record.attempt, result)
+
+
+def held_polls(base: str) -> float:
+    """Polls the web holds open now, summed over its processes, from its /metrics."""
+    for line in requests.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("resourced_held_polls "):
+            return float(line.split()[1])
+    return 0.0

@@ -16,9 +16,8 @@ import requests
 
 from app.client import Client, ExportResult, storage_info_b64
 from scripts import devstack
-from tasks import keys
 from tasks.store import ExportJobStore
-from tests.integration.conftest import finish_job
+from tests.integration.conftest import finish_job, held_polls
 
 pytestmark = pytest.mark.integration
 PDT_MS = 1_700_000_000_000
@@ -64,8 +63,7 @@ def test_the_client_gets_a_short_export_from_its_first_request(
     )
     thread.start()
     job_id = new_job(jobs)
-    channel = keys.export_events(job_id)
-    devstack.wait_for(lambda: client.pubsub_numsub(channel)[0][1] == 1, "the held poll", 20)
+    devstack.wait_for(lambda: held_polls(base) == 1, "the held poll", 20)
     finish_job(jobs, job_id)
     thread.join(30)
     assert results and results[0].lack_ms == 0 and results[0].video_url.startswith("http")

@@ -15,10 +15,9 @@ import redis
 import requests
 
 from scripts import devstack
-from tasks import keys
 from tasks.store import ExportJobStore, JobState
 from tests.helpers import export_body
-from tests.integration.conftest import finish_job
+from tests.integration.conftest import finish_job, held_polls
 
 pytestmark = pytest.mark.integration
 PATH = "/resource/v1/i/export-to-s3dir"
@@ -120,8 +119,7 @@ def test_healthz_and_polls_answer_under_tricklers_and_held_polls(
     held: list[socket.socket] = []
     try:
         held = [raw_post(base, held_body) for _ in range(HELD)]
-        channel = keys.export_events(job_id)
-        devstack.wait_for(lambda: client.pubsub_numsub(channel)[0][1] == HELD, "200 held polls", 20)
+        devstack.wait_for(lambda: held_polls(base) == HELD, "200 held polls", 30)
 
         health = requests.get(base + "/healthz", timeout=GENEROUS_S)
         ready = requests.post(base + PATH, json=done_body, timeout=GENEROUS_S)
@@ -130,7 +128,7 @@ def test_healthz_and_polls_answer_under_tricklers_and_held_polls(
         assert ready.json()["ErrorCode"] == 5 and ready.json()["VideoPath"]
         assert quick.json()["ErrorCode"] == 1
         assert tricklers.all_connected()  # answered while every trickler still holds its connection
-        assert client.pubsub_numsub(channel)[0][1] == HELD  # and while all 200 polls are held
+        assert held_polls(base) == HELD  # and while all 200 polls are held
 
         finish_job(jobs, job_id)
         answers = [read_answer(sock) for sock in held]

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from tasks.estimate import speed_kind
+from tasks.job_events import publish_change
 from tasks.jobs import ErrorCode, ExportSpec
 from tasks.outcomes import record_outcome
 from tasks.settings import Settings
@@ -55,6 +56,7 @@ def process_export(
     except SegmentsArchived as exc:
         start_restores(store, record.spec, exc.keys, settings)
         jobs.progress(job_id, attempt, 0.0, RESTORING_STEP)
+        publish_change(jobs.redis, job_id, RESTORING_STEP)  # held polls answer 8 now, not at their hold's end
         log.info("export waits for a restore", extra={"job_id": job_id, "segments": len(exc.keys)})
         return JobOutcome("restoring", int(exc.code), time.monotonic() - started)
     except ExportError as exc:

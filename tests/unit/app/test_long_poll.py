@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.api import long_poll
+from tasks.job_events import publish_change
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
 from tasks.settings import Settings
 from tasks.store import RESTORING_STEP, ExportJobStore, JobState
@@ -44,13 +45,17 @@ def finish_when_held(jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, en
     """Ends the job once a poll is subscribed to it (as a worker would, mid-hold)."""
 
     def run() -> None:
-        while not redis_client.pubsub_channels():  # the poll subscribed: it is being held
+        while not long_poll.events_for(jobs).waiting():  # a poll is being held
             threading.Event().wait(0.01)
         spec = only_job(jobs)
         if end == "ready":
             jobs.finish(spec.job_id, 1, result(spec))
-        else:
+        elif end == "failed":
             jobs.fail(spec.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
+        else:  # the worker found the range in Glacier: as export_attempt does it
+            jobs.claim(spec.job_id, 1, "w")
+            jobs.progress(spec.job_id, 1, 0.0, RESTORING_STEP)
+            publish_change(jobs.redis, spec.job_id, RESTORING_STEP)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -58,7 +63,9 @@ def finish_when_held(jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, en
 
 
 @pytest.mark.timeout(WAKE_TIMEOUT_S)
-@pytest.mark.parametrize(("end", "code", "status"), [("ready", 5, 200), ("failed", 6, 500)])
+@pytest.mark.parametrize(
+    ("end", "code", "status"), [("ready", 5, 200), ("failed", 6, 500), ("restoring", 8, 200)]
+)
 def test_first_post_answers_the_end_when_the_job_ends_during_the_hold(
     client: FlaskClient,
     session: str,
