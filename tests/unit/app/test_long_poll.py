@@ -7,10 +7,12 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis
 from flask.testing import FlaskClient
 
 from app.api import long_poll
-from tasks.job_events import publish_change
+from scripts import devstack
+from tasks.job_events import JobEvents, publish_change
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
 from tasks.settings import Settings
 from tasks.store import RESTORING_STEP, ExportJobStore, JobState
@@ -150,3 +152,28 @@ def test_restoring_jobs_and_ended_jobs_are_not_held(app: Any, client: FlaskClien
 )
 def test_hold_seconds(settings: Settings, prefer: str | None, expected: float) -> None:
     assert long_poll.hold_seconds(settings, prefer) == expected
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+def test_without_a_subscription_the_poll_is_answered_at_once(
+    app: Any, client: FlaskClient, session: str
+) -> None:
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    client.post(
+        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
+    )
+    record = jobs.get(only_job(jobs).job_id)
+    assert record is not None
+    unreachable = ExportJobStore(redis.Redis(port=devstack.free_port(), socket_connect_timeout=0.2))
+    assert long_poll.until_end(unreachable, record, HOLD_S) is record  # not held blind for HOLD_S
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+def test_one_subscription_wakes_only_the_polls_of_the_changed_job(redis_client: fakeredis.FakeRedis) -> None:
+    events = JobEvents(redis_client)
+    with events.watch("job-a") as a, events.watch("job-b") as b:
+        assert a is not None and b is not None and events.waiting() == 2
+        publish_change(redis_client, "job-a", "ready")
+        assert a.wait(WAKE_TIMEOUT_S / 2)
+        assert not b.is_set()
+    assert events.waiting() == 0
