@@ -107,8 +107,8 @@ class JobEvents:
                     if message is None:
                         continue
                     if message["type"] == "psubscribe":
-                        self._subscribed.set()
-                        self._wake(None)  # anything published while we were away is lost: re-read
+                        self._wake(None)  # polls held across a lost subscription missed what came: re-read
+                        self._subscribed.set()  # only now may new polls count on being woken
                     elif message["type"] == "pmessage":
                         channel = message["channel"]
                         channel = channel.decode() if isinstance(channel, bytes) else str(channel)

@@ -220,9 +220,12 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
         record = svc.jobs.get(spec.job_id)
     if record is None:  # expired between admission and now: answer as accepted, the next poll re-admits
         return jsonify({"ErrorCode": 1, "ErrorMessage": "queued", "TimeWait": 1}), 200
-    record = long_poll.until_end(
+    held = long_poll.until_end(
         svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
     )
+    if held.state is JobState.FAILED and record.state is not JobState.FAILED:
+        admit(svc, spec)  # marks the failure answered: the next identical request starts afresh
+    record = held
     payload, status = answer(svc, record)
     response = jsonify(payload)
     if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):

@@ -17,6 +17,7 @@ from tasks.jobs import ErrorCode, ExportResult, ExportSpec
 from tasks.settings import Settings
 from tasks.store import RESTORING_STEP, ExportJobStore, JobState
 from tests.helpers import export_body
+from tests.unit.app.conftest import SentTasks
 
 URL = "/resource/v1/i/export-to-s3dir"
 # Far longer than any test may take: a lost wake-up holds the poll until pytest-timeout fails it.
@@ -73,6 +74,7 @@ def test_first_post_answers_the_end_when_the_job_ends_during_the_hold(
     session: str,
     redis_client: fakeredis.FakeRedis,
     app: Any,
+    sent: SentTasks,
     end: str,
     code: int,
     status: int,
@@ -86,6 +88,12 @@ def test_first_post_answers_the_end_when_the_job_ends_during_the_hold(
     assert answer["ErrorCode"] == code
     if code == 5:
         assert answer["LackLength"] == 0 and answer["VideoPath"].startswith("http")
+    if end == "failed":  # the failure was answered once: the next identical request starts afresh
+        again = client.post(
+            URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
+        )
+        assert again.get_json()["ErrorCode"] == 1
+        assert len(sent.sent) == 2
 
 
 @pytest.mark.timeout(WAKE_TIMEOUT_S)
