@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,6 +51,14 @@ class JobEvents:
         self._subscribed = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop listening (within a second); held polls are woken to answer as things stand."""
+        self._closed.set()
+        self._wake(None)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(POLL_S + RECONNECT_S + 1)
 
     def waiting(self, job_id: str | None = None) -> int:
         """Polls held now, for one job or in all."""
@@ -64,7 +71,7 @@ class JobEvents:
     def watch(self, job_id: str, confirm_s: float = 1.0) -> Iterator[threading.Event | None]:
         """An event set when `job_id` changes, or None when no subscription could be made
         (the caller then answers at once rather than hold blind)."""
-        if not self._start(confirm_s):
+        if self._closed.is_set() or not self._start(confirm_s):
             yield None
             return
         event = threading.Event()
@@ -98,11 +105,11 @@ class JobEvents:
 
     def _listen(self) -> None:
         prefix = keys.export_events("")
-        while True:
+        while not self._closed.is_set():
             pubsub = self.client.pubsub()
             try:
                 pubsub.psubscribe(prefix + "*")
-                while True:
+                while not self._closed.is_set():
                     message = pubsub.get_message(timeout=POLL_S)
                     if message is None:
                         continue
@@ -117,7 +124,7 @@ class JobEvents:
                 self._subscribed.clear()
                 self._wake(None)
                 log.warning("job events subscription lost", extra={"reason": str(exc)})
-                time.sleep(RECONNECT_S)
+                self._closed.wait(RECONNECT_S)
             finally:
                 try:
                     pubsub.close()

@@ -51,6 +51,15 @@ def events_for(jobs: ExportJobStore) -> JobEvents:
         return found
 
 
+def stop_listening() -> None:
+    """End this process's job-events subscriptions (tests; a process shutting down)."""
+    with _events_lock:
+        found = list(_events.values())
+        _events.clear()
+    for events in found:
+        events.close()
+
+
 def until_end(jobs: ExportJobStore, record: JobRecord, hold_s: float) -> JobRecord:
     """The job's record once it ended (or went to a restore), or as it stands when the hold
     runs out."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -23,6 +24,12 @@ URL = "/resource/v1/i/export-to-s3dir"
 # Far longer than any test may take: a lost wake-up holds the poll until pytest-timeout fails it.
 HOLD_S = 3600.0
 WAKE_TIMEOUT_S = 60
+
+
+@pytest.fixture(autouse=True)
+def _no_listener_outlives_its_test() -> Iterator[None]:
+    yield
+    long_poll.stop_listening()
 
 
 @pytest.fixture
@@ -179,9 +186,12 @@ def test_without_a_subscription_the_poll_is_answered_at_once(
 @pytest.mark.timeout(WAKE_TIMEOUT_S)
 def test_one_subscription_wakes_only_the_polls_of_the_changed_job(redis_client: fakeredis.FakeRedis) -> None:
     events = JobEvents(redis_client)
-    with events.watch("job-a") as a, events.watch("job-b") as b:
-        assert a is not None and b is not None and events.waiting() == 2
-        publish_change(redis_client, "job-a", "ready")
-        assert a.wait(WAKE_TIMEOUT_S / 2)
-        assert not b.is_set()
-    assert events.waiting() == 0
+    try:
+        with events.watch("job-a") as a, events.watch("job-b") as b:
+            assert a is not None and b is not None and events.waiting() == 2
+            publish_change(redis_client, "job-a", "ready")
+            assert a.wait(WAKE_TIMEOUT_S / 2)
+            assert not b.is_set()
+        assert events.waiting() == 0
+    finally:
+        events.close()
