@@ -26,6 +26,7 @@ DEFAULT_WALL_PER_MEDIA_S = {
 }
 UNMEASURED_OVERHEAD_S = 2.0  # indexing, thumbnail, last upload round trips; measured speeds include it
 MIN_WAIT_S, MAX_WAIT_S = 1, 600
+FIRST_LOOK_S = 2.0  # a started job has indexed its range within this (listing playlists, a few GETs)
 
 
 def speed_kind(spec: ExportSpec, queue: str = "") -> str:
@@ -70,6 +71,10 @@ def seconds_until_ready(jobs: ExportJobStore, record: JobRecord, slots: int) -> 
     own = remaining(jobs, record)
     if record.state is JobState.RUNNING:
         return own
+    # Queued: what the range holds is unknown until a worker indexes it (a 3-hour request over a
+    # 60 s recording), so the client is asked back when the job should have started and been
+    # indexed; that poll is held and answers with the clip or an estimate on the covered media.
+    own = min(own, FIRST_LOOK_S)
     rank = jobs.queue_position(record.job_id) or 0
     ahead = jobs.active_ids(limit=rank) if rank else []
     kind = speed_kind(record.spec, record.queue)

@@ -24,10 +24,13 @@ def test_wait_grows_with_the_queue_and_shrinks_with_slots_and_progress() -> None
         jobs.admit(spec(i), COPY, 100, 100)
     first, last = jobs.get(spec(0).job_id), jobs.get(spec(3).job_id)
     assert first is not None and last is not None
-    assert estimate.wait_for(jobs, first, slots=1) == 6  # its own 60 media s at 0.1
-    assert estimate.wait_for(jobs, last, slots=1) == 24  # three jobs ahead, one slot
-    assert estimate.wait_for(jobs, last, slots=3) == 12  # the same work over three slots
+    # Queued: back when it should have started and indexed its range (+2 s), not after all of it.
+    assert estimate.wait_for(jobs, first, slots=1) == 2
+    assert estimate.wait_for(jobs, last, slots=1) == 20  # three 6 s jobs ahead, one slot
+    assert estimate.wait_for(jobs, last, slots=3) == 8  # the same work over three slots
     jobs.claim(first.job_id, 1, "w")
+    running = jobs.get(first.job_id)
+    assert running is not None and estimate.wait_for(jobs, running, slots=1) in (5, 6)  # 6 s, just begun
     jobs.progress(first.job_id, 1, 0.5, "remuxing")
     running = jobs.get(first.job_id)
     assert running is not None and estimate.wait_for(jobs, running, slots=1) == 3
@@ -43,8 +46,8 @@ def test_only_the_own_queue_counts_and_each_queue_has_its_speed() -> None:
     copy = jobs.get(spec(9).job_id)
     encode = jobs.get(spec(2, export_type=ExportType.H264).job_id)
     assert copy is not None and encode is not None
-    assert estimate.wait_for(jobs, copy, slots=1) == 3  # 60 s at 0.05: the encodes are not ahead of it
-    assert estimate.wait_for(jobs, encode, slots=1) == 144  # 3 x 60 s at 0.8
+    assert estimate.wait_for(jobs, copy, slots=1) == 2  # the encodes are not ahead of it
+    assert estimate.wait_for(jobs, encode, slots=1) == 98  # two 48 s encodes ahead, then 2 s to index
 
 
 def test_the_indexed_coverage_replaces_the_requested_duration() -> None:
@@ -52,12 +55,13 @@ def test_the_indexed_coverage_replaces_the_requested_duration() -> None:
     jobs.record_speed(COPY, 100, 5)
     three_hours = spec(0, seconds=3 * 3600)
     jobs.admit(three_hours, COPY, 100, 100)
+    jobs.claim(three_hours.job_id, 1, "w")
     record = jobs.get(three_hours.job_id)
-    assert record is not None and estimate.wait_for(jobs, record, slots=1) == 540
+    assert record is not None and estimate.remaining(jobs, record, now=record.started_at) == 540
     jobs.cover(three_hours.job_id, 1, 60.0)  # the worker indexed the range: 60 s of recording
     jobs.cover(three_hours.job_id, 2, 9999.0)  # a stale attempt's word does not count
     record = jobs.get(three_hours.job_id)
-    assert record is not None and estimate.wait_for(jobs, record, slots=1) == 3
+    assert record is not None and estimate.wait_for(jobs, record, slots=1) in (2, 3)  # 3 s, just begun
 
 
 def test_a_running_job_counts_the_time_it_has_run_and_waits_at_least_a_second() -> None:
