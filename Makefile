@@ -1,5 +1,5 @@
 # `make demo` sets everything up and exports a clip end to end; `make test` runs the tests.
-.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api bench-archive clean
+.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api bench-archive bench-latency clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -34,6 +34,9 @@ bench-transcode: setup
 
 bench-archive: setup
 	.venv/bin/python scripts/bench_archive.py
+
+bench-latency: setup
+	.venv/bin/python scripts/bench_latency.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .ruff_cache .mypy_cache

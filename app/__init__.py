@@ -23,6 +23,7 @@ from tasks.storage import ObjectStore
 from tasks.store import ExportJobStore
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")  # a caller's X-Request-Id is kept if it looks like one
+REDIS_CONNECTIONS = 64  # per web process; requests beyond it wait up to 2 s for one
 MAX_JSON_BODY = 1024 * 1024  # an export request is a few KB; the image bed sets its own limit
 
 
@@ -33,8 +34,17 @@ def register_services(
     celery: Celery | None,
     store: ObjectStore | None,
 ) -> Services:
-    client = redis_client or redis.Redis.from_url(
-        settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+    # A blocking pool: under gevent one process serves hundreds of requests at once (held polls
+    # waking together), and redis-py's default pool raises past 100 connections instead of waiting.
+    client = redis_client or redis.Redis(
+        connection_pool=redis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=2,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
     )
     found = Services(
         settings=settings,

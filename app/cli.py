@@ -58,10 +58,19 @@ def _export(args: argparse.Namespace) -> int:
         else tqdm(total=100, unit="%", desc="export", file=sys.stderr)
     )
 
+    said: list[str] = []
+
     def progress(answer: dict[str, Any]) -> None:
-        found = PERCENT.search(answer.get("ErrorMessage", ""))
-        if bar is not None and found:
-            bar.update(max(0, int(found.group(1)) - bar.n))
+        """The job's state, step and percent: on the bar on a terminal, else one line per change."""
+        message = str(answer.get("ErrorMessage", ""))
+        found = PERCENT.search(message)
+        if bar is not None:
+            bar.set_description(message.split(":", 1)[-1].rsplit(" ", 1)[0].strip() or "export")
+            if found:
+                bar.update(max(0, int(found.group(1)) - bar.n))
+        elif not args.json and message not in said[-1:]:
+            said.append(message)
+            print(f"export: {message}", file=sys.stderr, flush=True)
 
     info = storage_info_b64(args.bucket, args.dest_bucket or args.bucket, args.region, args.root)
     result = client.export(
@@ -74,6 +83,7 @@ def _export(args: argparse.Namespace) -> int:
         file_name=args.file_name,
         export_key=args.dest_key,
         on_progress=progress,
+        hold_s=args.hold,
     )
     if bar is not None:
         bar.update(100 - bar.n)
@@ -169,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--root", default="", help="storage_root_folder")
     export.add_argument("--file-name", default="")
     export.add_argument("--download", default="", help="save the MP4 here")
+    export.add_argument(
+        "--hold",
+        type=float,
+        default=25,
+        help="seconds a poll may be held open until the job ends (long polling; 0: answer at once)",
+    )
     export.set_defaults(handler=_export)
 
     imgbed = commands.add_parser("imgbed", help="the image bed").add_subparsers(

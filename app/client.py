@@ -117,8 +117,12 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"X-Session-Id": self.session_id}
 
-    def export_request(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
-        response = self.http.post(self.base_url + EXPORT_PATH, json=body, timeout=self.timeout_s)
+    def export_request(self, body: dict[str, Any], hold_s: float = 0) -> tuple[int, dict[str, Any], float]:
+        """One submit-or-poll; `hold_s` > 0 asks the service to hold it until the job ends (long
+        polling, `Prefer: wait=N`), and the read timeout grows to outlast the hold."""
+        headers = {"Prefer": f"wait={round(hold_s)}"} if hold_s > 0 else {}
+        timeout = max(self.timeout_s, hold_s + 10)
+        response = self.http.post(self.base_url + EXPORT_PATH, json=body, headers=headers, timeout=timeout)
         try:
             answer = response.json()
         except ValueError as exc:
@@ -146,8 +150,13 @@ class Client:
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         timeout_s: float = 3600,
         max_poll_s: float = 30,
+        hold_s: float = 25,
     ) -> ExportResult:
-        """Submit and poll until ready; raises the ResourcedError subclass of the ErrorCode."""
+        """Submit and poll until ready; raises the ResourcedError subclass of the ErrorCode.
+
+        Each poll is held by the service until the job ends (up to its configured hold, at most
+        `hold_s`), and between polls the client sleeps TimeWait: the answer arrives when the clip
+        is ready, not at the next poll. `on_progress` gets every processing (1/8) answer."""
         body: dict[str, Any] = {
             "ServiceCaller": service_caller,
             "StartPos": start_pos,
@@ -170,7 +179,7 @@ class Client:
                 body[field] = value
         deadline = time.monotonic() + timeout_s
         while True:
-            status, answer, wait = self.export_request(body)
+            status, answer, wait = self.export_request(body, hold_s)
             code = int(answer.get("ErrorCode", 6))
             if code == 5:
                 return ExportResult(

@@ -7,7 +7,9 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from app.schemas.examples import EXPORT_ANSWERS, EXPORT_REQUEST
 from app.schemas.export import ExportRequestSchema
+from app.schemas.fields import StorageEntrySchema
 from app.schemas.responses import (
     CodeMessageSchema,
     ExportResponseSchema,
@@ -48,67 +50,57 @@ def _json(schema: str, description: str, examples: dict[str, Any] | None = None)
     return {"description": description, "content": {"application/json": content}}
 
 
+LONG_POLLING = (
+    "Submit, and poll with the same request (identical requests are one job). A poll of a queued"
+    " or running job is held open up to RESOURCED_LONG_POLL_S (default 5 s) and answered the moment"
+    " the job ends, so a client that sleeps exactly TimeWait is not kept waiting for a finished job;"
+    " the first request of a short export is answered 5 directly. `Prefer: wait=0` asks for an"
+    " immediate answer. TimeWait (whole seconds, >= 1) is the estimated time left, rounded down."
+)
+
+
 def _export_path() -> dict[str, Any]:
-    ready = {
-        "ErrorCode": 5,
-        "ErrorMessage": "ready",
-        "TimeWait": 0,
-        "VideoPath": "https://...",
-        "ImagePath": "https://...",
-        "S3Dir": "exports/alice/9f2c",
-        "Version": "3HL4kqtJlcpXroDTDmJ",
-        "LackLength": 0,
+    by_status: dict[int, dict[str, Any]] = {}
+    for code, (status, body) in EXPORT_ANSWERS.items():
+        by_status.setdefault(status, {})[f"ErrorCode {code}"] = body
+    descriptions = {
+        200: "1 processing, 5 ready, 8 restoring",
+        400: "2: bad request; ErrorMessage names every bad field",
+        401: "3: no valid session",
+        403: (
+            "3: not the session's user, a bucket not allowed, outside the session's scopes, or a"
+            " destination key that holds another user's object or one the service did not write"
+        ),
+        404: "4: no media in the range",
+        413: "2: body too large",
+        429: "7: too busy; Retry-After repeats TimeWait",
+        500: "6: the export failed; the next identical request starts afresh",
+        503: "6: the job store or queue is unreachable; retry after TimeWait",
     }
-    example_request = {
-        "ServiceCaller": "mma",
-        "StartPos": 1700000000000,
-        "StartTime": "12500",
-        "Duration": 20000,
-        "PeerId": "peer-1",
-        "LivePath": "live/cam1",
-        "FileName": "clip",
-        "SessionId": "<session>",
-        "export_type": 0,
-        "storage_info": "W3sic3RvcmFnZV9wdXJwb3NlIjoidHMiLC4uLn1d",
-        "userid": "alice",
+    responses = {
+        str(status): _json("ExportResponse", text, by_status.get(status))
+        for status, text in descriptions.items()
     }
-    responses: dict[str, Any] = {
-        "200": _json(
-            "ExportResponse",
-            "1, 5 or 8",
-            {
-                "processing": {"ErrorCode": 1, "ErrorMessage": "running: remuxing 40%", "TimeWait": 3},
-                "ready": ready,
-                "restoring": {"ErrorCode": 8, "ErrorMessage": "restoring: ...", "TimeWait": 300},
-            },
-        ),
-        "400": _json(
-            "ExportResponse", "2", {"bad": {"ErrorCode": 2, "ErrorMessage": "bad request: Duration: ..."}}
-        ),
-        "401": _json("ExportResponse", "3: no valid session"),
-        "403": _json(
-            "ExportResponse",
-            "3: not the session's user, a bucket not allowed, outside the session's scopes, or a "
-            "destination key that holds another user's object or one the service did not write",
-        ),
-        "404": _json("ExportResponse", "4"),
-        "413": _json("ExportResponse", "2: body too large"),
-        "429": _json(
-            "ExportResponse", "7", {"busy": {"ErrorCode": 7, "ErrorMessage": "too busy", "TimeWait": 12}}
-        ),
-        "500": _json("ExportResponse", "6"),
-        "503": _json("ExportResponse", "6: the job store or queue is unreachable; retry after TimeWait"),
+    for held in ("200", "429"):
+        responses[held]["headers"] = {
+            "Retry-After": {"description": "with 1, 7 and 8: TimeWait again", "schema": {"type": "integer"}}
+        }
+    codes = "; ".join(f"{code}: {text}" for code, text in EXPORT_CODES.items())
+    prefer = {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "description": "wait=N (RFC 7240): hold this poll at most N seconds (0: answer at once)",
+        "schema": {"type": "string", "example": "wait=0"},
     }
-    description = "Submit, and poll with the same request. ErrorCode: " + "; ".join(
-        f"{code}: {text}" for code, text in EXPORT_CODES.items()
-    )
     return {
         "post": {
             "summary": "Export a clip of an archived live recording to S3",
-            "description": description,
+            "description": f"{LONG_POLLING} ErrorCode: {codes}",
+            "parameters": [prefer],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": "ExportRequest", "example": example_request}},
+                "content": {"application/json": {"schema": "ExportRequest", "example": EXPORT_REQUEST}},
             },
             "responses": responses,
         }
@@ -259,6 +251,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     schemas = {
         "ExportRequest": ExportRequestSchema(max_duration_ms=settings.max_duration_ms),
+        "StorageEntry": StorageEntrySchema,
         "ExportResponse": ExportResponseSchema,
         "ImgbedResponse": ImgbedResponseSchema,
         "ImgbedUploadResponse": ImgbedUploadResponseSchema,

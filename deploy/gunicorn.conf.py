@@ -23,9 +23,20 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-# Processes, not threads: the poll path is CPU-bound Python, and threads of one process
-# contend for the GIL (measured: 4x1 gives p99 13 ms where 2x4 gives 21 ms on 2 cores).
+# gevent workers: every connection is a greenlet, so a poll held open for its job (long
+# polling, app/api/long_poll.py) or a client trickling its headers or body parks a greenlet and
+# costs no worker; with sync workers eight slow clients took /healthz down. gunicorn's gevent
+# worker monkey-patches the process before the app is imported, so redis-py and boto3 yield
+# too. Processes, not threads, for the CPU-bound poll path: threads of one process contend for
+# the GIL (measured: 4x1 sync gave p99 13 ms where 2x4 threads gave 21 ms on 2 cores).
+worker_class = settings.web_worker_class
+worker_connections = settings.web_connections  # per process: held polls + slow clients
+# No keep-alive, as the sync workers had none: on a kept-alive connection the worker must read
+# and discard the unread rest of a refused oversized body before the next request, and a flood
+# of those starved valid polls (measured: 33-57 polls/s vs 250-680 with sync; with keep-alive
+# off 260-440). Clients poll seconds apart, so a connection per poll costs them nothing.
+keepalive = settings.web_keepalive
 workers = settings.web_concurrency or 2 * (os.cpu_count() or 1)
 threads = settings.web_threads
-timeout = 30
+timeout = 30  # a worker that does not check in for this long is restarted (not a request limit)
 graceful_timeout = 20

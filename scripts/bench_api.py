@@ -3,7 +3,8 @@
 Starts redis-server, moto's S3 server, the Procfile's web and one worker; exports a clip to
 ready; then wrk sends that same poll for a while and prints requests/s and p50/p99, next to
 redis-benchmark's GET for scale. Then the same polls while a second wrk floods the server
-with malformed and oversized requests, to show bad input does not slow valid polls. All
+with malformed and oversized requests, to show bad input does not slow valid polls, and
+while 200 connections keep polls held open (long polling) on a job that never ends. All
 traffic stays on 127.0.0.1 and every run is bounded in time.
 """
 
@@ -12,14 +13,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3
+import requests
 
 from app.client import Client, storage_info_b64
 from scripts import devstack
@@ -27,6 +31,7 @@ from scripts.samples import SampleSpec, generate_recording
 
 PDT_MS = 1_700_000_000_000
 DURATION_S = 10
+WARM_UP_S = 3  # the first requests of a fresh process are slow (imports, caches): not measured
 
 
 def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
@@ -55,6 +60,51 @@ def lua(body: str) -> str:
         f"wrk.body = {json.dumps(body)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+HELD = 200
+
+
+def held_now(base: str) -> float:
+    for line in requests.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("resourced_held_polls "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def held_polls(base: str, redis_url: str, ready_body: dict[str, object], work: Path) -> dict[str, float]:
+    """Ready polls and /healthz while HELD connections poll a job that never ends (admitted in
+    the store but never queued, so each poll is held for the whole RESOURCED_LONG_POLL_S)."""
+    import redis
+
+    from app.api.export import build_spec
+    from app.schemas.export import ExportRequestSchema
+    from tasks.store import ExportJobStore
+
+    held_body = {**ready_body, "LivePath": "live/held"}
+    data = ExportRequestSchema(max_duration_ms=10**9).load(held_body)
+    spec = build_spec(data, "bench", "us-east-1")
+    client = redis.Redis.from_url(redis_url)
+    ExportJobStore(client).admit(spec, "bench.never", 10_000, 10_000)
+    script = work / "held.lua"
+    script.write_text(lua(json.dumps(held_body)))
+    url = base + "/resource/v1/i/export-to-s3dir"
+    holder = subprocess.Popen(
+        ["wrk", "-t1", f"-c{HELD}", f"-d{DURATION_S + 10}s", "--timeout", "30s", "-s", str(script), url],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        devstack.wait_for(lambda: held_now(base) >= HELD * 0.95, "held polls", 30)
+        health: list[float] = []
+        for _ in range(20):
+            started = time.perf_counter()
+            requests.get(base + "/healthz", timeout=5).raise_for_status()
+            health.append((time.perf_counter() - started) * 1000)
+        result = wrk(url, work / "poll.lua", 16, DURATION_S)
+    finally:
+        holder.terminate()
+        holder.wait(30)
+    return {**result, "health_p50": statistics.median(health), "health_max": max(health)}
 
 
 def main() -> int:
@@ -128,6 +178,7 @@ def main() -> int:
             ).stdout
             redis_rps = float(re.search(r"([\d.]+) requests per second", rb).group(1))  # type: ignore[union-attr]
             url = base + "/resource/v1/i/export-to-s3dir"
+            wrk(url, poll, 16, WARM_UP_S)  # every process has served its first requests
             alone = wrk(url, poll, 16, DURATION_S)
             rps, p50, p99 = alone["rps"], alone["p50"], alone["p99"]
             print(f"bench: polls (ready job): {rps:7.0f}/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms")
@@ -144,6 +195,21 @@ def main() -> int:
                 f"bench: polls under a flood of malformed/oversized requests: {loaded['rps']:7.0f}/s  "
                 f"p50 {loaded['p50']:.2f} ms  p99 {loaded['p99']:.2f} ms"
             )
+            held = held_polls(base, redis_url, json.loads(body), work)
+            print(
+                f"bench: polls while {HELD} polls are held open (long polling): {held['rps']:7.0f}/s  "
+                f"p50 {held['p50']:.2f} ms  p99 {held['p99']:.2f} ms; /healthz meanwhile "
+                f"p50 {held['health_p50']:.2f} ms, max {held['health_max']:.2f} ms"
+            )
+        # The same polls against sync workers (the web tier before long polling), in this run:
+        # the machine is shared, so the ratio says more than the absolute figures.
+        with devstack.service({**env, "WEB_WORKER_CLASS": "sync"}, workers=0) as sync_base:
+            wrk(sync_base + "/resource/v1/i/export-to-s3dir", poll, 16, WARM_UP_S)
+            sync = wrk(sync_base + "/resource/v1/i/export-to-s3dir", poll, 16, DURATION_S)
+        print(
+            f"bench: the same polls on sync workers: {sync['rps']:7.0f}/s  p50 {sync['p50']:.2f} ms  "
+            f"p99 {sync['p99']:.2f} ms; gevent/sync throughput {alone['rps'] / max(sync['rps'], 1):.2f}x"
+        )
     return 0
 
 

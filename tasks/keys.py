@@ -82,3 +82,8 @@ def export_uploads(job_id: str) -> str:
 
 
 PARKED_EXPORTS = f"{PREFIX}:exports:parked"  # ZSET job_id -> when it last parked for a restore
+
+
+def export_events(job_id: str) -> str:
+    """Pub/sub channel announcing a job's end (ready or failed) to polls held open for it."""
+    return f"{PREFIX}:events:export:{job_id}"

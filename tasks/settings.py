@@ -50,6 +50,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in {"1", "true", "yes", "on"}
 
 
+MAX_LONG_POLL_S = 25.0  # a held poll must end well inside a 30 s proxy or client read timeout
+
+
+def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    value = _float(env, name, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the web, worker and CLI processes use."""
@@ -125,6 +135,13 @@ class Settings:
     # restores take up to 48 h, plus polling slack.
     restore_wait_s: int = 52 * 3600
     task_max_retries: int = 5  # transient failures (S3 5xx, network) retried this often, then ErrorCode 6
+    # A poll of an unfinished export is held open up to this long and answered the moment the job
+    # ends, so a client obeying TimeWait is not kept waiting for a finished job. 0 turns it off.
+    # Short enough to pass proxies' and clients' usual 10-60 s read timeouts with room to spare.
+    long_poll_s: float = 5.0
+    web_worker_class: str = "gevent"  # held polls and slow clients park a greenlet, not a worker
+    web_connections: int = 1000  # per gunicorn process: held polls + slow clients
+    web_keepalive: int = 0  # seconds; 0: a refused oversized body cannot hold the connection
 
     @property
     def celery_broker_url(self) -> str:
@@ -226,6 +243,10 @@ class Settings:
             max_export_attempts=_int(env, "RESOURCED_MAX_EXPORT_ATTEMPTS", cls.max_export_attempts, 1),
             restore_wait_s=_int(env, "RESOURCED_RESTORE_WAIT_S", cls.restore_wait_s, 60),
             task_max_retries=_int(env, "RESOURCED_TASK_MAX_RETRIES", cls.task_max_retries, 0),
+            long_poll_s=_bounded(env, "RESOURCED_LONG_POLL_S", cls.long_poll_s, 0.0, MAX_LONG_POLL_S),
+            web_worker_class=env.get("WEB_WORKER_CLASS", "").strip() or cls.web_worker_class,
+            web_connections=_int(env, "WEB_CONNECTIONS", cls.web_connections, 1),
+            web_keepalive=_int(env, "WEB_KEEPALIVE", cls.web_keepalive, 0),
         )
 
     def check_web(self) -> None:

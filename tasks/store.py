@@ -14,7 +14,8 @@ from typing import Any
 
 import redis
 
-from tasks import keys
+from tasks import job_events, keys
+from tasks import job_scripts as scripts
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
 
 
@@ -26,117 +27,6 @@ class JobState(StrEnum):
 
 
 RESTORING_STEP = "restoring"  # a running job waiting for its archived segments (ErrorCode 8)
-
-# Admit a new job, or a fresh attempt of a failed one, unless a limit is reached. A failure is
-# answered once (so a polling client learns of it) before the next request starts afresh.
-_ADMIT = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state and state ~= 'failed' then return {'exists', state} end
-if state == 'failed' and redis.call('HGET', KEYS[1], 'reported') ~= '1' then
-  redis.call('HSET', KEYS[1], 'reported', '1')
-  return {'exists', state}
-end
-for _, member in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  if redis.call('EXISTS', 'resourced:export:' .. member) == 0 then redis.call('ZREM', KEYS[3], member) end
-end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {'busy', 'global'} end
-if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then return {'busy', 'user'} end
-local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') + 1
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'spec', ARGV[2], 'user', ARGV[3],
-  'created_at', ARGV[1], 'updated_at', ARGV[1], 'progress', '0', 'step', 'queued',
-  'queue', ARGV[8], 'media_s', ARGV[9], 'estimate_s', ARGV[10])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[7])
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[7])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
-return {'created', tostring(attempt)}
-"""
-
-# Move a queued job of the given attempt to running and give it the lease. A running attempt is
-# never resumed by a second delivery of its message (the first holder may only be frozen): the
-# reaper requeues it as a new attempt once its lease expires. A job parked for a restore is
-# resumed by its own attempt, and holds admission slots again while it runs.
-_CLAIM = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'stale' end
-if state ~= 'queued' and state ~= 'running' then return state or 'missing' end
-local parked = redis.call('HGET', KEYS[1], 'step') == ARGV[6]
-if state == 'running' and not parked then return 'held' end
-if parked then
-  local since = redis.call('HGET', KEYS[1], 'created_at')
-  redis.call('ZADD', KEYS[3], since, ARGV[7])
-  redis.call('ZADD', KEYS[4], since, ARGV[7])
-end
-redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[2], 'updated_at', ARGV[2],
-  'worker', ARGV[3], 'step', 'starting')
-redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
-return 'running'
-"""
-
-# A job whose attempt lost its lease (worker killed or frozen) goes back to the queue as a new
-# attempt; the old attempt, if it ever wakes or is redelivered, is fenced off and does nothing.
-# Refused while the lease is held: a live worker's job is never taken from it.
-_REQUEUE = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'running' then return 0 end
-local attempt = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'step', 'requeued', 'updated_at', ARGV[2],
-  'progress', '0')
-return attempt
-"""
-
-# Hand a running attempt back to the queue under the same attempt number (a task retry follows).
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'step', ARGV[2], 'updated_at', ARGV[3])
-redis.call('DEL', KEYS[2])
-return 1
-"""
-
-# Park a running attempt while S3 restores archived segments: no lease, no admission slots, and
-# a record that lives as long as a restore can take. Its own attempt resumes it (see _CLAIM).
-_PARK = """
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'step', ARGV[2], 'progress', '0', 'updated_at', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[5])
-redis.call('ZREM', KEYS[4], ARGV[5])
-redis.call('ZADD', KEYS[5], ARGV[3], ARGV[5])
-return 1
-"""
-
-# Record progress only while this attempt is still the running one.
-_PROGRESS = """
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[2], 'step', ARGV[3], 'updated_at', ARGV[4])
-return 1
-"""
-
-# End an active attempt as ready or failed, and release its admission slots and its lease. The
-# reaper ends a job only while no lease is held (ARGV[10] = '1').
-_FINISH = """
-if ARGV[10] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', ARGV[3], 'updated_at', ARGV[3],
-  'progress', ARGV[6], 'step', ARGV[2], ARGV[4], ARGV[5])
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'error_code', ARGV[8]) end
-redis.call('EXPIRE', KEYS[1], ARGV[7])
-redis.call('ZREM', KEYS[2], ARGV[9])
-redis.call('ZREM', KEYS[3], ARGV[9])
-redis.call('DEL', KEYS[4])
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -197,13 +87,13 @@ class ExportJobStore:
     def __init__(self, client: redis.Redis, job_ttl_s: int = 86_400) -> None:
         self.redis = client
         self.job_ttl_s = job_ttl_s
-        self._admit = client.register_script(_ADMIT)
-        self._claim = client.register_script(_CLAIM)
-        self._progress = client.register_script(_PROGRESS)
-        self._finish = client.register_script(_FINISH)
-        self._requeue = client.register_script(_REQUEUE)
-        self._release = client.register_script(_RELEASE)
-        self._park = client.register_script(_PARK)
+        self._admit = client.register_script(scripts.ADMIT)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._progress = client.register_script(scripts.PROGRESS)
+        self._finish = client.register_script(scripts.FINISH)
+        self._requeue = client.register_script(scripts.REQUEUE)
+        self._release = client.register_script(scripts.RELEASE)
+        self._park = client.register_script(scripts.PARK)
 
     def admit(
         self,
@@ -277,7 +167,10 @@ class ExportJobStore:
             max(keep_s, self.job_ttl_s),
             job_id,
         ]
-        return bool(self._park(keys=job_keys, args=args))
+        parked = bool(self._park(keys=job_keys, args=args))
+        if parked:
+            job_events.publish_change(self.redis, job_id, RESTORING_STEP)  # held polls answer 8 now
+        return parked
 
     def parked_since(self, before: float) -> list[str]:
         """Jobs parked for a restore whose last look is older than `before` (epoch seconds)."""
@@ -341,7 +234,10 @@ class ExportJobStore:
             keys.active_exports_of(_text(user or "")),
             keys.export_lease(job_id),
         ]
-        return bool(self._finish(keys=job_keys, args=args))
+        ended = bool(self._finish(keys=job_keys, args=args))
+        if ended:
+            job_events.publish_change(self.redis, job_id, state.value)  # wakes polls held open for it
+        return ended
 
     def requeue(self, job_id: str, attempt: int) -> int:
         """The new attempt number, or 0 when the job moved on meanwhile."""
@@ -379,6 +275,20 @@ class ExportJobStore:
         """Measured wall seconds an export of a kind needs per second of media, once one finished."""
         raw = self.redis.hget(keys.EXPORT_STATS, f"wall_per_media_s:{kind}")
         return float(raw) if raw else None
+
+    def cover(self, job_id: str, attempt: int, media_s: float) -> None:
+        """The media seconds the range really holds, once indexed (for TimeWait; advisory)."""
+        key = keys.export_job(job_id)
+        if _text(self.redis.hget(key, "attempt")) == str(attempt):
+            self.redis.hset(key, "media_s", f"{media_s:.3f}")
+
+    def work_of(self, job_ids: list[str]) -> list[tuple[str, float, float]]:
+        """(queue, media seconds, progress) of each job, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.export_job(job_id), "queue", "media_s", "progress")
+        rows: list[Any] = pipe.execute()
+        return [(_text(q), float(m or 0), float(p or 0)) for q, m, p in rows]
 
     def media_seconds(self, job_ids: list[str]) -> list[tuple[float, float]]:
         """(media seconds, progress) of each job, in one round trip."""

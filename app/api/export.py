@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from kombu.exceptions import OperationalError
 
+from app.api import long_poll
 from app.auth import Session
 from app.errors import ApiError
 from app.schemas.export import ExportRequestSchema
@@ -228,7 +229,7 @@ def admit(svc: Services, spec: ExportSpec) -> None:
         queue.value,
         svc.settings.max_active_exports,
         svc.settings.max_active_exports_per_user,
-        estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value)),
+        estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value), queue.value),
     )
     if admission.outcome == "busy":
         wait = estimate.wait_for_slot(svc.jobs, spec)
@@ -254,6 +255,12 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
         record = svc.jobs.get(spec.job_id)
     if record is None:  # expired between admission and now: answer as accepted, the next poll re-admits
         return jsonify({"ErrorCode": 1, "ErrorMessage": "queued", "TimeWait": 1}), 200
+    held = long_poll.until_end(
+        svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
+    )
+    if held.state is JobState.FAILED and record.state is not JobState.FAILED:
+        admit(svc, spec)  # marks the failure answered: the next identical request starts afresh
+    record = held
     payload, status = answer(svc, record)
     response = jsonify(payload)
     if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):

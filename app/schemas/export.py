@@ -13,6 +13,10 @@ from tasks.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path, val
 SERVICE_CALLERS = ("mma", "search")
 
 
+def _doc(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
 def _check(fn: Any, value: str, **kwargs: Any) -> None:
     try:
         fn(value, **kwargs)
@@ -26,23 +30,60 @@ class ExportRequestSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # gateway and future fields are accepted and ignored
 
-    _ServiceName = fields.String(load_default="", data_key="_ServiceName", attribute="service_name")
-    _UrlPath = fields.String(load_default="", data_key="_UrlPath", attribute="url_path")
-    _Version = fields.Raw(load_default=None, data_key="_Version", attribute="version")
-    ServiceCaller = fields.String(load_default="")
-    StartPos = Millis(required=True, validate=validate.Range(min=0))
-    StartTime = Millis(load_default=0, empty_as_zero=True, allow_none=True)
-    Duration = Millis(required=True)
-    PeerId = fields.String(load_default="", validate=validate.Length(max=256))
-    LivePath = fields.String(required=True)
-    FileName = fields.String(load_default="")
-    SessionId = fields.String(required=True)
-    export_type = SmallInt(load_default=0)
+    _ServiceName = fields.String(
+        load_default="",
+        data_key="_ServiceName",
+        attribute="service_name",
+        metadata=_doc("gateway routing; logged"),
+    )
+    _UrlPath = fields.String(
+        load_default="", data_key="_UrlPath", attribute="url_path", metadata=_doc("gateway routing; logged")
+    )
+    _Version = fields.Raw(
+        load_default=None, data_key="_Version", attribute="version", metadata=_doc("gateway routing; logged")
+    )
+    ServiceCaller = fields.String(load_default="", metadata=_doc("who calls: mma or search"))
+    StartPos = Millis(
+        required=True,
+        validate=validate.Range(min=0),
+        metadata=_doc("ms: the recording's or mark's position on the timeline, as the Search API returns it"),
+    )
+    StartTime = Millis(
+        load_default=0,
+        empty_as_zero=True,
+        allow_none=True,
+        metadata=_doc("ms after StartPos where the clip starts; empty or absent: 0"),
+    )
+    Duration = Millis(
+        required=True, metadata=_doc("ms: the clip's length; > 0 and at most the configured maximum")
+    )
+    PeerId = fields.String(
+        load_default="",
+        validate=validate.Length(max=256),
+        metadata=_doc("the device whose stream was recorded"),
+    )
+    LivePath = fields.String(
+        required=True, metadata=_doc("the recording's folder under the ts entry's root: its *.m3u8 playlists")
+    )
+    FileName = fields.String(
+        load_default="", metadata=_doc("the video's file name; .mp4 is appended if missing")
+    )
+    SessionId = fields.String(required=True, metadata=_doc("the caller's session"))
+    export_type = SmallInt(
+        load_default=0, metadata=_doc("0: keep the source codec (stream copy); 1: H.264; 2: H.265")
+    )
     storage_info = StorageInfo(required=True)
-    userid = fields.String(required=True)
-    ExportS3Region = fields.String(load_default="")
-    ExportS3Bucket = fields.String(load_default="")
-    ExportS3Key = fields.String(load_default="")
+    userid = fields.String(required=True, metadata=_doc("the caller's user id; must be the session's user"))
+    ExportS3Region = fields.String(
+        load_default="", metadata=_doc("destination region; absent: the mp4 entry's")
+    )
+    ExportS3Bucket = fields.String(
+        load_default="", metadata=_doc("destination bucket; absent: the mp4 entry's")
+    )
+    ExportS3Key = fields.String(
+        load_default="",
+        metadata=_doc("destination folder, or a full key ending in .mp4; absent: a folder per request"),
+    )
 
     def __init__(self, max_duration_ms: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -94,14 +135,17 @@ class ExportRequestSchema(Schema):
         if value:
             _check(safe_path, value, max_bytes=MAX_KEY_BYTES - 260)
 
-    @validates_schema(skip_on_field_errors=True)
+    @validates_schema(skip_on_field_errors=False)
     def _whole(self, data: dict[str, Any], **_: Any) -> None:
+        """Checks across fields; they run beside field errors (with what did load) so the first
+        answer names every bad field, never one per round trip."""
         errors: dict[str, list[str]] = {}
-        start = data["StartPos"] + (data.get("StartTime") or 0)
-        if start < 0:
+        if "StartPos" in data and data["StartPos"] + (data.get("StartTime") or 0) < 0:
             errors["StartTime"] = ["StartPos + StartTime must not be negative"]
-        entries = data["storage_info"]
-        if entry_for(entries, "ts") is None:
+        entries = data.get("storage_info")
+        if entries is None:  # missing or malformed: its own field error says so
+            pass
+        elif entry_for(entries, "ts") is None:
             errors["storage_info"] = ["needs an enabled S3 entry with storage_purpose 'ts'"]
         elif not data.get("ExportS3Bucket") and entry_for(entries, "mp4") is None:
             errors["ExportS3Bucket"] = ["is required when storage_info has no enabled 'mp4' entry"]

@@ -22,9 +22,10 @@ class Millis(fields.Field):
     """An integer number of milliseconds, sent as a JSON number or a numeric string."""
 
     def __init__(self, *, empty_as_zero: bool = False, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "metadata", {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": NUMERIC}]}
-        )
+        kwargs["metadata"] = {
+            "oneOf": [{"type": "integer"}, {"type": "string", "pattern": NUMERIC}],
+            **kwargs.get("metadata", {}),
+        }
         super().__init__(**kwargs)
         self.empty_as_zero = empty_as_zero
 
@@ -58,9 +59,10 @@ class SmallInt(fields.Field):
     """An enum-like integer (export_type), also as a numeric string."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "metadata", {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": NUMERIC}]}
-        )
+        kwargs["metadata"] = {
+            "oneOf": [{"type": "integer"}, {"type": "string", "pattern": NUMERIC}],
+            **kwargs.get("metadata", {}),
+        }
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
@@ -79,13 +81,21 @@ class StorageEntrySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    storage_purpose = fields.String(required=True, validate=validate.Length(1, 32))
-    storage_type = fields.String(load_default="S3")
-    storage_enable = fields.Raw(load_default=True)
-    storage_name = fields.String(required=True)
-    storage_location = fields.String(load_default="")
-    storage_description = fields.String(load_default="")
-    storage_root_folder = fields.String(load_default="")
+    storage_purpose = fields.String(
+        required=True,
+        validate=validate.Length(1, 32),
+        metadata={"description": "'ts': where the recording is read; 'mp4': the default destination"},
+    )
+    storage_type = fields.String(load_default="S3", metadata={"description": "only 'S3' entries are used"})
+    storage_enable = fields.Raw(
+        load_default=True, metadata={"description": "false (or 'false', 0) and the entry is ignored"}
+    )
+    storage_name = fields.String(required=True, metadata={"description": "the S3 bucket"})
+    storage_location = fields.String(load_default="", metadata={"description": "the bucket's region"})
+    storage_description = fields.String(load_default="", metadata={"description": "free text, ignored"})
+    storage_root_folder = fields.String(
+        load_default="", metadata={"description": "key prefix inside the bucket; may be empty"}
+    )
 
     @validates("storage_name")
     def _bucket(self, value: str, **_: Any) -> None:
@@ -154,7 +164,12 @@ def decode_storage_info(value: Any) -> list[dict[str, Any]]:
 
 class StorageInfo(fields.Field):
     def __init__(self, **kwargs: Any) -> None:
-        description = "base64 of a JSON array of storage entries (see the API contract)"
+        description = (
+            "base64 (standard or URL-safe, padding optional) of a JSON array of StorageEntry objects"
+            ' (an object {"storage_info": [...]} is accepted too). The enabled S3 entry with'
+            " storage_purpose 'ts' is where the recording is read; 'mp4' is the default destination."
+            " Bad base64, bad JSON or no enabled 'ts' entry is ErrorCode 2. See docs/api.md."
+        )
         kwargs.setdefault("metadata", {"type": "string", "format": "byte", "description": description})
         super().__init__(**kwargs)
 

@@ -10,12 +10,23 @@ class ExportResponseSchema(Schema):
         required=True, metadata={"enum": [1, 2, 3, 4, 5, 6, 7, 8], "description": "see the ErrorCode table"}
     )
     ErrorMessage = fields.String(required=True, metadata={"description": "for 2 it names every bad field"})
-    TimeWait = fields.Integer(metadata={"description": "with 1, 7 and 8: seconds to wait before polling"})
+    TimeWait = fields.Integer(
+        metadata={
+            "description": "with 1, 7 and 8: whole seconds (>= 1) to wait before polling again; an"
+            " estimate from the measured speed of the job's queue, the media the range holds and the"
+            " work queued ahead (0 with 5)"
+        }
+    )
     VideoPath = fields.String(metadata={"description": "with 5: a URL that downloads the MP4"})
     ImagePath = fields.String(metadata={"description": "with 5: a URL of the clip's first frame (JPEG)"})
     S3Dir = fields.String(metadata={"description": "with 5: the key prefix holding the video and the image"})
     Version = fields.String(metadata={"description": "with 5: the video's S3 VersionId, else its ETag"})
-    LackLength = fields.Integer(metadata={"description": "with 5: requested minus exported duration, ms"})
+    LackLength = fields.Integer(
+        metadata={
+            "description": "with 5: ms of the requested Duration the clip lacks (gaps in the recording,"
+            " the range running past its end); Duration minus the exported duration, 0 when complete"
+        }
+    )
 
 
 class ImgbedResponseSchema(Schema):

@@ -11,9 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 import requests
 
 from scripts import devstack
+from tasks.jobs import ExportResult
+from tasks.store import ExportJobStore
 from tests.integration.tenancy_helpers import _db
 
 BUCKETS = ("archive", "exports", "images")
@@ -133,3 +136,53 @@ def web_only(service_env: dict[str, str], logs_dir: Path, s3: Any) -> Iterator[s
     }
     with devstack.service(env, logs_dir, tag="tenancy-web", workers=0) as url:
         yield url
+
+
+QUIET_HOLD_S = 25  # the longest hold allowed: held polls outlast what the tests do meanwhile
+
+
+@pytest.fixture(scope="session")
+def quiet_web(service_env: dict[str, str], logs_dir: Path) -> Iterator[tuple[str, redis.Redis]]:
+    """The Procfile's web on a Redis database of its own where no worker runs: jobs stay queued."""
+    url = service_env["RESOURCED_REDIS_URL"].rsplit("/", 1)[0] + "/7"
+    port = devstack.free_port()
+    env = {
+        **service_env,
+        "RESOURCED_REDIS_URL": url,
+        "RESOURCED_LONG_POLL_S": str(QUIET_HOLD_S),
+        "PORT": str(port),
+    }
+    proc = devstack.start_procfile("web", env, logs_dir / "web-quiet.log")
+    try:
+        devstack.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=proc)
+        yield f"http://127.0.0.1:{port}", redis.Redis.from_url(url)
+    finally:
+        devstack.stop(proc)
+
+
+def finish_job(jobs: ExportJobStore, job_id: str) -> None:
+    """Ends a job as ready, exactly as a worker does once the clip is uploaded."""
+    record = jobs.get(job_id)
+    assert record is not None
+    spec, dest = record.spec, record.spec.destination
+    result = ExportResult(
+        dest.bucket,
+        dest.region,
+        dest.prefix,
+        spec.video_key,
+        spec.image_key,
+        "v1",
+        spec.duration_ms,
+        0,
+        1,
+        "h264",
+    )
+    assert jobs.finish(job_id, record.attempt, result)
+
+
+def held_polls(base: str) -> float:
+    """Polls the web holds open now, summed over its processes, from its /metrics."""
+    for line in requests.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("resourced_held_polls "):
+            return float(line.split()[1])
+    return 0.0

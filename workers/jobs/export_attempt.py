@@ -91,7 +91,14 @@ def _run_attempt(
         throttled(step, fraction)
 
     try:
-        result = run_export(record.spec, store, settings, report, keeper)
+        result = run_export(
+            record.spec,
+            store,
+            settings,
+            report,
+            fence=keeper,
+            indexed=lambda covered_s: jobs.cover(job_id, attempt, covered_s),
+        )
     except SegmentsArchived as exc:
         start_restores(store, record.spec, exc.keys, settings)
         if not jobs.park(job_id, attempt, settings.restore_wait_s):
@@ -110,7 +117,7 @@ def _run_attempt(
     waited = time.time() - record.created_at
     wait_error = waited - record.estimate_s if record.estimate_s > 0 else None
     record_outcome(jobs.redis, int(record.spec.export_type), READY, wall, result.size_bytes, wait_error)
-    jobs.record_speed(speed_kind(record.spec), record.spec.duration_ms / 1000, wall)
+    jobs.record_speed(speed_kind(record.spec, record.queue), result.exported_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)
 

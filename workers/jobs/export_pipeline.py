@@ -213,9 +213,13 @@ def run_export(
     settings: Settings,
     report: Report = _no_report,
     fence: Fence = UNFENCED,
+    indexed: Callable[[float], object] = lambda covered_s: None,
 ) -> ExportResult:
     report("indexing", 0.0)
     segments = segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms)
+    indexed(
+        sum(max(0.0, min(s.end_ms, spec.end_ms) - max(s.start_ms, spec.start_ms)) for s in segments) / 1e3
+    )
     if not segments:
         raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range")
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))

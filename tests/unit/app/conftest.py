@@ -43,6 +43,7 @@ def settings() -> Settings:
         max_active_exports=5,
         max_active_exports_per_user=3,
         imgbed_bucket="images",
+        long_poll_s=0.0,  # no worker finishes jobs here; tests/unit/app/test_long_poll.py holds
     )
 
 

@@ -1,4 +1,5 @@
-"""TimeWait from the work ahead, the slots alive and the measured speed."""
+"""TimeWait from the own queue's measured speed, the media the range holds, the work ahead on
+that queue and the slots alive."""
 
 from __future__ import annotations
 
@@ -8,28 +9,76 @@ from tasks import estimate
 from tasks.jobs import ExportSpec, ExportType, S3Location
 from tasks.store import ExportJobStore
 
+COPY, CPU = "export.copy", "export.cpu"
 
-def spec(start: int, seconds: int = 60) -> ExportSpec:
+
+def spec(start: int, seconds: int = 60, export_type: ExportType = ExportType.COPY) -> ExportSpec:
     loc = S3Location("b", "us-east-1")
-    return ExportSpec("u", loc, "p", start, seconds * 1000, ExportType.COPY, loc, "x.mp4")
+    return ExportSpec("u", loc, "p", start, seconds * 1000, export_type, loc, "x.mp4")
 
 
 def test_wait_grows_with_the_queue_and_shrinks_with_slots_and_progress() -> None:
     jobs = ExportJobStore(fakeredis.FakeRedis())
-    jobs.record_speed("copy", 100, 10)  # measured: 0.1 s per media second
+    jobs.record_speed(COPY, 100, 10)  # measured: 0.1 s per media second
     for i in range(4):
-        jobs.admit(spec(i), "q", 100, 100)
+        jobs.admit(spec(i), COPY, 100, 100)
     first, last = jobs.get(spec(0).job_id), jobs.get(spec(3).job_id)
     assert first is not None and last is not None
-    assert estimate.wait_for(jobs, first, slots=1) == 8  # its own 6 s + 2 s overhead
-    assert estimate.wait_for(jobs, last, slots=1) == 26  # three jobs ahead, one slot
-    assert estimate.wait_for(jobs, last, slots=3) == 14  # the same work over three slots
+    # Queued: back when it should have started and indexed its range (+2 s), not after all of it.
+    assert estimate.wait_for(jobs, first, slots=1) == 2
+    assert estimate.wait_for(jobs, last, slots=1) == 20  # three 6 s jobs ahead, one slot
+    assert estimate.wait_for(jobs, last, slots=3) == 8  # the same work over three slots
     jobs.claim(first.job_id, 1, "w")
+    running = jobs.get(first.job_id)
+    assert running is not None and estimate.wait_for(jobs, running, slots=1) in (5, 6)  # 6 s, just begun
     jobs.progress(first.job_id, 1, 0.5, "remuxing")
     running = jobs.get(first.job_id)
-    assert running is not None and estimate.wait_for(jobs, running, slots=1) == 5
+    assert running is not None and estimate.wait_for(jobs, running, slots=1) == 3
+
+
+def test_only_the_own_queue_counts_and_each_queue_has_its_speed() -> None:
+    jobs = ExportJobStore(fakeredis.FakeRedis())
+    jobs.record_speed(COPY, 100, 5)  # 0.05 s per media s
+    jobs.record_speed(CPU, 100, 80)  # 0.8 s per media s
+    for i in range(3):
+        jobs.admit(spec(i, export_type=ExportType.H264), CPU, 100, 100)  # 3 long encodes queued first
+    jobs.admit(spec(9), COPY, 100, 100)
+    copy = jobs.get(spec(9).job_id)
+    encode = jobs.get(spec(2, export_type=ExportType.H264).job_id)
+    assert copy is not None and encode is not None
+    assert estimate.wait_for(jobs, copy, slots=1) == 2  # the encodes are not ahead of it
+    assert estimate.wait_for(jobs, encode, slots=1) == 98  # two 48 s encodes ahead, then 2 s to index
+
+
+def test_the_indexed_coverage_replaces_the_requested_duration() -> None:
+    jobs = ExportJobStore(fakeredis.FakeRedis())
+    jobs.record_speed(COPY, 100, 5)
+    three_hours = spec(0, seconds=3 * 3600)
+    jobs.admit(three_hours, COPY, 100, 100)
+    jobs.claim(three_hours.job_id, 1, "w")
+    record = jobs.get(three_hours.job_id)
+    assert record is not None and estimate.remaining(jobs, record, now=record.started_at) == 540
+    jobs.cover(three_hours.job_id, 1, 60.0)  # the worker indexed the range: 60 s of recording
+    jobs.cover(three_hours.job_id, 2, 9999.0)  # a stale attempt's word does not count
+    record = jobs.get(three_hours.job_id)
+    assert record is not None and estimate.wait_for(jobs, record, slots=1) in (2, 3)  # 3 s, just begun
+
+
+def test_a_running_job_counts_the_time_it_has_run_and_waits_at_least_a_second() -> None:
+    jobs = ExportJobStore(fakeredis.FakeRedis())
+    jobs.record_speed(COPY, 100, 10)
+    jobs.admit(spec(0), COPY, 100, 100)
+    jobs.claim(spec(0).job_id, 1, "w")
+    record = jobs.get(spec(0).job_id)
+    assert record is not None and record.started_at is not None
+    assert estimate.remaining(jobs, record, now=record.started_at + 4) == 2  # 6 s in all, 4 gone
+    assert estimate.remaining(jobs, record, now=record.started_at + 60) == 0  # overdue
+    assert estimate.wait_for(jobs, record, slots=1) >= 1
 
 
 def test_default_speed_before_anything_was_measured() -> None:
     jobs = ExportJobStore(fakeredis.FakeRedis())
     assert estimate.wait_for_new(jobs, spec(0, seconds=100), slots=1) == 100 * 0.05 + 2.0
+    encode = spec(0, seconds=100, export_type=ExportType.H264)
+    assert estimate.wait_for_new(jobs, encode, slots=1) == 100 * 0.5 + 2.0
+    assert estimate.wait_for_new(jobs, encode, slots=1, queue="export.gpu") == 100 * 0.15 + 2.0

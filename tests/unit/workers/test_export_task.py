@@ -132,7 +132,7 @@ def test_a_fenced_off_attempt_giving_up_changes_nothing_and_counts_as_lease_lost
 def test_refusals_and_fenced_attempts_are_counted_by_class(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch, exc: Exception, state: str, outcome: str
 ) -> None:
-    def run_export(*_: Any) -> None:
+    def run_export(*_: Any, **__: Any) -> None:
         raise exc
 
     monkeypatch.setattr(export_attempt, "run_export", run_export)

@@ -1,0 +1,50 @@
+"""The worker tells the job record how much media the range really holds, once indexed, so
+TimeWait is estimated on that and not on the requested Duration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from scripts.samples import SampleSpec, generate_recording
+from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.settings import Settings
+from tasks.storage import ObjectStore
+from tests.helpers import upload_recording
+from workers.jobs.export_pipeline import run_export
+
+PDT_MS = 1_700_000_000_000
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="archive")
+        client.create_bucket(Bucket="exports")
+        recording = generate_recording(tmp_path / "rec", SampleSpec(seconds=6))
+        upload_recording(client, "archive", "live/cam", recording)
+        yield client
+
+
+def test_a_long_request_over_a_short_recording_reports_the_covered_seconds(s3: Any, tmp_path: Path) -> None:
+    three_hours = ExportSpec(
+        user="alice",
+        source=S3Location("archive", "us-east-1"),
+        live_path="live/cam",
+        start_ms=PDT_MS + 4000,
+        duration_ms=3 * 3600 * 1000,
+        export_type=ExportType.COPY,
+        destination=S3Location("exports", "us-east-1", "out/job"),
+        video_name="clip.mp4",
+    )
+    covered: list[float] = []
+    settings = Settings(work_dir=str(tmp_path))
+    result = run_export(three_hours, ObjectStore(settings), settings, indexed=covered.append)
+    assert covered == [pytest.approx(2.0, abs=0.05)]  # seconds 4..6 of a 6 s recording
+    assert abs(result.exported_ms - covered[0] * 1000) < 100
