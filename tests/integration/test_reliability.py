@@ -222,7 +222,9 @@ def test_redis_restart_mid_job(
                 export_type=1,
                 storage_info=storage_info("archive", VERSIONED),
             )
-            requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+            # Answered at once (no long poll): Redis must go down while the export still runs.
+            headers = {"Prefer": "wait=0"}
+            requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, headers=headers, timeout=10)
             devstack.wait_for(
                 lambda: job_hash({"RESOURCED_REDIS_URL": store.url}, "restart.mp4").get("state") == "running",
                 "job running",
