@@ -4,7 +4,6 @@ each restore is complete. Plain functions over the job record; the task layer sc
 from __future__ import annotations
 
 import logging
-import random
 import time
 
 from tasks.restore_store import FileCode, RestoreFile, RestoreJob
@@ -43,12 +42,18 @@ def advance(job: RestoreJob, store: ObjectStore) -> bool:
     return job.settled
 
 
-def next_delivery_in(job: RestoreJob, backoff_s: float, window_hours: float, now: float) -> float | None:
-    """Seconds until the next delivery attempt, or None once the retry window has closed (the job
-    is then marked delivery_failed). Exponential from backoff_s, capped at an hour, full-ish jitter."""
-    if now - job.settled_at > window_hours * 3600:
-        return None
-    return min(3600.0, backoff_s * 2 ** max(len(job.attempts) - 1, 0)) * random.uniform(0.5, 1.0)
+DELIVERY_BACKOFF_MAX_S = 3600  # a client that is down for hours is tried at least hourly
+
+
+def delivery_retries(backoff_s: float, window_hours: float) -> int:
+    """How many redeliveries cover the retry window: delays double from `backoff_s` (Celery rounds
+    it to whole seconds), capped at an hour. Celery's full jitter waits a random part of each
+    delay, so the un-jittered delays add up to twice the window: on average it is covered."""
+    base, total, retries = max(1, round(backoff_s)), 0.0, 0
+    while total < 2 * window_hours * 3600:
+        total += min(DELIVERY_BACKOFF_MAX_S, base * 2**retries)
+        retries += 1
+    return retries
 
 
 def deliver_result(job: RestoreJob, secret: str, allowlist: tuple[str, ...], timeout_s: float) -> bool:

@@ -9,7 +9,6 @@ deterministic keys.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from celery import Celery, Task
@@ -21,7 +20,7 @@ from tasks.outcomes import CRASHED, RETRIED_OUT, TIMED_OUT
 from tasks.restore_store import RestoreJobStore
 from tasks.settings import Settings
 from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
-from workers.jobs.restore import advance, deliver_result, next_delivery_in
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, delivery_retries
 from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,23 @@ class ExportTask(Task):
         job_id, attempt = args[0], int(args[1])
         if isinstance(exc, RETRYABLE):
             record_failure(runtime().jobs, job_id, attempt, f"storage kept failing: {exc}", RETRIED_OUT)
+
+
+class DeliveryNotAcknowledged(Exception):
+    """The client did not acknowledge a PutRestoreResult delivery: the one thing worth retrying."""
+
+
+class CallbackTask(Task):
+    """Once the deliveries' retries are spent, the restore job says so: delivery_failed."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if not isinstance(exc, DeliveryNotAcknowledged):
+            return
+        restores = RestoreJobStore(runtime().redis)
+        job = restores.get(args[0])
+        if job is not None and job.state == "settled":
+            job.state = "delivery_failed"
+            restores.save(job)
 
 
 def retry_options(settings: Settings) -> dict[str, Any]:
@@ -133,28 +149,30 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
     @celery.task(
         name=TaskName.CALLBACK_DELIVER.value,
         shared=False,
+        base=CallbackTask,
+        bind=True,
         acks_late=True,
         soft_time_limit=120,
         time_limit=150,
+        autoretry_for=(DeliveryNotAcknowledged,),
+        retry_backoff=settings.callback_backoff_s,
+        retry_backoff_max=DELIVERY_BACKOFF_MAX_S,
+        retry_jitter=True,
+        max_retries=delivery_retries(settings.callback_backoff_s, settings.callback_retry_hours),
     )
-    def callback_deliver(task_id: str) -> str:
-        """One signed delivery; on failure the next is scheduled with backoff until the window closes."""
+    def callback_deliver(self: Task, task_id: str) -> str:
+        """One signed delivery, recorded on the job; Celery redelivers with backoff until the
+        client acknowledges or the retries covering RESOURCED_CALLBACK_RETRY_HOURS are spent."""
         rt = runtime()
         restores = RestoreJobStore(rt.redis)
         job = restores.get(task_id)
         if job is None or job.state != "settled":
             return job.state if job else "missing"
         s = rt.settings
-        if deliver_result(job, s.require_callback_secret(), s.callback_allowlist, s.callback_timeout_s):
-            restores.save(job)
-            return "delivered"
-        delay = next_delivery_in(job, s.callback_backoff_s, s.callback_retry_hours, time.time())
-        if delay is None:
-            job.state = "delivery_failed"
-            restores.save(job)
-            return "delivery_failed"
-        restores.save(job)
-        celery.send_task(
-            TaskName.CALLBACK_DELIVER.value, args=[task_id], queue=Queue.CALLBACK.value, countdown=delay
+        acknowledged = deliver_result(
+            job, s.require_callback_secret(), s.callback_allowlist, s.callback_timeout_s
         )
-        return "retrying"
+        restores.save(job)
+        if not acknowledged:
+            raise DeliveryNotAcknowledged(str(job.attempts[-1].get("error", "")))
+        return "delivered"

@@ -14,6 +14,7 @@ from tasks.celery_app import TaskName, create_celery
 from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
 from tasks.leases import LeaseLost
 from tasks.outcomes import read_totals
+from tasks.restore_store import RestoreJob, RestoreJobStore
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tasks.store import ExportJobStore, JobState
@@ -138,3 +139,29 @@ def test_refusals_and_fenced_attempts_are_counted_by_class(
     monkeypatch.setattr(export_attempt, "run_export", run_export)
     assert export_attempt.process_export(SPEC.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == state
     assert outcome_counts(rt) == {("h265", outcome): 1}
+
+
+def test_callback_delivery_is_retried_by_celery_then_marked_failed(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = rt.settings.replace(
+        callback_secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        callback_backoff_s=1,
+        callback_retry_hours=0.002,
+    )
+    monkeypatch.setattr(celery_tasks, "runtime", lambda: Runtime(settings, rt.redis, rt.store, rt.jobs))
+    app = create_celery(settings)
+    app.conf.task_always_eager = True
+    celery_tasks.register_restore_tasks(app, settings)
+    task = app.tasks[TaskName.CALLBACK_DELIVER.value]
+    assert task.autoretry_for == (celery_tasks.DeliveryNotAcknowledged,)
+    assert (task.retry_backoff, task.retry_backoff_max, task.retry_jitter) == (1, 3600, True)
+    restores = RestoreJobStore(rt.redis)
+    job = RestoreJob("t1", "alice", "archive", "us-east-1", "d", "http://127.0.0.1:9/cb", 1, "Bulk", [])
+    job.state = "settled"
+    restores.create(job)
+    result = task.apply(args=[job.ref])
+    assert isinstance(result.result, celery_tasks.DeliveryNotAcknowledged)
+    final = restores.get(job.ref)
+    assert final is not None and final.state == "delivery_failed"
+    assert len(final.attempts) == task.max_retries + 1 and not any(a["ok"] for a in final.attempts)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import boto3
-import pytest
 from moto import mock_aws
 
 from tasks.restore_store import RestoreFile, RestoreJob
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
-from workers.jobs.restore import advance, next_delivery_in
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, delivery_retries
 
 
 def job(files: list[str]) -> RestoreJob:
@@ -43,16 +42,10 @@ def test_advance_settles_each_file_with_its_code() -> None:
         assert restore.code == 1 and restore.file_codes() == {"warm": 0, "frozen": 0, "missing": 1}
 
 
-def test_callback_retries_back_off_then_stop_when_the_window_closes() -> None:
-    restore = job(["a"])
-    restore.settled_at = 1000.0
-    delays = []
-    for attempt in range(1, 6):
-        restore.attempts = [{"ok": False}] * attempt
-        delay = next_delivery_in(restore, backoff_s=30, window_hours=6, now=1000.0 + 60)
-        assert delay is not None
-        delays.append(delay)
-    assert delays[0] == pytest.approx(22.5, abs=7.5) and delays[-1] >= 240  # 30 s doubling, jittered
-    restore.attempts = [{"ok": False}] * 40
-    assert next_delivery_in(restore, 30, 6, now=1000.0 + 60) <= 3600  # type: ignore[operator]
-    assert next_delivery_in(restore, 30, 6, now=1000.0 + 6 * 3600 + 1) is None  # then: delivery_failed
+def test_callback_retries_cover_the_window_with_capped_doubling() -> None:
+    retries = delivery_retries(backoff_s=30, window_hours=6)
+    delays = [min(DELIVERY_BACKOFF_MAX_S, 30 * 2**k) for k in range(retries)]
+    window = 6 * 3600
+    assert sum(delays) >= 2 * window > sum(delays[:-1])  # just enough: full jitter halves it on average
+    assert max(delays) == 3600 and delivery_retries(30, 1) < retries
+    assert delivery_retries(0.2, 10 / 3600) == 5  # whole-second base: 1 + 2 + 4 + 8 < 20 <= ... + 16
