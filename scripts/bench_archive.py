@@ -211,6 +211,7 @@ def main() -> int:
             "AWS_DEFAULT_REGION": "us-east-1",
             "HOST": "127.0.0.1",
             "RESOURCED_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+            "RESOURCED_CALLBACK_SECRET": devstack.local_callback_secret(),
             "RESOURCED_WORK_DIR": tmp,
             "RESOURCED_ALLOWED_BUCKETS": "bench-archive,bench-exports",
             "RESOURCED_WORKER_CONCURRENCY": "1",  # one pool process: its peak RSS is every export's
