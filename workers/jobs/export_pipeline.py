@@ -28,6 +28,7 @@ from workers.media.remux import ClipStats, ParametersChanged, remux
 from workers.media.thumbnail import first_frame_jpeg
 from workers.media.transcode import transcode
 from workers.media.verify import decodes_cleanly
+from workers.transfer.file_upload import upload_file_in_parts
 from workers.transfer.prefetch import prefetch
 from workers.transfer.streaming_upload import StreamingMp4Upload
 
@@ -202,8 +203,23 @@ def cut_and_upload(
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
         poster_uploaded = upload_poster(store, spec, clip, fence, mark) if stats.video_frames else None
-        fence.check()
-        uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region, metadata)
+        try:  # recorded on the job and completed under the fence, like the streamed upload
+            uploaded = upload_file_in_parts(
+                store,
+                dest.bucket,
+                spec.video_key,
+                dest.region,
+                relaid,
+                "video/mp4",
+                settings.upload_part_mib * 1024 * 1024,
+                settings.upload_concurrency,
+                metadata,
+                on_started=record,
+                before_complete=fence.check,
+            )
+        except StorageError:
+            completion_failed(fence)  # aborted by a newer attempt: LeaseLost
+            raise
     return stats, uploaded, poster_uploaded
 
 
