@@ -106,6 +106,12 @@ def _claimed(raw: bytes | str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
+def destination_claim(client: redis.Redis, bucket: str, key: str) -> dict[str, str] | None:
+    """The writer metadata of the export that claimed s3://bucket/key (None: unclaimed), for a
+    writer that is not an export (the image bed) to pass to `refusal` before it writes the key."""
+    return _claimed(client.get(keys.destination_claim(bucket, key)))
+
+
 def claim_export_keys(client: redis.Redis, spec: ExportSpec, ttl_s: int) -> str | None:
     """Reserve the export's keys for its owner (or refresh the owner's own reservation); the
     reason it may not, where another user's export holds one."""

@@ -112,6 +112,15 @@ def cut_clip(
     return stats
 
 
+def last_look(store: ObjectStore, spec: ExportSpec, fence: Fence) -> None:
+    """Right before a CompleteMultipartUpload: the keys are still this user's to write (an image-bed
+    upload or another writer may have taken one since the first look, minutes ago; the upload is
+    then aborted and the job fails with AUTH), and the attempt still holds the job (the fence)."""
+    if (refused := ownership.export_refusal(store, spec)) is not None:
+        raise ExportError(ErrorCode.AUTH, refused)
+    fence.check()
+
+
 def upload_poster(
     store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED, mark: str = ""
 ) -> Uploaded:
@@ -130,7 +139,7 @@ def upload_poster(
     try:
         fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
         upload.upload_part(1, jpeg)
-        fence.check()
+        last_look(store, spec, fence)
         return upload.complete()
     except StorageError:
         upload.abort()
@@ -191,7 +200,7 @@ def cut_and_upload(
                 def poster_then_fence() -> None:
                     if pending is not None:
                         pending.result()
-                    fence.check()
+                    last_look(store, spec, fence)
 
                 try:
                     uploaded = upload.finish(before_complete=poster_then_fence)
@@ -215,7 +224,7 @@ def cut_and_upload(
                 settings.upload_concurrency,
                 metadata,
                 on_started=record,
-                before_complete=fence.check,
+                before_complete=lambda: last_look(store, spec, fence),
             )
         except StorageError:
             completion_failed(fence)  # aborted by a newer attempt: LeaseLost
