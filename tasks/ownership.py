@@ -88,8 +88,8 @@ def export_writer(spec: ExportSpec) -> Writer:
 
 
 def export_refusal(store: ObjectStore, spec: ExportSpec) -> str | None:
-    """Why this export may not write its video and poster keys, or None; for the API's admission
-    and the worker's last look before the multipart upload starts."""
+    """Why this export may not write its video and poster keys, or None; for the API's admission,
+    the worker's look before its uploads start, and its last look before each one completes."""
     dest = spec.destination
     try:
         check_writable(store, dest.bucket, (spec.video_key, spec.image_key), dest.region, export_writer(spec))
