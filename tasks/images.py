@@ -4,7 +4,8 @@ rules and record their owner the same way.
 An image lives at {prefix}/{path}/{filename} in its bucket, stored exactly as uploaded, with
 its owner in the object's metadata (who may write is decided in tasks/ownership.py). Writes to
 one key are serialised with a Redis lock, so two uploads of the same name never interleave an
-ownership check with the other's write.
+ownership check with the other's write, and a key another user's export has claimed (it is
+about to write its video or poster there) is refused as if that export's object were there.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import redis
 
 from tasks import keys
 from tasks.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path
-from tasks.ownership import OWNER_META, NotOwner, Writer, existing_metadata, may_delete, refusal
+from tasks.ownership import (
+    OWNER_META,
+    NotOwner,
+    Writer,
+    destination_claim,
+    existing_metadata,
+    may_delete,
+    refusal,
+)
 from tasks.storage import ObjectInfo, ObjectNotFound, ObjectStore, Uploaded
 
 __all__ = ["Busy", "ImageRef", "ImageStore", "NotOwner"]
@@ -78,18 +87,24 @@ class ImageStore:
             with suppress(redis.exceptions.LockError):  # expired meanwhile; the write was atomic
                 lock.release()
 
-    def check(self, ref: ImageRef, writer: Writer) -> None:
-        """Raise NotOwner if `writer` may not write this key (someone else's, or ownerless)."""
+    def check(self, ref: ImageRef, writer: Writer, claims: redis.Redis | None = None) -> None:
+        """Raise NotOwner if `writer` may not write this key (someone else's, or ownerless), or,
+        given the Redis that holds export claims, if another user's export has claimed it: that
+        export checked the key was free and will complete its video or poster there."""
         reason = refusal(existing_metadata(self.store, self.bucket, ref.key, self.region), writer)
+        claimed = destination_claim(claims, self.bucket, ref.key) if claims is not None else None
+        if reason is None and refusal(claimed, writer) is not None:
+            reason = "an export of another user is writing that key"
         if reason is not None:
             raise NotOwner(f"{ref.key}: {reason}")
 
     def put(
         self, ref: ImageRef, data: bytes, content_type: str, writer: Writer, lock: redis.Redis | None = None
     ) -> Uploaded:
-        """Store the bytes as they are, after the ownership check (tasks/ownership.py)."""
+        """Store the bytes as they are, after the ownership check (tasks/ownership.py), the
+        export claims included when there is a Redis (`lock`)."""
         with self._locked(lock, ref):
-            self.check(ref, writer)
+            self.check(ref, writer, lock)
             return self.store.put_bytes(
                 self.bucket, ref.key, data, content_type, writer.metadata, self.region, CACHE_CONTROL
             )

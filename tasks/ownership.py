@@ -88,8 +88,8 @@ def export_writer(spec: ExportSpec) -> Writer:
 
 
 def export_refusal(store: ObjectStore, spec: ExportSpec) -> str | None:
-    """Why this export may not write its video and poster keys, or None; for the API's admission
-    and the worker's last look before the multipart upload starts."""
+    """Why this export may not write its video and poster keys, or None; for the API's admission,
+    the worker's look before its uploads start, and its last look before each one completes."""
     dest = spec.destination
     try:
         check_writable(store, dest.bucket, (spec.video_key, spec.image_key), dest.region, export_writer(spec))
@@ -104,6 +104,12 @@ def _claimed(raw: bytes | str | None) -> dict[str, str] | None:
     except ValueError:
         return {}  # unreadable: treat as held by someone, never as free
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def destination_claim(client: redis.Redis, bucket: str, key: str) -> dict[str, str] | None:
+    """The writer metadata of the export that claimed s3://bucket/key (None: unclaimed), for a
+    writer that is not an export (the image bed) to pass to `refusal` before it writes the key."""
+    return _claimed(client.get(keys.destination_claim(bucket, key)))
 
 
 def claim_export_keys(client: redis.Redis, spec: ExportSpec, ttl_s: int) -> str | None:

@@ -20,8 +20,11 @@ class NoMedia(ExportError):
 
 
 class SegmentsArchived(ExportError):
-    """Segments the range needs are in archival storage; a restore must run first."""
+    """Objects the range needs (segments, or a playlist that lists them) are in archival storage;
+    a restore must run first. Playlists and segments are restored alike."""
 
     def __init__(self, keys: list[str]) -> None:
-        super().__init__(ErrorCode.RESTORING, f"{len(keys)} segment(s) are in archival storage")
+        super().__init__(
+            ErrorCode.RESTORING, f"{len(keys)} object(s) of the recording are in archival storage"
+        )
         self.keys = keys

@@ -67,7 +67,8 @@ def upload() -> tuple[dict[str, Any], int]:
     except NotOwner as exc:
         raise ApiError(
             NOT_ALLOWED,
-            "forbidden: that name holds an image of someone else, or a file the image bed did not write",
+            "forbidden: that name holds an image of someone else or a file the image bed did not write,"
+            " or another user's export is writing it",
             403,
         ) from exc
     except Busy as exc:

@@ -4,7 +4,8 @@ One LIST of the recording's folder says which playlists exist and their ETags; t
 (Redis) knows what each unchanged one holds, `Locator` picks the few playlists that can hold
 the range, and only those are read: from the index when packed there, else streamed from S3
 line by line (and then packed into the index). Never a segment the range does not need, never
-a listing of the whole bucket.
+a listing of the whole bucket. A playlist in archival storage stops the lookup with
+SegmentsArchived naming it, so the job parks and restores it as it would a segment.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from redis.retry import Retry
 
 from tasks.jobs import S3Location
 from tasks.settings import Settings
-from tasks.storage import ListedObject, ObjectNotFound, ObjectStore, StorageError, TooLarge
+from tasks.storage import ListedObject, ObjectArchived, ObjectNotFound, ObjectStore, StorageError, TooLarge
 from workers.archive.hls_parser import MediaPlaylistReader, read_segments
 from workers.archive.index import ArchiveIndex, PlaylistSummary, recording_id
 from workers.archive.locate import Locator
 from workers.archive.model import PlaylistError, Segment
 from workers.archive.packing import SegmentPacker, unpack
 from workers.archive.playlists import covering, merge_timelines
+from workers.errors import SegmentsArchived
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class Lookup:
             )
         except ObjectNotFound:
             return PlaylistSummary(obj.key, obj.etag, complete=True, error="deleted")
+        except ObjectArchived as exc:
+            raise SegmentsArchived([obj.key]) from exc
         except StorageError as exc:
             if "InvalidRange" not in str(exc):
                 raise
@@ -165,6 +169,8 @@ class Lookup:
                 )
             except ObjectNotFound:
                 return []  # deleted between listing and reading
+            except ObjectArchived as exc:
+                raise SegmentsArchived([obj.key]) from exc
         return self._index_whole(obj, lines, etag or obj.etag, start_ms, end_ms)[1]
 
 

@@ -28,6 +28,7 @@ from workers.media.remux import ClipStats, ParametersChanged, remux
 from workers.media.thumbnail import first_frame_jpeg
 from workers.media.transcode import transcode
 from workers.media.verify import decodes_cleanly
+from workers.transfer.file_upload import upload_file_in_parts
 from workers.transfer.prefetch import prefetch
 from workers.transfer.streaming_upload import StreamingMp4Upload
 
@@ -111,6 +112,15 @@ def cut_clip(
     return stats
 
 
+def last_look(store: ObjectStore, spec: ExportSpec, fence: Fence) -> None:
+    """Right before a CompleteMultipartUpload: the keys are still this user's to write (an image-bed
+    upload or another writer may have taken one since the first look, minutes ago; the upload is
+    then aborted and the job fails with AUTH), and the attempt still holds the job (the fence)."""
+    if (refused := ownership.export_refusal(store, spec)) is not None:
+        raise ExportError(ErrorCode.AUTH, refused)
+    fence.check()
+
+
 def upload_poster(
     store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED, mark: str = ""
 ) -> Uploaded:
@@ -129,7 +139,7 @@ def upload_poster(
     try:
         fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
         upload.upload_part(1, jpeg)
-        fence.check()
+        last_look(store, spec, fence)
         return upload.complete()
     except StorageError:
         upload.abort()
@@ -190,7 +200,7 @@ def cut_and_upload(
                 def poster_then_fence() -> None:
                     if pending is not None:
                         pending.result()
-                    fence.check()
+                    last_look(store, spec, fence)
 
                 try:
                     uploaded = upload.finish(before_complete=poster_then_fence)
@@ -202,8 +212,23 @@ def cut_and_upload(
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
         poster_uploaded = upload_poster(store, spec, clip, fence, mark) if stats.video_frames else None
-        fence.check()
-        uploaded = store.upload_file(relaid, dest.bucket, spec.video_key, "video/mp4", dest.region, metadata)
+        try:  # recorded on the job and completed under the fence, like the streamed upload
+            uploaded = upload_file_in_parts(
+                store,
+                dest.bucket,
+                spec.video_key,
+                dest.region,
+                relaid,
+                "video/mp4",
+                settings.upload_part_mib * 1024 * 1024,
+                settings.upload_concurrency,
+                metadata,
+                on_started=record,
+                before_complete=lambda: last_look(store, spec, fence),
+            )
+        except StorageError:
+            completion_failed(fence)  # aborted by a newer attempt: LeaseLost
+            raise
     return stats, uploaded, poster_uploaded
 
 

@@ -8,12 +8,15 @@ import threading
 import zlib
 from typing import Any
 
+import fakeredis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
 from app.auth import SignedSessions
+from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.ownership import claim_export_keys
 from tasks.settings import Settings
 
 UPLOAD, DELETE = "/api/imgbed/v1/upload", "/api/imgbed/v1/delete"
@@ -194,3 +197,35 @@ def test_concurrent_uploads_of_one_name(app: Flask, settings: Settings, s3: Any)
     stored = s3.get_object(Bucket="images", Key="race/me.png")
     assert stored["Metadata"]["owner"] in winners
     assert Image.open(io.BytesIO(stored["Body"].read())).size == (8, 6)
+
+
+def jpeg(color: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_a_name_another_users_export_has_claimed_is_refused(
+    client: FlaskClient, settings: Settings, s3: Any, redis_client: fakeredis.FakeRedis
+) -> None:
+    """Mallory's export into the image bed's bucket checked its keys were free and claimed them;
+    until it completes, Alice may not put an image there (Mallory's poster would replace it)."""
+    export = ExportSpec(
+        user="mallory",
+        source=S3Location("archive", "us-east-1"),
+        live_path="live/cam",
+        start_ms=0,
+        duration_ms=1000,
+        export_type=ExportType.COPY,
+        destination=S3Location("images", "us-east-1", "avatars/alice"),
+        video_name="me.mp4",
+    )
+    assert claim_export_keys(redis_client, export, 3600) is None
+    for name in ("me.jpg", "me.mp4"):  # the poster's key and the video's
+        status, answer = upload(client, session_for(settings, "alice"), jpeg((1, 2, 3)), filename=name)
+        assert (status, answer["errCode"]) == (403, 3)
+    assert "Contents" not in s3.list_objects_v2(Bucket="images")
+    status, _ = upload(client, session_for(settings, "alice"), jpeg((1, 2, 3)), filename="other.jpg")
+    assert status == 200  # an unclaimed name is hers to take
+    status, _ = upload(client, session_for(settings, "mallory"), jpeg((4, 5, 6)), filename="me.jpg")
+    assert status == 200  # the claim's owner may write her own key

@@ -20,15 +20,18 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tasks.store import ExportJobStore
 from tests.helpers import upload_recording
 from tests.media import frame_indices
 from workers.archive import ranges
 from workers.archive.index import ArchiveIndex, recording_id
 from workers.archive.playlists import PlaylistError, Segment, covering, merge_timelines, parse_playlist
 from workers.archive.ranges import segments_for_range
+from workers.errors import SegmentsArchived
+from workers.jobs.export_attempt import process_export
 from workers.jobs.export_pipeline import run_export
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -320,3 +323,59 @@ def test_random_ranges_match_a_full_parse_cold_and_warm(archive: Archive) -> Non
         expected = archive.oracle(start, end)
         assert archive.lookup(start, end) == expected  # the index warming up as it goes
         assert archive.lookup(start, end, index=archive.new_index(fakeredis.FakeRedis())) == expected
+
+
+def archive_in_glacier(archive: Archive, name: str) -> str:
+    """Transition a playlist to GLACIER in place, as a lifecycle rule would (its ETag unchanged)."""
+    key = f"{FOLDER}/{name}"
+    archive.client.copy_object(
+        Bucket="archive",
+        Key=key,
+        CopySource={"Bucket": "archive", "Key": key},
+        StorageClass="GLACIER",
+        MetadataDirective="COPY",
+    )
+    return key
+
+
+def test_an_archived_playlist_is_named_for_restore_when_its_head_is_read(archive: Archive) -> None:
+    archive.put("a.m3u8", playlist("a", 10, 6.0, T0))  # small: its head read is the whole playlist
+    key = archive_in_glacier(archive, "a.m3u8")
+    with pytest.raises(SegmentsArchived) as raised:
+        archive.lookup(T0, T0 + 10_000)
+    assert raised.value.keys == [key] and raised.value.code is ErrorCode.RESTORING
+
+
+def test_a_playlist_archived_after_its_head_was_indexed_is_named_for_restore(two_days: Archive) -> None:
+    start = T0 + 30 * HOUR + 600_000
+    two_days.lookup(start, start + 10_000)
+    only_heads = sorted(set(two_days.head_reads()) - set(two_days.full_reads()))
+    key = only_heads[0]  # indexed from its head alone: the next lookup in it reads it whole
+    hour = int(key.rsplit("/h", 1)[1][:4])
+    archive_in_glacier(two_days, key.rsplit("/", 1)[1])
+    with pytest.raises(SegmentsArchived) as raised:
+        two_days.lookup(T0 + hour * HOUR + 60_000, T0 + hour * HOUR + 70_000)
+    assert raised.value.keys == [key]
+    assert two_days.full_reads() == [key]  # the full read met the archive, not the head read
+
+
+def test_an_export_over_an_archived_playlist_parks_and_restores_it(archive: Archive, tmp_path: Path) -> None:
+    """ErrorCode 8 with a restore under way for the playlist, not ErrorCode 6 'internal error'."""
+    archive.put("a.m3u8", playlist("a", 10, 6.0, T0))
+    key = archive_in_glacier(archive, "a.m3u8")
+    jobs = ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
+    spec = ExportSpec(
+        user="alice",
+        source=SOURCE,
+        live_path=FOLDER,
+        start_ms=T0,
+        duration_ms=10_000,
+        export_type=ExportType.COPY,
+        destination=S3Location("exports", "us-east-1", "out"),
+        video_name="clip.mp4",
+    )
+    jobs.admit(spec, "export.copy", 10, 10)
+    settings = Settings(work_dir=str(tmp_path))
+    outcome = process_export(spec.job_id, 1, jobs, ObjectStore(settings), settings, "w1")
+    assert (outcome.state, outcome.error_code) == ("restoring", ErrorCode.RESTORING)
+    assert "Restore" in archive.client.head_object(Bucket="archive", Key=key)  # RestoreObject was sent

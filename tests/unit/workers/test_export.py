@@ -15,12 +15,12 @@ import pytest
 from moto import mock_aws
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
-from tasks.storage import ObjectStore, TransientStorageError
+from tasks.storage import ObjectStore, TransientStorageError, Uploaded
 from tests.helpers import upload_recording
 from tests.media import ffmpeg_decode_errors, first_frame_index, frame_indices
-from workers.errors import NoMedia
+from workers.errors import ExportError, NoMedia
 from workers.jobs import export_pipeline
 from workers.jobs.export_pipeline import run_export
 from workers.media.transcode import Transcoder
@@ -181,3 +181,49 @@ def test_a_splice_that_fails_its_decode_check_is_redone_as_a_full_encode(
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
     assert frame_indices(tmp_path / "clip.mp4") == list(range(12, 113))  # 112 is on screen at 4.48-4.52 s
     assert ffmpeg_decode_errors(tmp_path / "clip.mp4") == ""
+
+
+VICTIM = b"\xff\xd8\xff\xe0 bob's own picture, uploaded to the image bed"
+
+
+@pytest.mark.parametrize(
+    ("taken", "when"),
+    [
+        ("out/job/clip.jpg", "before the poster completes"),
+        ("out/job/clip.mp4", "before the poster completes"),
+        ("out/job/clip.mp4", "after the poster completed"),
+    ],
+)
+def test_a_users_object_landing_mid_export_is_never_replaced(
+    s3: Any, recording: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: str, when: str
+) -> None:
+    """Bob's object lands on a key the export checked minutes ago and found free: the export
+    looks again right before each completion, fails with AUTH and aborts its uploads; Bob's
+    object is byte for byte what he wrote, its only version."""
+    s3.put_bucket_versioning(Bucket="exports", VersioningConfiguration={"Status": "Enabled"})
+    settings = Settings(work_dir=str(tmp_path))
+
+    def land() -> None:
+        s3.put_object(Bucket="exports", Key=taken, Body=VICTIM, Metadata={"owner": "bob", "writer": "bob"})
+
+    def report(step: str, fraction: float) -> None:
+        if step == "uploading" and when.startswith("before"):
+            land()
+
+    real_poster = export_pipeline.upload_poster
+
+    def poster_then_land(*args: Any, **kwargs: Any) -> Uploaded:
+        uploaded = real_poster(*args, **kwargs)
+        if when.startswith("after"):
+            land()
+        return uploaded
+
+    monkeypatch.setattr(export_pipeline, "upload_poster", poster_then_land)
+    with pytest.raises(ExportError) as raised:
+        run_export(spec(PDT_MS + 1000, 3000), ObjectStore(settings), settings, report)
+    assert raised.value.code is ErrorCode.AUTH and taken in raised.value.message
+    versions = s3.list_object_versions(Bucket="exports", Prefix=taken)["Versions"]
+    assert len(versions) == 1 and s3.get_object(Bucket="exports", Key=taken)["Body"].read() == VICTIM
+    assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []
+    videos = s3.list_object_versions(Bucket="exports", Prefix="out/job/clip.mp4").get("Versions", [])
+    assert len(videos) == (1 if taken.endswith(".mp4") else 0)  # Bob's, or none: never the export's

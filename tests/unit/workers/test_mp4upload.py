@@ -9,17 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import fakeredis
 import pytest
 from moto import mock_aws
 
 from scripts.samples import SampleRecording, SampleSpec, generate_recording
+from tasks import keys
 from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.leases import AttemptLease, LeaseLost
 from tasks.settings import Settings
-from tasks.storage import ObjectStore
+from tasks.storage import MultipartUpload, ObjectStore, Uploaded
+from tasks.store import ExportJobStore
 from tests.helpers import upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices, moov_before_mdat
 from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import LeaseKeeper, take_over
 from workers.media.mp4_boxes import LayoutError, shift_chunk_offsets
+from workers.transfer.file_upload import MIB, part_size
 
 PDT_MS = 1_700_000_000_000
 
@@ -87,6 +93,49 @@ def test_relayout_failure_falls_back_to_a_local_faststart(
     assert ObjectStore(settings).pending_multipart_uploads("exports") == []
 
 
+def test_the_fallback_upload_is_recorded_so_a_takeover_aborts_it(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt is frozen between its last fence check and completing the re-laid-out video; a
+    newer attempt takes over and aborts the uploads recorded on the job. The fallback's upload is
+    among them, so the frozen attempt can complete nothing: no video is ever written."""
+
+    def overflow(moov: bytearray, delta: int) -> None:
+        raise LayoutError("chunk offsets overflow 32 bits")
+
+    monkeypatch.setattr("workers.transfer.streaming_upload.shift_chunk_offsets", overflow)
+    settings = Settings(upload_part_mib=5, work_dir=str(tmp_path))
+    store = ObjectStore(settings)
+    jobs = ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
+    job = spec()
+    jobs.admit(job, "export.copy", 10, 10)
+    assert jobs.claim(job.job_id, 1, "w1") == "running"
+    record = jobs.get(job.job_id)
+    assert record is not None
+    admission = f"{job.job_id}@{record.created_at:.6f}"
+    aborted: list[str] = []
+    complete = MultipartUpload.complete
+
+    def frozen_then_complete(upload: MultipartUpload) -> Uploaded:
+        if upload.key == job.video_key:  # the reaper requeues; attempt 2 takes over first
+            jobs.redis.delete(keys.export_lease(job.job_id))
+            assert jobs.requeue(job.job_id, 1) == 2
+            newer = LeaseKeeper(AttemptLease(jobs.redis, job.job_id, 2, 30), 3600, admission)
+            aborted.extend(u.upload_id for u in newer.earlier_uploads() if u.key == job.video_key)
+            take_over(newer, store)
+        return complete(upload)
+
+    monkeypatch.setattr(MultipartUpload, "complete", frozen_then_complete)
+    with (
+        LeaseKeeper(AttemptLease(jobs.redis, job.job_id, 1, 30), 3600, admission) as fence,
+        pytest.raises((LeaseLost, KeyError)),  # S3 says NoSuchUpload (moto in-process: a KeyError)
+    ):
+        run_export(job, store, settings, fence=fence)
+    assert len(aborted) == 2  # the streamed upload the layout error gave up, and the fallback's
+    assert "Contents" not in s3.list_objects_v2(Bucket="exports", Prefix=job.video_key)
+    assert store.pending_multipart_uploads("exports") == []
+
+
 def _box(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(body), kind) + body
 
@@ -100,3 +149,10 @@ def test_shift_chunk_offsets_patches_stco_and_co64_and_refuses_overflow() -> Non
     assert struct.pack(">Q", 2**40 + 50) in moov
     with pytest.raises(LayoutError):
         shift_chunk_offsets(moov, 2**32)
+
+
+def test_fallback_parts_grow_to_stay_within_s3s_part_count() -> None:
+    assert part_size(12 * MIB, 5 * MIB) == 5 * MIB
+    assert part_size(12 * MIB, 1) == 5 * MIB  # never below S3's minimum part
+    huge = 200 * 1024 * MIB  # 200 GiB in 8 MiB parts would be 25,600 parts
+    assert part_size(huge, 8 * MIB) * 10_000 >= huge > 8 * MIB * 10_000
