@@ -6,7 +6,9 @@ a stale attempt waking from a freeze can never both win. tasks/store.py runs the
 """
 
 # Admit a new job, or a fresh attempt of a failed one, unless a limit is reached. A failure is
-# answered once (so a polling client learns of it) before the next request starts afresh.
+# answered once (so a polling client learns of it) before the next request starts afresh. The
+# attempt number keeps rising across admissions (it fences the old ones' writes); `first_attempt`
+# marks where this admission began, so the attempt cap counts this admission's attempts only.
 ADMIT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and state ~= 'failed' then return {'exists', state} end
@@ -21,9 +23,9 @@ if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {'busy', 'globa
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then return {'busy', 'user'} end
 local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') + 1
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'spec', ARGV[2], 'user', ARGV[3],
-  'created_at', ARGV[1], 'updated_at', ARGV[1], 'progress', '0', 'step', 'queued',
-  'queue', ARGV[8], 'media_s', ARGV[9], 'estimate_s', ARGV[10])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'first_attempt', attempt,
+  'spec', ARGV[2], 'user', ARGV[3], 'created_at', ARGV[1], 'updated_at', ARGV[1], 'progress', '0',
+  'step', 'queued', 'queue', ARGV[8], 'media_s', ARGV[9], 'estimate_s', ARGV[10])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[7])

@@ -48,6 +48,12 @@ class JobRecord:
     error_code: int
     updated_at: float
     worker: str
+    first_attempt: int = 1  # this admission's first attempt: the cap counts from here
+
+    @property
+    def attempts_made(self) -> int:
+        """Attempts of this admission so far (earlier admissions' attempts are not counted)."""
+        return self.attempt - self.first_attempt + 1
 
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[str, str]) -> JobRecord:
@@ -72,6 +78,7 @@ class JobRecord:
             error_code=int(raw.get("error_code", "0") or 0),
             updated_at=float(raw.get("updated_at", "0")),
             worker=raw.get("worker", ""),
+            first_attempt=int(raw.get("first_attempt", "1")),
         )
 
 
