@@ -81,10 +81,12 @@ return 1
 
 # Park a running attempt while S3 restores archived segments: no lease, no admission slots, and
 # a record that lives as long as a restore can take. Its own attempt resumes it (see _CLAIM).
+# `parked_at` is the first park of this admission (a re-park keeps it): the restore deadline.
 PARK = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'step', ARGV[2], 'progress', '0', 'updated_at', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'parked_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[5])

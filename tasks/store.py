@@ -17,6 +17,7 @@ import redis
 from tasks import job_events, keys
 from tasks import job_scripts as scripts
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
+from tasks.ownership import claim_export_keys
 
 
 class JobState(StrEnum):
@@ -49,6 +50,7 @@ class JobRecord:
     updated_at: float
     worker: str
     first_attempt: int = 1  # this admission's first attempt: the cap counts from here
+    parked_at: float | None = None  # when this admission first waited for a restore
 
     @property
     def attempts_made(self) -> int:
@@ -79,6 +81,7 @@ class JobRecord:
             updated_at=float(raw.get("updated_at", "0")),
             worker=raw.get("worker", ""),
             first_attempt=int(raw.get("first_attempt", "1")),
+            parked_at=opt_float("parked_at"),
         )
 
 
@@ -177,6 +180,9 @@ class ExportJobStore:
         parked = bool(self._park(keys=job_keys, args=args))
         if parked:
             job_events.publish_change(self.redis, job_id, RESTORING_STEP)  # held polls answer 8 now
+            record = self.get(job_id)
+            if record is not None:  # the destination stays reserved for as long as the job waits
+                claim_export_keys(self.redis, record.spec, max(keep_s, self.job_ttl_s))
         return parked
 
     def parked_since(self, before: float) -> list[str]:
