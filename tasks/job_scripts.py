@@ -119,3 +119,11 @@ redis.call('ZREM', KEYS[3], ARGV[9])
 redis.call('DEL', KEYS[4])
 return 1
 """
+
+# Note that a failure a held poll delivered was answered, so the next identical request starts
+# afresh. Only a failed job is marked: never a job a concurrent request already admitted again.
+MARK_REPORTED = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'reported', '1')
+return 1
+"""

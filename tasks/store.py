@@ -104,6 +104,7 @@ class ExportJobStore:
         self._requeue = client.register_script(scripts.REQUEUE)
         self._release = client.register_script(scripts.RELEASE)
         self._park = client.register_script(scripts.PARK)
+        self._mark_reported = client.register_script(scripts.MARK_REPORTED)
 
     def admit(
         self,
@@ -184,6 +185,10 @@ class ExportJobStore:
             if record is not None:  # the destination stays reserved for as long as the job waits
                 claim_export_keys(self.redis, record.spec, max(keep_s, self.job_ttl_s))
         return parked
+
+    def mark_reported(self, job_id: str) -> bool:
+        """A failure was answered (by a held poll): the next identical request starts afresh."""
+        return bool(self._mark_reported(keys=[keys.export_job(job_id)]))
 
     def parked_since(self, before: float) -> list[str]:
         """Jobs parked for a restore whose last look is older than `before` (epoch seconds)."""

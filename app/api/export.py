@@ -261,7 +261,7 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
         svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
     )
     if held.state is JobState.FAILED and record.state is not JobState.FAILED:
-        admit(svc, spec)  # marks the failure answered: the next identical request starts afresh
+        svc.jobs.mark_reported(spec.job_id)  # answered now: the next identical request starts afresh
     record = held
     payload, status = answer(svc, record)
     response = jsonify(payload)

@@ -51,11 +51,13 @@ def only_job(jobs: ExportJobStore) -> ExportSpec:
     return record.spec
 
 
-def finish_when_held(jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, end: str) -> threading.Thread:
-    """Ends the job once a poll is subscribed to it (as a worker would, mid-hold)."""
+def finish_when_held(
+    jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, end: str, polls: int = 1
+) -> threading.Thread:
+    """Ends the job once `polls` polls are subscribed to it (as a worker would, mid-hold)."""
 
     def run() -> None:
-        while not long_poll.events_for(jobs).waiting():  # a poll is being held
+        while long_poll.events_for(jobs).waiting() < polls:  # the polls are being held
             threading.Event().wait(0.01)
         spec = only_job(jobs)
         if end == "ready":
@@ -101,6 +103,33 @@ def test_first_post_answers_the_end_when_the_job_ends_during_the_hold(
         )
         assert again.get_json()["ErrorCode"] == 1
         assert len(sent.sent) == 2
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+def test_two_held_polls_answer_a_failure_without_restarting_the_job(
+    app: Any, redis_client: fakeredis.FakeRedis, session: str, sent: SentTasks
+) -> None:
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    body = export_body(session, "alice", 1_700_000_000_000, 5000)
+    app.test_client().post(URL, json=body, headers={"Prefer": "wait=0"})
+    job_id = only_job(jobs).job_id
+    answers: list[int] = []
+
+    def poll() -> None:
+        answers.append(app.test_client().post(URL, json=body).get_json()["ErrorCode"])
+
+    polls = [threading.Thread(target=poll, daemon=True) for _ in range(2)]
+    finisher = finish_when_held(jobs, redis_client, "failed", polls=2)
+    for thread in polls:
+        thread.start()
+    for thread in (*polls, finisher):
+        thread.join(WAKE_TIMEOUT_S / 2)
+    assert answers == [6, 6]
+    record = jobs.get(job_id)
+    assert record is not None and record.state is JobState.FAILED and record.attempt == 1
+    assert len(sent.sent) == 1  # nothing was started behind the clients' backs
+    again = app.test_client().post(URL, json=body, headers={"Prefer": "wait=0"})
+    assert again.get_json()["ErrorCode"] == 1 and len(sent.sent) == 2  # the next request starts afresh
 
 
 @pytest.mark.timeout(WAKE_TIMEOUT_S)

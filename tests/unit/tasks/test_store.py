@@ -115,3 +115,15 @@ def test_a_re_admission_waits_for_its_restore_from_scratch(store: ExportJobStore
     store.admit(job, "q", 10, 10)
     record = store.get(job.job_id)
     assert record is not None and record.parked_at is None and record.first_attempt == 2
+
+
+def test_marking_a_failure_reported_never_starts_a_new_attempt(store: ExportJobStore) -> None:
+    job = spec()
+    store.admit(job, "q", 10, 10)
+    assert not store.mark_reported(job.job_id)  # only a failure is marked
+    store.fail(job.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
+    assert store.mark_reported(job.job_id)
+    assert store.mark_reported(job.job_id)  # a second held poll answering the same failure
+    record = store.get(job.job_id)
+    assert record is not None and record.state is JobState.FAILED and record.attempt == 1
+    assert store.admit(job, "q", 10, 10).detail == "2"  # the next request starts afresh
