@@ -16,7 +16,7 @@ from scripts import devstack
 from tasks.job_events import JobEvents, publish_change
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
 from tasks.settings import Settings
-from tasks.store import RESTORING_STEP, ExportJobStore, JobState
+from tasks.store import ExportJobStore, JobState
 from tests.helpers import export_body
 from tests.unit.app.conftest import SentTasks
 
@@ -66,8 +66,7 @@ def finish_when_held(
             jobs.fail(spec.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
         else:  # the worker found the range in Glacier: as export_attempt does it
             jobs.claim(spec.job_id, 1, "w")
-            jobs.progress(spec.job_id, 1, 0.0, RESTORING_STEP)
-            publish_change(jobs.redis, spec.job_id, RESTORING_STEP)
+            jobs.park(spec.job_id, 1, keep_s=3600)  # its own publish must wake the poll
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -177,7 +176,7 @@ def test_restoring_jobs_and_ended_jobs_are_not_held(app: Any, client: FlaskClien
     )
     spec = only_job(jobs)
     jobs.claim(spec.job_id, 1, "w")
-    jobs.progress(spec.job_id, 1, 0.0, RESTORING_STEP)
+    jobs.park(spec.job_id, 1, keep_s=3600)
     restoring = jobs.get(spec.job_id)
     assert restoring is not None and not long_poll.pending(restoring)
     response = client.post(URL, json=export_body(session, "alice", 1_700_000_000_000, 5000))
