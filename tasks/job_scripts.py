@@ -6,7 +6,9 @@ a stale attempt waking from a freeze can never both win. tasks/store.py runs the
 """
 
 # Admit a new job, or a fresh attempt of a failed one, unless a limit is reached. A failure is
-# answered once (so a polling client learns of it) before the next request starts afresh.
+# answered once (so a polling client learns of it) before the next request starts afresh. The
+# attempt number keeps rising across admissions (it fences the old ones' writes); `first_attempt`
+# marks where this admission began, so the attempt cap counts this admission's attempts only.
 ADMIT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and state ~= 'failed' then return {'exists', state} end
@@ -21,9 +23,9 @@ if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {'busy', 'globa
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then return {'busy', 'user'} end
 local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') + 1
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'spec', ARGV[2], 'user', ARGV[3],
-  'created_at', ARGV[1], 'updated_at', ARGV[1], 'progress', '0', 'step', 'queued',
-  'queue', ARGV[8], 'media_s', ARGV[9], 'estimate_s', ARGV[10])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'first_attempt', attempt,
+  'spec', ARGV[2], 'user', ARGV[3], 'created_at', ARGV[1], 'updated_at', ARGV[1], 'progress', '0',
+  'step', 'queued', 'queue', ARGV[8], 'media_s', ARGV[9], 'estimate_s', ARGV[10])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[7])
@@ -79,10 +81,12 @@ return 1
 
 # Park a running attempt while S3 restores archived segments: no lease, no admission slots, and
 # a record that lives as long as a restore can take. Its own attempt resumes it (see _CLAIM).
+# `parked_at` is the first park of this admission (a re-park keeps it): the restore deadline.
 PARK = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'step', ARGV[2], 'progress', '0', 'updated_at', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'parked_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[5])
@@ -113,5 +117,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('ZREM', KEYS[2], ARGV[9])
 redis.call('ZREM', KEYS[3], ARGV[9])
 redis.call('DEL', KEYS[4])
+return 1
+"""
+
+# Note that a failure a held poll delivered was answered, so the next identical request starts
+# afresh. Only a failed job is marked: never a job a concurrent request already admitted again.
+MARK_REPORTED = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'reported', '1')
 return 1
 """

@@ -17,6 +17,7 @@ import redis
 from tasks import job_events, keys
 from tasks import job_scripts as scripts
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
+from tasks.ownership import claim_export_keys
 
 
 class JobState(StrEnum):
@@ -48,6 +49,13 @@ class JobRecord:
     error_code: int
     updated_at: float
     worker: str
+    first_attempt: int = 1  # this admission's first attempt: the cap counts from here
+    parked_at: float | None = None  # when this admission first waited for a restore
+
+    @property
+    def attempts_made(self) -> int:
+        """Attempts of this admission so far (earlier admissions' attempts are not counted)."""
+        return self.attempt - self.first_attempt + 1
 
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[str, str]) -> JobRecord:
@@ -72,6 +80,8 @@ class JobRecord:
             error_code=int(raw.get("error_code", "0") or 0),
             updated_at=float(raw.get("updated_at", "0")),
             worker=raw.get("worker", ""),
+            first_attempt=int(raw.get("first_attempt", "1")),
+            parked_at=opt_float("parked_at"),
         )
 
 
@@ -94,6 +104,7 @@ class ExportJobStore:
         self._requeue = client.register_script(scripts.REQUEUE)
         self._release = client.register_script(scripts.RELEASE)
         self._park = client.register_script(scripts.PARK)
+        self._mark_reported = client.register_script(scripts.MARK_REPORTED)
 
     def admit(
         self,
@@ -170,7 +181,14 @@ class ExportJobStore:
         parked = bool(self._park(keys=job_keys, args=args))
         if parked:
             job_events.publish_change(self.redis, job_id, RESTORING_STEP)  # held polls answer 8 now
+            record = self.get(job_id)
+            if record is not None:  # the destination stays reserved for as long as the job waits
+                claim_export_keys(self.redis, record.spec, max(keep_s, self.job_ttl_s))
         return parked
+
+    def mark_reported(self, job_id: str) -> bool:
+        """A failure was answered (by a held poll): the next identical request starts afresh."""
+        return bool(self._mark_reported(keys=[keys.export_job(job_id)]))
 
     def parked_since(self, before: float) -> list[str]:
         """Jobs parked for a restore whose last look is older than `before` (epoch seconds)."""

@@ -216,7 +216,9 @@ def require_free_destination(svc: Services, spec: ExportSpec) -> None:
     except StorageError as exc:
         log.error("destination check failed", extra={"job_id": spec.job_id, "reason": str(exc)})
         raise ApiError(int(ErrorCode.FAILED), "service temporarily unavailable: storage", 503, 5) from exc
-    refused = refused or claim_export_keys(svc.redis, spec, svc.settings.job_ttl_s)
+    # Held as long as the job may live: a job parked for a restore waits up to restore_wait_s.
+    claim_ttl_s = max(svc.settings.job_ttl_s, svc.settings.restore_wait_s)
+    refused = refused or claim_export_keys(svc.redis, spec, claim_ttl_s)
     if refused is not None:
         raise ApiError(int(ErrorCode.AUTH), refused, 403)
 
@@ -259,7 +261,7 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
         svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
     )
     if held.state is JobState.FAILED and record.state is not JobState.FAILED:
-        admit(svc, spec)  # marks the failure answered: the next identical request starts afresh
+        svc.jobs.mark_reported(spec.job_id)  # answered now: the next identical request starts afresh
     record = held
     payload, status = answer(svc, record)
     response = jsonify(payload)

@@ -44,8 +44,28 @@ def worker_imports(path: Path) -> set[str]:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
+            if node.module == "workers":  # `from workers import media` names the subpackage
+                names = [f"workers.{a.name}" for a in node.names]
         found.update(n.split(".")[1] for n in names if n.startswith("workers.") and n.count(".") >= 1)
     return found
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import workers.media.remux", {"media"}),
+        ("from workers.media import remux", {"media"}),
+        ("from workers import media, errors", {"media", "errors"}),
+        ("from workers.errors import ExportError", {"errors"}),
+        ("import workers", set()),
+    ],
+)
+def test_every_import_form_of_a_worker_subpackage_is_seen(
+    tmp_path: Path, source: str, expected: set[str]
+) -> None:
+    module = tmp_path / "module.py"
+    module.write_text(source + "\n")
+    assert worker_imports(module) == expected
 
 
 def test_only_the_runtime_of_workers_knows_celery() -> None:

@@ -100,17 +100,17 @@ def _run_attempt(
             indexed=lambda covered_s: jobs.cover(job_id, attempt, covered_s),
         )
     except SegmentsArchived as exc:
+        if record.parked_at is not None and time.time() - record.parked_at >= settings.restore_wait_s:
+            wait = f"{settings.restore_wait_s / 3600:g} h"
+            gave_up = ExportError(ErrorCode.FAILED, f"{exc.message}, still not restored after {wait}")
+            return _refused(record, attempt, jobs, gave_up, started)
         start_restores(store, record.spec, exc.keys, settings)
         if not jobs.park(job_id, attempt, settings.restore_wait_s):
             raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before parking") from exc
         log.info("export waits for a restore", extra={"job_id": job_id, "segments": len(exc.keys)})
         return JobOutcome("restoring", int(exc.code), time.monotonic() - started)
     except ExportError as exc:
-        if not jobs.fail(job_id, attempt, exc.code, exc.message):
-            raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before failing") from exc
-        count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
-        log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
-        return JobOutcome("failed", int(exc.code), time.monotonic() - started)
+        return _refused(record, attempt, jobs, exc, started)
     wall = time.monotonic() - started
     if not jobs.finish(job_id, attempt, result):
         raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before its result")
@@ -122,15 +122,31 @@ def _run_attempt(
     return JobOutcome("ready", 0, wall)
 
 
+def _refused(
+    record: JobRecord, attempt: int, jobs: ExportJobStore, exc: ExportError, started: float
+) -> JobOutcome:
+    """Record a failure retrying will not fix, with its ErrorCode."""
+    job_id = record.job_id
+    if not jobs.fail(job_id, attempt, exc.code, exc.message):
+        raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before failing") from exc
+    count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
+    log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
+    return JobOutcome("failed", int(exc.code), time.monotonic() - started)
+
+
 def count(jobs: ExportJobStore, spec: ExportSpec, outcome: str, wall_s: float) -> None:
     """One export outcome (other than ready) into resourced_exports_total."""
     record_outcome(jobs.redis, int(spec.export_type), outcome, wall_s, 0, None)
 
 
 def start_restores(store: ObjectStore, spec: ExportSpec, keys: list[str], settings: Settings) -> None:
-    """RestoreObject for every archived segment the range needs (a restore in progress is fine)."""
+    """RestoreObject for every archived segment the range needs whose restore is not already
+    under way: each resume of a parked job finds them archived until S3 finishes, and a request
+    sent again is billed again."""
     for key in keys:
         try:
+            if store.head(spec.source.bucket, key, spec.source.region).restore_in_progress:
+                continue
             store.restore(
                 spec.source.bucket, key, settings.restore_days, settings.restore_tier, spec.source.region
             )

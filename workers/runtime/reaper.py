@@ -90,8 +90,8 @@ def _act(
     max_attempts: int,
 ) -> bool:
     extra = {"job_id": record.job_id, "attempt": record.attempt, "worker": record.worker, "reason": reason}
-    if record.attempt >= max_attempts:
-        message = f"gave up after {record.attempt} attempt(s): the last one's {reason} (worker lost)"
+    if record.attempts_made >= max_attempts:  # this admission's attempts, not earlier ones'
+        message = f"gave up after {record.attempts_made} attempt(s): the last one's {reason} (worker lost)"
         if not jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
             return False
         wall = time.time() - (record.started_at or record.created_at)

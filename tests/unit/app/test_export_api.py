@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.auth import SignedSessions
+from tasks import keys
 from tasks.jobs import ErrorCode, ExportResult
 from tasks.settings import Settings
 from tasks.store import ExportJobStore
@@ -180,6 +181,19 @@ def test_failure_is_answered_then_retried(
     status, answer = post(client, body)
     assert (status, answer["ErrorCode"]) == (200, 1)
     assert [t["args"][1] for t in sent.sent] == [1, 2]
+
+
+def test_the_destination_stays_claimed_while_a_restore_may_take(
+    client: FlaskClient, session: str, app: Any, settings: Settings
+) -> None:
+    post(client, export_body(session, "alice", 1_700_000_000_000, 5000))
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    record = jobs.get(jobs.active_ids()[0])
+    assert record is not None
+    dest = record.spec.destination
+    assert settings.restore_wait_s > settings.job_ttl_s
+    for key in (record.spec.video_key, record.spec.image_key):
+        assert jobs.redis.ttl(keys.destination_claim(dest.bucket, key)) > settings.job_ttl_s
 
 
 def test_broker_down_is_a_clear_error_and_not_a_stuck_job(

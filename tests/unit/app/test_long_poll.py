@@ -16,7 +16,7 @@ from scripts import devstack
 from tasks.job_events import JobEvents, publish_change
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
 from tasks.settings import Settings
-from tasks.store import RESTORING_STEP, ExportJobStore, JobState
+from tasks.store import ExportJobStore, JobState
 from tests.helpers import export_body
 from tests.unit.app.conftest import SentTasks
 
@@ -51,11 +51,13 @@ def only_job(jobs: ExportJobStore) -> ExportSpec:
     return record.spec
 
 
-def finish_when_held(jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, end: str) -> threading.Thread:
-    """Ends the job once a poll is subscribed to it (as a worker would, mid-hold)."""
+def finish_when_held(
+    jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, end: str, polls: int = 1
+) -> threading.Thread:
+    """Ends the job once `polls` polls are subscribed to it (as a worker would, mid-hold)."""
 
     def run() -> None:
-        while not long_poll.events_for(jobs).waiting():  # a poll is being held
+        while long_poll.events_for(jobs).waiting() < polls:  # the polls are being held
             threading.Event().wait(0.01)
         spec = only_job(jobs)
         if end == "ready":
@@ -64,8 +66,7 @@ def finish_when_held(jobs: ExportJobStore, redis_client: fakeredis.FakeRedis, en
             jobs.fail(spec.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
         else:  # the worker found the range in Glacier: as export_attempt does it
             jobs.claim(spec.job_id, 1, "w")
-            jobs.progress(spec.job_id, 1, 0.0, RESTORING_STEP)
-            publish_change(jobs.redis, spec.job_id, RESTORING_STEP)
+            jobs.park(spec.job_id, 1, keep_s=3600)  # its own publish must wake the poll
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -101,6 +102,33 @@ def test_first_post_answers_the_end_when_the_job_ends_during_the_hold(
         )
         assert again.get_json()["ErrorCode"] == 1
         assert len(sent.sent) == 2
+
+
+@pytest.mark.timeout(WAKE_TIMEOUT_S)
+def test_two_held_polls_answer_a_failure_without_restarting_the_job(
+    app: Any, redis_client: fakeredis.FakeRedis, session: str, sent: SentTasks
+) -> None:
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    body = export_body(session, "alice", 1_700_000_000_000, 5000)
+    app.test_client().post(URL, json=body, headers={"Prefer": "wait=0"})
+    job_id = only_job(jobs).job_id
+    answers: list[int] = []
+
+    def poll() -> None:
+        answers.append(app.test_client().post(URL, json=body).get_json()["ErrorCode"])
+
+    polls = [threading.Thread(target=poll, daemon=True) for _ in range(2)]
+    finisher = finish_when_held(jobs, redis_client, "failed", polls=2)
+    for thread in polls:
+        thread.start()
+    for thread in (*polls, finisher):
+        thread.join(WAKE_TIMEOUT_S / 2)
+    assert answers == [6, 6]
+    record = jobs.get(job_id)
+    assert record is not None and record.state is JobState.FAILED and record.attempt == 1
+    assert len(sent.sent) == 1  # nothing was started behind the clients' backs
+    again = app.test_client().post(URL, json=body, headers={"Prefer": "wait=0"})
+    assert again.get_json()["ErrorCode"] == 1 and len(sent.sent) == 2  # the next request starts afresh
 
 
 @pytest.mark.timeout(WAKE_TIMEOUT_S)
@@ -148,7 +176,7 @@ def test_restoring_jobs_and_ended_jobs_are_not_held(app: Any, client: FlaskClien
     )
     spec = only_job(jobs)
     jobs.claim(spec.job_id, 1, "w")
-    jobs.progress(spec.job_id, 1, 0.0, RESTORING_STEP)
+    jobs.park(spec.job_id, 1, keep_s=3600)
     restoring = jobs.get(spec.job_id)
     assert restoring is not None and not long_poll.pending(restoring)
     response = client.post(URL, json=export_body(session, "alice", 1_700_000_000_000, 5000))

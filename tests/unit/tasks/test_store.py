@@ -5,6 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
+from tasks import keys
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
 from tasks.store import ExportJobStore, JobState
 
@@ -86,3 +87,43 @@ def test_speed_is_a_moving_average(store: ExportJobStore) -> None:
     assert store.speed("copy") == pytest.approx(0.1)
     store.record_speed("copy", 10, 2)
     assert store.speed("copy") == pytest.approx(0.13)
+
+
+def test_a_park_keeps_the_first_park_time_and_the_destination_claim(store: ExportJobStore) -> None:
+    job = spec()
+    store.admit(job, "q", 10, 10)
+    assert store.claim(job.job_id, 1, "w") == "running"
+    assert store.park(job.job_id, 1, keep_s=52 * 3600)
+    first = store.get(job.job_id)
+    assert first is not None and first.parked_at is not None
+    assert store.claim(job.job_id, 1, "w") == "running"  # resumed: still archived, parked again
+    assert store.park(job.job_id, 1, keep_s=52 * 3600)
+    again = store.get(job.job_id)
+    assert again is not None and again.parked_at == first.parked_at  # the deadline does not move
+    for key in (job.video_key, job.image_key):  # reserved as long as the record waits
+        assert store.redis.ttl(keys.destination_claim(job.destination.bucket, key)) > 48 * 3600
+
+
+def test_a_re_admission_waits_for_its_restore_from_scratch(store: ExportJobStore) -> None:
+    job = spec()
+    store.admit(job, "q", 10, 10)
+    store.claim(job.job_id, 1, "w")
+    store.park(job.job_id, 1, keep_s=3600)
+    store.claim(job.job_id, 1, "w")
+    store.fail(job.job_id, 1, ErrorCode.FAILED, "not restored in time")
+    store.admit(job, "q", 10, 10)  # the failure answered
+    store.admit(job, "q", 10, 10)
+    record = store.get(job.job_id)
+    assert record is not None and record.parked_at is None and record.first_attempt == 2
+
+
+def test_marking_a_failure_reported_never_starts_a_new_attempt(store: ExportJobStore) -> None:
+    job = spec()
+    store.admit(job, "q", 10, 10)
+    assert not store.mark_reported(job.job_id)  # only a failure is marked
+    store.fail(job.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
+    assert store.mark_reported(job.job_id)
+    assert store.mark_reported(job.job_id)  # a second held poll answering the same failure
+    record = store.get(job.job_id)
+    assert record is not None and record.state is JobState.FAILED and record.attempt == 1
+    assert store.admit(job, "q", 10, 10).detail == "2"  # the next request starts afresh

@@ -144,16 +144,34 @@ def test_a_video_an_earlier_attempt_completed_is_adopted_not_uploaded_again(
     assert read_totals(jobs.redis).counts == {("copy", "ready"): 1}
 
 
-def test_a_stale_attempt_that_finishes_is_counted_as_fenced_off(
+def test_a_redelivered_message_of_a_replaced_attempt_does_nothing(
     s3: Any, jobs: ExportJobStore, settings: Settings
 ) -> None:
     jobs.admit(SPEC, "export.copy", 10, 10)
     store = ObjectStore(settings)
-    jobs.redis.hset(keys.export_job(SPEC.job_id), "attempt", "1")
     assert jobs.claim(SPEC.job_id, 1, "w1") == "running"
     take_over(jobs, 1)
     assert process_export(SPEC.job_id, 1, jobs, store, settings, "w1").state == "stale"
     assert versions(s3) == {}
+    assert read_totals(jobs.redis).counts == {}  # it never ran: no outcome of its own
+
+
+def test_an_attempt_taken_over_mid_export_is_counted_as_fenced_off(
+    s3: Any, jobs: ExportJobStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    progress = jobs.progress
+
+    def frozen_then_taken_over(job_id: str, attempt: int, fraction: float, step: str) -> bool:
+        if step == "uploading":  # frozen right before its final upload; the reaper moved on
+            take_over(jobs, 1)
+        return progress(job_id, attempt, fraction, step)
+
+    monkeypatch.setattr(jobs, "progress", frozen_then_taken_over)
+    outcome = process_export(SPEC.job_id, 1, jobs, ObjectStore(settings), settings, "w1")
+    assert outcome.state == "fenced"
+    assert versions(s3) == {}
+    assert read_totals(jobs.redis).counts == {("copy", "lease_lost"): 1}
 
 
 def test_only_the_same_admission_and_the_same_segments_are_ever_adopted(

@@ -124,6 +124,31 @@ def test_attempts_are_capped_with_error_code_6_and_the_reason(
     assert read_totals(client).counts[("h264", "attempts_exhausted")] == 1
 
 
+def test_the_cap_counts_only_the_attempts_of_this_admission(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    job = spec()
+    for attempt in (1, 2):  # two failures, each answered once, then asked for again
+        assert jobs.admit(job, "export.cpu", 10, 10).detail == str(attempt)
+        assert jobs.claim(job.job_id, attempt, "w") == "running"
+        assert jobs.fail(job.job_id, attempt, ErrorCode.FAILED, "S3 refused the upload")
+        assert jobs.admit(job, "export.cpu", 10, 10).outcome == "exists"  # the failure answered
+    assert jobs.admit(job, "export.cpu", 10, 10).detail == "3"  # the number keeps rising (fencing)
+    assert jobs.claim(job.job_id, 3, "w") == "running"
+    sent = Sent()
+    expire_lease(client, job.job_id)
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
+    assert sent.calls == [(job.job_id, 4, "export.cpu")]  # retried: the first lost lease of this admission
+    for attempt in (4, 5):
+        assert jobs.claim(job.job_id, attempt, "w") == "running"
+        expire_lease(client, job.job_id)
+        assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
+    assert [a for _, a, _ in sent.calls] == [4, 5]
+    record = jobs.get(job.job_id)
+    assert record is not None and record.state is JobState.FAILED
+    assert "gave up after 3 attempt(s)" in record.error
+
+
 def test_a_renewed_lease_wins_over_a_reaper_that_looked_before(
     jobs: ExportJobStore, client: fakeredis.FakeRedis
 ) -> None:

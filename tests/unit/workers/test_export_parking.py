@@ -1,0 +1,86 @@
+"""A job waiting for a Glacier restore: it gives up with ErrorCode 6 once `restore_wait_s` has
+passed since it first parked, and a resume never asks S3 again for a restore under way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+
+from tasks import keys
+from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.settings import Settings
+from tasks.storage import ObjectInfo
+from tasks.store import RESTORING_STEP, ExportJobStore, JobState
+from workers.errors import SegmentsArchived
+from workers.jobs import export_attempt
+
+SPEC = ExportSpec(
+    user="alice",
+    source=S3Location("archive", "us-east-1"),
+    live_path="live/cam",
+    start_ms=1000,
+    duration_ms=3000,
+    export_type=ExportType.COPY,
+    destination=S3Location("exports", "us-east-1", "out"),
+    video_name="clip.mp4",
+)
+ARCHIVED = ["live/cam/0.ts", "live/cam/1.ts"]
+
+
+class ArchiveS3:
+    """S3 as the restore path sees it: HEAD says which restores are under way; RestoreObject
+    requests are recorded (each one is billed)."""
+
+    def __init__(self, restoring: set[str]) -> None:
+        self.restoring = restoring
+        self.restores: list[str] = []
+
+    def head(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo:
+        ongoing = 'ongoing-request="true"' if key in self.restoring else ""
+        return ObjectInfo(key, 1, "e", "GLACIER", ongoing, {}, "video/mp2t", None)
+
+    def restore(self, bucket: str, key: str, days: int, tier: str, region: str | None = None) -> None:
+        self.restores.append(key)
+        self.restoring.add(key)
+
+
+@pytest.fixture
+def jobs(monkeypatch: pytest.MonkeyPatch) -> ExportJobStore:
+    def run_export(*_: Any, **__: Any) -> None:
+        raise SegmentsArchived(list(ARCHIVED))  # still in archival storage at every look
+
+    monkeypatch.setattr(export_attempt, "run_export", run_export)
+    store = ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
+    store.admit(SPEC, "export.copy", 10, 10)
+    return store
+
+
+def resume(jobs: ExportJobStore, s3: ArchiveS3, settings: Settings) -> export_attempt.JobOutcome:
+    return export_attempt.process_export(SPEC.job_id, 1, jobs, s3, settings, "w")  # type: ignore[arg-type]
+
+
+def test_a_resume_asks_only_for_restores_not_under_way(jobs: ExportJobStore) -> None:
+    s3 = ArchiveS3(restoring={ARCHIVED[0]})  # someone asked for this one already
+    settings = Settings()
+    assert resume(jobs, s3, settings).state == "restoring"
+    assert s3.restores == [ARCHIVED[1]]
+    assert resume(jobs, s3, settings).state == "restoring"  # the next poll: both under way now
+    assert s3.restores == [ARCHIVED[1]]
+
+
+def test_a_restore_that_never_completes_ends_the_job_with_error_6(jobs: ExportJobStore) -> None:
+    s3 = ArchiveS3(restoring=set())
+    settings = Settings(restore_wait_s=3600)
+    assert resume(jobs, s3, settings).state == "restoring"
+    record = jobs.get(SPEC.job_id)
+    assert record is not None and record.step == RESTORING_STEP and record.parked_at is not None
+    first_park = record.parked_at
+    assert resume(jobs, s3, settings).state == "restoring"  # within the wait: parked again
+    jobs.redis.hset(keys.export_job(SPEC.job_id), "parked_at", f"{first_park - 3601:.6f}")  # 1 h on
+    outcome = resume(jobs, s3, settings)
+    assert (outcome.state, outcome.error_code) == ("failed", int(ErrorCode.FAILED))
+    record = jobs.get(SPEC.job_id)
+    assert record is not None and record.state is JobState.FAILED
+    assert record.error_code == int(ErrorCode.FAILED) and "still not restored after 1 h" in record.error
