@@ -111,7 +111,7 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     use_nvenc: bool = False  # set by `workers.runtime.launch --gpu` for the worker it starts
-    web_concurrency: int = 0  # gunicorn processes; 0: 2 per core
+    web_concurrency: int = 0  # gunicorn processes; 0: one per core with gevent, two with sync workers
     web_threads: int = 1
     metrics_multiproc_dir: str = ""  # prometheus-client's multiprocess directory (gunicorn sets it)
     restore_max_active_per_user: int = 10  # restoring jobs per user: each file is a billed request
