@@ -16,13 +16,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import boto3
 import requests
 
 from app.client import Client, storage_info_b64
@@ -112,32 +110,10 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench: {tool} is missing (make bench-api installs it)")
             return 1
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        devstack.redis_server() as redis_url,
-        devstack.moto_s3() as s3_url,
-    ):
-        work = Path(tmp)
-        env = {
-            "RESOURCED_REDIS_URL": redis_url,
-            "RESOURCED_S3_ENDPOINT_URL": s3_url,
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "HOST": "127.0.0.1",
-            "RESOURCED_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-            "RESOURCED_WORK_DIR": tmp,
-            "RESOURCED_ALLOWED_BUCKETS": "bench-archive,bench-exports",
-        }
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=s3_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",  # noqa: S106 - moto's local server takes any key
-        )
-        for bucket in ("bench-archive", "bench-exports"):
-            s3.create_bucket(Bucket=bucket)
+    with devstack.bench_stack() as stack:
+        work, s3 = stack.work, stack.s3
+        redis_url = stack.env["RESOURCED_REDIS_URL"]
+        env = stack.env
         rec = generate_recording(work / "rec", SampleSpec())
         for path in rec.directory.iterdir():
             if path.suffix in {".ts", ".m3u8"}:

@@ -16,7 +16,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -25,7 +24,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import boto3
 import redis
 
 from app.client import Client, storage_info_b64
@@ -197,34 +195,14 @@ def lookup_breakdown(s3_url: str, redis_url: str) -> str:
 
 
 def main() -> int:
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        devstack.redis_server() as redis_url,
-        devstack.moto_s3() as s3_url,
-    ):
-        work = Path(tmp)
+    with devstack.bench_stack() as stack:
+        work, s3 = stack.work, stack.s3
+        redis_url = stack.env["RESOURCED_REDIS_URL"]
+        s3_url = stack.env["RESOURCED_S3_ENDPOINT_URL"]
         env = {
-            "RESOURCED_REDIS_URL": redis_url,
-            "RESOURCED_S3_ENDPOINT_URL": s3_url,
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "HOST": "127.0.0.1",
-            "RESOURCED_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-            "RESOURCED_CALLBACK_SECRET": devstack.local_callback_secret(),
-            "RESOURCED_WORK_DIR": tmp,
-            "RESOURCED_ALLOWED_BUCKETS": "bench-archive,bench-exports",
+            **stack.env,
             "RESOURCED_WORKER_CONCURRENCY": "1",  # one pool process: its peak RSS is every export's
         }
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=s3_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",  # noqa: S106 - moto's local server takes any key
-        )
-        for bucket in ("bench-archive", "bench-exports"):
-            s3.create_bucket(Bucket=bucket)
         rec = generate_recording(work / "rec", SampleSpec(seconds=60))
         entries = upload_archives(s3, rec.directory)
         port = devstack.free_port()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import boto3
 import redis
 import requests
 
@@ -149,31 +147,10 @@ def main() -> int:
         Case("10 s H.264 from H.265, 720p", "live/hevc", 1, 10_000),
         Case("3 h request over a 16 s recording (copy)", "live/h264", 0, 3 * 3600 * 1000),
     ]
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        devstack.redis_server() as redis_url,
-        devstack.moto_s3() as s3_url,
-    ):
-        env = {
-            "RESOURCED_REDIS_URL": redis_url,
-            "RESOURCED_S3_ENDPOINT_URL": s3_url,
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "HOST": "127.0.0.1",
-            "RESOURCED_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-            "RESOURCED_WORK_DIR": tmp,
-            "RESOURCED_ALLOWED_BUCKETS": "bench-archive,bench-exports",
-        }
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=s3_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",  # noqa: S106 - moto's local server takes any key
-        )
-        for bucket in ("bench-archive", "bench-exports"):
-            s3.create_bucket(Bucket=bucket)
+    with devstack.bench_stack() as stack:
+        tmp, s3 = str(stack.work), stack.s3
+        redis_url = stack.env["RESOURCED_REDIS_URL"]
+        env = stack.env
         upload(s3, copy_src, "live/h264")
         upload(s3, hevc_src, "live/hevc")
         with devstack.service(env, Path(tmp)) as base:

@@ -12,10 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -280,3 +283,44 @@ def issue_session(env: dict[str, str], user: str) -> str:
         check=True,
     )
     return out.stdout.strip()
+
+
+BENCH_BUCKETS = ("bench-archive", "bench-exports")
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    work: Path  # a temporary directory, gone afterwards
+    env: dict[str, str]  # the documented variables for the Procfile's processes
+    s3: Any  # a boto3 client of the local S3, with BENCH_BUCKETS made
+
+
+@contextmanager
+def bench_stack() -> Iterator[BenchStack]:
+    """A private redis-server and moto S3 server with the benchmarks' two buckets, and the
+    environment the Procfile's processes need to use them; everything goes away afterwards."""
+    import boto3
+
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url, moto_s3() as s3_url:
+        env = {
+            "RESOURCED_REDIS_URL": redis_url,
+            "RESOURCED_S3_ENDPOINT_URL": s3_url,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "HOST": "127.0.0.1",
+            "RESOURCED_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+            "RESOURCED_CALLBACK_SECRET": local_callback_secret(),
+            "RESOURCED_WORK_DIR": tmp,
+            "RESOURCED_ALLOWED_BUCKETS": ",".join(BENCH_BUCKETS),
+        }
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",  # noqa: S106 - moto's local server takes any key
+        )
+        for bucket in BENCH_BUCKETS:
+            s3.create_bucket(Bucket=bucket)
+        yield BenchStack(Path(tmp), env, s3)
