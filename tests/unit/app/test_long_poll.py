@@ -44,6 +44,14 @@ def result(spec: ExportSpec) -> ExportResult:
     )
 
 
+def submitted(client: FlaskClient, session: str, jobs: ExportJobStore) -> ExportSpec:
+    """Submit the test's export without waiting for it (Prefer: wait=0); its spec, as queued."""
+    client.post(
+        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
+    )
+    return only_job(jobs)
+
+
 def only_job(jobs: ExportJobStore) -> ExportSpec:
     (job_id,) = jobs.active_ids()
     record = jobs.get(job_id)
@@ -145,10 +153,7 @@ def test_an_end_between_reading_and_subscribing_is_not_lost(
     app: Any, client: FlaskClient, session: str
 ) -> None:
     jobs: ExportJobStore = app.extensions["resourced"].jobs
-    client.post(
-        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
-    )
-    spec = only_job(jobs)
+    spec = submitted(client, session, jobs)
     stale = jobs.get(spec.job_id)
     assert stale is not None and stale.state is JobState.QUEUED
     jobs.finish(spec.job_id, 1, result(spec))  # published while nobody listened
@@ -160,10 +165,7 @@ def test_the_hold_runs_out_and_answers_the_job_as_it_stands(
     app: Any, client: FlaskClient, session: str
 ) -> None:
     jobs: ExportJobStore = app.extensions["resourced"].jobs
-    client.post(
-        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
-    )
-    record = jobs.get(only_job(jobs).job_id)
+    record = jobs.get(submitted(client, session, jobs).job_id)
     assert record is not None
     assert long_poll.until_end(jobs, record, 0.2).state is JobState.QUEUED
 
@@ -171,10 +173,7 @@ def test_the_hold_runs_out_and_answers_the_job_as_it_stands(
 @pytest.mark.timeout(WAKE_TIMEOUT_S)
 def test_restoring_jobs_and_ended_jobs_are_not_held(app: Any, client: FlaskClient, session: str) -> None:
     jobs: ExportJobStore = app.extensions["resourced"].jobs
-    client.post(
-        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
-    )
-    spec = only_job(jobs)
+    spec = submitted(client, session, jobs)
     jobs.claim(spec.job_id, 1, "w")
     jobs.park(spec.job_id, 1, keep_s=3600)
     restoring = jobs.get(spec.job_id)
@@ -202,10 +201,7 @@ def test_without_a_subscription_the_poll_is_answered_at_once(
     app: Any, client: FlaskClient, session: str
 ) -> None:
     jobs: ExportJobStore = app.extensions["resourced"].jobs
-    client.post(
-        URL, json=export_body(session, "alice", 1_700_000_000_000, 5000), headers={"Prefer": "wait=0"}
-    )
-    record = jobs.get(only_job(jobs).job_id)
+    record = jobs.get(submitted(client, session, jobs).job_id)
     assert record is not None
     unreachable = ExportJobStore(redis.Redis(port=devstack.free_port(), socket_connect_timeout=0.2))
     assert long_poll.until_end(unreachable, record, HOLD_S) is record  # not held blind for HOLD_S
