@@ -15,9 +15,10 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from app.auth import SignedSessions
-from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.jobs import S3Location
 from tasks.ownership import claim_export_keys
 from tasks.settings import Settings
+from tests.factories import export_spec
 
 UPLOAD, DELETE = "/api/imgbed/v1/upload", "/api/imgbed/v1/delete"
 
@@ -210,13 +211,10 @@ def test_a_name_another_users_export_has_claimed_is_refused(
 ) -> None:
     """Mallory's export into the image bed's bucket checked its keys were free and claimed them;
     until it completes, Alice may not put an image there (Mallory's poster would replace it)."""
-    export = ExportSpec(
+    export = export_spec(
         user="mallory",
-        source=S3Location("archive", "us-east-1"),
-        live_path="live/cam",
         start_ms=0,
         duration_ms=1000,
-        export_type=ExportType.COPY,
         destination=S3Location("images", "us-east-1", "avatars/alice"),
         video_name="me.mp4",
     )

@@ -10,10 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, ExportSpec, S3Location
 from tasks.ownership import NotOwner, Writer, check_writable, export_refusal, may_delete, refusal
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tests.factories import export_spec
 from workers.errors import ExportError
 from workers.jobs.export_pipeline import cut_and_upload
 
@@ -59,13 +60,11 @@ def store() -> Iterator[tuple[ObjectStore, Any]]:
 
 
 def spec_for(user: str, writer: str = "") -> ExportSpec:
-    return ExportSpec(
+    return export_spec(
         user=user,
-        source=S3Location("archive", "us-east-1"),
         live_path="live/cam1",
         start_ms=0,
         duration_ms=1000,
-        export_type=ExportType.COPY,
         destination=S3Location("exports", "us-east-1", "clips"),
         video_name="a.mp4",
         writer=writer,

@@ -6,20 +6,19 @@ import fakeredis
 import pytest
 
 from tasks import keys
-from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, ExportResult, ExportSpec, S3Location
 from tasks.store import ExportJobStore, JobState
+from tests.factories import export_spec
 
 
 def spec(user: str = "alice", start: int = 1000) -> ExportSpec:
-    return ExportSpec(
+    return export_spec(
         user=user,
         source=S3Location("src", "us-east-1"),
         live_path="cam/1",
         start_ms=start,
         duration_ms=5000,
-        export_type=ExportType.COPY,
         destination=S3Location("dst", "us-east-1", "exports/x"),
-        video_name="clip.mp4",
     )
 
 

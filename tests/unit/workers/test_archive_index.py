@@ -20,10 +20,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tasks.store import ExportJobStore
+from tests.factories import export_spec
 from tests.helpers import upload_recording
 from tests.media import frame_indices
 from workers.archive import ranges
@@ -278,16 +279,7 @@ def test_an_index_flushed_mid_export_still_gives_the_exact_clip(
             flushed.append(step)
 
     for start, name in ((PDT_MS + 1000, "one.mp4"), (PDT_MS + 2500, "two.mp4")):
-        spec = ExportSpec(
-            user="alice",
-            source=SOURCE,
-            live_path=FOLDER,
-            start_ms=start,
-            duration_ms=2000,
-            export_type=ExportType.COPY,
-            destination=S3Location("exports", "us-east-1", "out"),
-            video_name=name,
-        )
+        spec = export_spec(source=SOURCE, live_path=FOLDER, start_ms=start, duration_ms=2000, video_name=name)
         result = run_export(spec, ObjectStore(settings), settings, flush_once_cutting_starts)
         assert (result.exported_ms, result.lack_ms) == (2000, 0)
         archive.client.download_file("exports", f"out/{name}", str(tmp_path / name))
@@ -364,16 +356,7 @@ def test_an_export_over_an_archived_playlist_parks_and_restores_it(archive: Arch
     archive.put("a.m3u8", playlist("a", 10, 6.0, T0))
     key = archive_in_glacier(archive, "a.m3u8")
     jobs = ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
-    spec = ExportSpec(
-        user="alice",
-        source=SOURCE,
-        live_path=FOLDER,
-        start_ms=T0,
-        duration_ms=10_000,
-        export_type=ExportType.COPY,
-        destination=S3Location("exports", "us-east-1", "out"),
-        video_name="clip.mp4",
-    )
+    spec = export_spec(source=SOURCE, live_path=FOLDER, start_ms=T0, duration_ms=10_000)
     jobs.admit(spec, "export.copy", 10, 10)
     settings = Settings(work_dir=str(tmp_path))
     outcome = process_export(spec.job_id, 1, jobs, ObjectStore(settings), settings, "w1")

@@ -18,6 +18,7 @@ from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError, Uploaded
+from tests.factories import export_spec
 from tests.helpers import upload_recording
 from tests.media import ffmpeg_decode_errors, first_frame_index, frame_indices
 from workers.errors import ExportError, NoMedia
@@ -38,15 +39,11 @@ def s3() -> Iterator[Any]:
 
 
 def spec(start: int, duration: int, live_path: str = "live/cam") -> ExportSpec:
-    return ExportSpec(
-        user="alice",
-        source=S3Location("archive", "us-east-1"),
+    return export_spec(
         live_path=live_path,
         start_ms=start,
         duration_ms=duration,
-        export_type=ExportType.COPY,
         destination=S3Location("exports", "us-east-1", "out/job"),
-        video_name="clip.mp4",
     )
 
 

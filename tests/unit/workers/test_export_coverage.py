@@ -12,9 +12,10 @@ import pytest
 from moto import mock_aws
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.jobs import S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tests.factories import export_spec
 from tests.helpers import upload_recording
 from workers.jobs.export_pipeline import run_export
 
@@ -33,15 +34,10 @@ def s3(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_a_long_request_over_a_short_recording_reports_the_covered_seconds(s3: Any, tmp_path: Path) -> None:
-    three_hours = ExportSpec(
-        user="alice",
-        source=S3Location("archive", "us-east-1"),
-        live_path="live/cam",
+    three_hours = export_spec(
         start_ms=PDT_MS + 4000,
         duration_ms=3 * 3600 * 1000,
-        export_type=ExportType.COPY,
         destination=S3Location("exports", "us-east-1", "out/job"),
-        video_name="clip.mp4",
     )
     covered: list[float] = []
     settings = Settings(work_dir=str(tmp_path))

@@ -9,23 +9,15 @@ import fakeredis
 import pytest
 
 from tasks import keys
-from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode
 from tasks.settings import Settings
 from tasks.storage import ObjectInfo
 from tasks.store import RESTORING_STEP, ExportJobStore, JobState
+from tests.factories import export_spec
 from workers.errors import SegmentsArchived
 from workers.jobs import export_attempt
 
-SPEC = ExportSpec(
-    user="alice",
-    source=S3Location("archive", "us-east-1"),
-    live_path="live/cam",
-    start_ms=1000,
-    duration_ms=3000,
-    export_type=ExportType.COPY,
-    destination=S3Location("exports", "us-east-1", "out"),
-    video_name="clip.mp4",
-)
+SPEC = export_spec()
 ARCHIVED = ["live/cam/0.ts", "live/cam/1.ts"]
 
 

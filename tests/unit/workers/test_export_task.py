@@ -11,29 +11,21 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks.celery_app import TaskName, create_celery
-from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, ExportType
 from tasks.leases import LeaseLost
 from tasks.outcomes import read_totals
 from tasks.restore_store import RestoreJob, RestoreJobStore
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tasks.store import ExportJobStore, JobState
+from tests.factories import export_spec
 from workers.errors import ExportError, NoMedia
 from workers.jobs import export_attempt
 from workers.jobs.export_attempt import RETRYABLE, JobOutcome, record_failure
 from workers.runtime import celery_tasks
 from workers.runtime.clients import Runtime
 
-SPEC = ExportSpec(
-    user="alice",
-    source=S3Location("archive", "us-east-1"),
-    live_path="live/cam",
-    start_ms=1000,
-    duration_ms=3000,
-    export_type=ExportType.H265,
-    destination=S3Location("exports", "us-east-1", "out"),
-    video_name="clip.mp4",
-)
+SPEC = export_spec(export_type=ExportType.H265)
 
 
 @pytest.fixture

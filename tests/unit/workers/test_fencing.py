@@ -16,12 +16,13 @@ from moto import mock_aws
 
 from scripts.samples import SampleSpec, generate_recording
 from tasks import keys
-from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.jobs import S3Location
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import read_totals
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, StorageError
 from tasks.store import ExportJobStore, JobState
+from tests.factories import export_spec
 from tests.helpers import upload_recording
 from tests.media import frame_indices
 from workers.jobs.export_attempt import process_export
@@ -29,16 +30,7 @@ from workers.jobs.export_pipeline import run_export
 from workers.jobs.fencing import JOB_META, LeaseKeeper, adopted, object_mark
 
 PDT_MS = 1_700_000_000_000
-SPEC = ExportSpec(
-    user="alice",
-    source=S3Location("archive", "us-east-1"),
-    live_path="live/cam",
-    start_ms=PDT_MS + 1000,
-    duration_ms=3000,
-    export_type=ExportType.COPY,
-    destination=S3Location("exports", "us-east-1", "out/job"),
-    video_name="clip.mp4",
-)
+SPEC = export_spec(start_ms=PDT_MS + 1000, destination=S3Location("exports", "us-east-1", "out/job"))
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ from moto import mock_aws
 
 from scripts.samples import SampleRecording, SampleSpec, generate_recording
 from tasks import keys
-from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.jobs import ExportSpec
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.settings import Settings
 from tasks.storage import MultipartUpload, ObjectStore, Uploaded
 from tasks.store import ExportJobStore
+from tests.factories import export_spec
 from tests.helpers import upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices, moov_before_mdat
 from workers.jobs.export_pipeline import run_export
@@ -48,15 +49,8 @@ def s3(big_recording: SampleRecording) -> Iterator[Any]:
 
 
 def spec() -> ExportSpec:
-    return ExportSpec(
-        user="u",
-        source=S3Location("archive", "us-east-1"),
-        live_path="live/big",
-        start_ms=PDT_MS,
-        duration_ms=10_000,
-        export_type=ExportType.COPY,
-        destination=S3Location("exports", "us-east-1", "out"),
-        video_name="big.mp4",
+    return export_spec(
+        user="u", live_path="live/big", start_ms=PDT_MS, duration_ms=10_000, video_name="big.mp4"
     )
 
 

@@ -11,21 +11,20 @@ from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Locati
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import read_totals
 from tasks.store import ExportJobStore, JobState
+from tests.factories import export_spec
 from workers.runtime.reaper import reap
 
 RESULT = ExportResult("dst", "us-east-1", "x", "x/clip.mp4", "x/clip.jpg", "v1", 5000, 0, 10, "h264")
 
 
 def spec(start: int = 1000) -> ExportSpec:
-    return ExportSpec(
-        user="alice",
+    return export_spec(
         source=S3Location("src", "us-east-1"),
         live_path="cam/1",
         start_ms=start,
         duration_ms=5000,
         export_type=ExportType.H264,
         destination=S3Location("dst", "us-east-1", "x"),
-        video_name="clip.mp4",
     )
 
 

@@ -15,9 +15,10 @@ import pytest
 from moto import mock_aws
 
 from scripts.samples import click_onsets
-from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
+from tasks.jobs import ErrorCode, ExportResult, ExportType
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tests.factories import export_spec
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, sync_error_s
 from tests.recorders import BY_NAME, CASES, Recording, record
 from workers.errors import NoMedia
@@ -60,15 +61,11 @@ def export(
 ) -> tuple[ExportResult, Path]:
     for relative in rec.files:
         s3.upload_file(str(rec.directory / relative), "archive", f"live/{rec.case.name}/{relative}")
-    spec = ExportSpec(
-        user="alice",
-        source=S3Location("archive", "us-east-1"),
+    spec = export_spec(
         live_path=f"live/{rec.case.name}",
         start_ms=round(rec.origin_ms + start_s * 1000),
         duration_ms=round(DURATION_S * 1000),
         export_type=export_type,
-        destination=S3Location("exports", "us-east-1", "out"),
-        video_name="clip.mp4",
     )
     settings = Settings(work_dir=str(tmp_path))
     result = run_export(spec, ObjectStore(settings), settings)
@@ -187,16 +184,7 @@ def test_a_playlist_of_absolute_uris_only_is_no_media_with_the_reason(
     ]
     s3.put_object(Bucket="archive", Key="live/cdn/index.m3u8", Body="\n".join(lines).encode())
     settings = Settings(work_dir=str(tmp_path))
-    spec = ExportSpec(
-        user="alice",
-        source=S3Location("archive", "us-east-1"),
-        live_path="live/cdn",
-        start_ms=1000,
-        duration_ms=2000,
-        export_type=ExportType.COPY,
-        destination=S3Location("exports", "us-east-1", "out"),
-        video_name="clip.mp4",
-    )
+    spec = export_spec(live_path="live/cdn", duration_ms=2000)
     with pytest.raises(NoMedia, match="is not a relative path") as raised:
         run_export(spec, ObjectStore(settings), settings)
     assert raised.value.code is ErrorCode.NO_MEDIA
@@ -210,15 +198,8 @@ def test_h264_from_hevc_main10_with_adaptive_b_frames_has_every_frame(
     rec = recording_of("x265_main10", recordings, recordings_root)
     for relative in rec.files:
         s3.upload_file(str(rec.directory / relative), "archive", f"live/main10/{relative}")
-    spec = ExportSpec(
-        user="alice",
-        source=S3Location("archive", "us-east-1"),
-        live_path="live/main10",
-        start_ms=1000,
-        duration_ms=round(seconds * 1000),
-        export_type=ExportType.H264,
-        destination=S3Location("exports", "us-east-1", "out"),
-        video_name="clip.mp4",
+    spec = export_spec(
+        live_path="live/main10", duration_ms=round(seconds * 1000), export_type=ExportType.H264
     )
     settings = Settings(work_dir=str(tmp_path))
     result = run_export(spec, ObjectStore(settings), settings)

@@ -1,0 +1,23 @@
+"""Test data built one way: an export of the test recording, naming only what a test changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.jobs import ExportSpec, ExportType, S3Location
+
+
+def export_spec(**fields: Any) -> ExportSpec:
+    """alice exports 3 s of s3://archive/live/cam from 1 s on, stream-copied, to
+    s3://exports/out/clip.mp4, unless `fields` say otherwise."""
+    defaults: dict[str, Any] = {
+        "user": "alice",
+        "source": S3Location("archive", "us-east-1"),
+        "live_path": "live/cam",
+        "start_ms": 1000,
+        "duration_ms": 3000,
+        "export_type": ExportType.COPY,
+        "destination": S3Location("exports", "us-east-1", "out"),
+        "video_name": "clip.mp4",
+    }
+    return ExportSpec(**{**defaults, **fields})
