@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import boto3
+from moto import mock_aws
 
 from app.client import storage_info_b64
 from scripts.samples import SampleRecording
@@ -41,3 +46,13 @@ def upload_recording(client: Any, bucket: str, prefix: str, recording: SampleRec
     for path in sorted(Path(recording.directory).iterdir()):
         if path.suffix in {".ts", ".m3u8"}:
             client.upload_file(str(path), bucket, f"{prefix}/{path.name}")
+
+
+@contextmanager
+def moto_buckets(*buckets: str) -> Iterator[Any]:
+    """An in-process S3 (moto) holding these empty buckets; yields its boto3 client."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in buckets:
+            client.create_bucket(Bucket=bucket)
+        yield client

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import fakeredis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from moto import mock_aws
 
 from app import create_app
 from app.auth import SignedSessions
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tests.helpers import moto_buckets
 
 
 class SentTasks:
@@ -49,10 +48,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def s3(settings: Settings) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        for bucket in ("archive", "exports", "images", "forbidden"):
-            client.create_bucket(Bucket=bucket)
+    with moto_buckets("archive", "exports", "images", "forbidden") as client:
         yield client
 
 

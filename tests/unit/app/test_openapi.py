@@ -6,18 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import fakeredis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from moto import mock_aws
 from openapi_spec_validator import validate
 
 from app import create_app
 from app.auth import SignedSessions
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tests.helpers import moto_buckets
 from tests.unit.app.conftest import SentTasks
 
 SETTINGS = Settings(
@@ -39,10 +38,7 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).exclude(path_regex
 @pytest.fixture(scope="module", autouse=True)
 def s3_buckets() -> Iterator[None]:
     """moto's in-process S3 for this module only (started at import it would capture every test)."""
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        for bucket in ("archive", "exports", "images"):
-            client.create_bucket(Bucket=bucket)
+    with moto_buckets("archive", "exports", "images"):
         yield
 
 

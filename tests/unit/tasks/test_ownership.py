@@ -6,15 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tasks.jobs import ErrorCode, ExportSpec, S3Location
 from tasks.ownership import NotOwner, Writer, check_writable, export_refusal, may_delete, refusal
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tests.factories import export_spec
+from tests.helpers import moto_buckets
 from workers.errors import ExportError
 from workers.jobs.export_pipeline import cut_and_upload
 
@@ -53,9 +52,7 @@ def test_metadata_names_owner_and_writer() -> None:
 
 @pytest.fixture
 def store() -> Iterator[tuple[ObjectStore, Any]]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="exports")
+    with moto_buckets("exports") as client:
         yield ObjectStore(Settings()), client
 
 

@@ -11,11 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import fakeredis
 import pytest
 import redis
-from moto import mock_aws
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -25,7 +23,7 @@ from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tasks.store import ExportJobStore
 from tests.factories import export_spec
-from tests.helpers import upload_recording
+from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices
 from workers.archive import ranges
 from workers.archive.index import ArchiveIndex, recording_id
@@ -117,9 +115,7 @@ class Archive:
 
 @pytest.fixture
 def archive() -> Iterator[Archive]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="archive")
+    with moto_buckets("archive") as client:
         yield Archive(client)
 
 

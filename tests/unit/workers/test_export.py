@@ -10,16 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import av
-import boto3
 import pytest
-from moto import mock_aws
 
 from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError, Uploaded
 from tests.factories import export_spec
-from tests.helpers import upload_recording
+from tests.helpers import moto_buckets, upload_recording
 from tests.media import ffmpeg_decode_errors, first_frame_index, frame_indices
 from workers.errors import ExportError, NoMedia
 from workers.jobs import export_pipeline
@@ -31,10 +29,7 @@ PDT_MS = 1_700_000_000_000
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="archive")
-        client.create_bucket(Bucket="exports")
+    with moto_buckets("archive", "exports") as client:
         yield client
 
 

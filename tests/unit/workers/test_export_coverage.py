@@ -7,16 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from scripts.samples import SampleSpec, generate_recording
 from tasks.jobs import S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tests.factories import export_spec
-from tests.helpers import upload_recording
+from tests.helpers import moto_buckets, upload_recording
 from workers.jobs.export_pipeline import run_export
 
 PDT_MS = 1_700_000_000_000
@@ -24,10 +22,7 @@ PDT_MS = 1_700_000_000_000
 
 @pytest.fixture
 def s3(tmp_path: Path) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="archive")
-        client.create_bucket(Bucket="exports")
+    with moto_buckets("archive", "exports") as client:
         recording = generate_recording(tmp_path / "rec", SampleSpec(seconds=6))
         upload_recording(client, "archive", "live/cam", recording)
         yield client

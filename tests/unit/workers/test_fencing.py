@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import fakeredis
 import pytest
-from moto import mock_aws
 
 from scripts.samples import SampleSpec, generate_recording
 from tasks import keys
@@ -23,7 +21,7 @@ from tasks.settings import Settings
 from tasks.storage import ObjectStore, StorageError
 from tasks.store import ExportJobStore, JobState
 from tests.factories import export_spec
-from tests.helpers import upload_recording
+from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices
 from workers.jobs.export_attempt import process_export
 from workers.jobs.export_pipeline import run_export
@@ -35,10 +33,7 @@ SPEC = export_spec(start_ms=PDT_MS + 1000, destination=S3Location("exports", "us
 
 @pytest.fixture
 def s3(tmp_path: Path) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="archive")
-        client.create_bucket(Bucket="exports")
+    with moto_buckets("archive", "exports") as client:
         client.put_bucket_versioning(Bucket="exports", VersioningConfiguration={"Status": "Enabled"})
         upload_recording(
             client, "archive", "live/cam", generate_recording(tmp_path / "rec", SampleSpec(seconds=6))

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import fakeredis
 import pytest
-from moto import mock_aws
 
 from scripts.samples import SampleRecording, SampleSpec, generate_recording
 from tasks import keys
@@ -21,7 +19,7 @@ from tasks.settings import Settings
 from tasks.storage import MultipartUpload, ObjectStore, Uploaded
 from tasks.store import ExportJobStore
 from tests.factories import export_spec
-from tests.helpers import upload_recording
+from tests.helpers import moto_buckets, upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices, moov_before_mdat
 from workers.jobs.export_pipeline import run_export
 from workers.jobs.fencing import LeaseKeeper, take_over
@@ -40,10 +38,7 @@ def big_recording(tmp_path_factory: pytest.TempPathFactory) -> SampleRecording:
 
 @pytest.fixture
 def s3(big_recording: SampleRecording) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="archive")
-        client.create_bucket(Bucket="exports")
+    with moto_buckets("archive", "exports") as client:
         upload_recording(client, "archive", "live/big", big_recording)
         yield client
 

@@ -8,13 +8,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tasks.jobs import S3Location
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tests.helpers import moto_buckets
 from tests.recorders import BY_NAME, record
 from workers.archive.playlists import parse_playlist
 from workers.transfer.prefetch import prefetch
@@ -54,9 +53,7 @@ class CountingStore(ObjectStore):
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="archive")
+    with moto_buckets("archive") as client:
         yield client
 
 

@@ -10,15 +10,14 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from scripts.samples import click_onsets
 from tasks.jobs import ErrorCode, ExportResult, ExportType
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tests.factories import export_spec
+from tests.helpers import moto_buckets
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, sync_error_s
 from tests.recorders import BY_NAME, CASES, Recording, record
 from workers.errors import NoMedia
@@ -49,10 +48,7 @@ def recordings_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="archive")
-        client.create_bucket(Bucket="exports")
+    with moto_buckets("archive", "exports") as client:
         yield client
 
 

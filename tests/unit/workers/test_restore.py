@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import boto3
-from moto import mock_aws
-
 from tasks.restore_store import RestoreFile, RestoreJob
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
+from tests.helpers import moto_buckets
 from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, delivery_retries
 
 
@@ -26,9 +24,7 @@ def job(files: list[str]) -> RestoreJob:
 
 
 def test_advance_settles_each_file_with_its_code() -> None:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="archive")
+    with moto_buckets("archive") as s3:
         s3.put_object(Bucket="archive", Key="cold/warm", Body=b"w")
         s3.put_object(Bucket="archive", Key="cold/frozen", Body=b"f", StorageClass="GLACIER")
         restore = job(["warm", "frozen", "missing"])
