@@ -67,7 +67,8 @@ def archive_playlists(recording: str) -> str:
 
 
 def archive_segments(recording: str, playlist: str) -> str:
-    """STRING: one playlist version's packed segment list (`playlist` is a digest of key + ETag)."""
+    """STRING: a playlist's packed segment list, prefixed with the ETag of the version it was read
+    from (`playlist` is a digest of the playlist's key: one list per playlist)."""
     return f"{PREFIX}:archive:{recording}:segments:{playlist}"
 
 

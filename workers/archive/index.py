@@ -1,9 +1,11 @@
 """The archive index in Redis: per recording, what is known of each playlist version.
 
 One HASH per recording maps a playlist's key to its summary (ETag, span, ended or live, segment
-count); one STRING per parsed playlist version holds its packed segment list. Entries are keyed
-by the playlist's ETag, so a replaced or appended playlist is a new entry and the old one is
-dropped on the next lookup. Everything expires (`archive_index_ttl_s`, refreshed on use).
+count); one STRING per playlist holds the packed segment list of the version it was read at,
+prefixed with that version's ETag. A replaced or appended playlist no longer matches its entries:
+they are dropped on the next lookup, and a list of another version is a miss. One list per
+playlist whatever its history, so a live playlist read by many exports costs one list.
+Everything expires (`archive_index_ttl_s`, refreshed on use).
 
 It is a cache: a Redis error or a missing entry is a miss, never a failed export. After the
 first error the index stops talking to Redis for the rest of the lookup.
@@ -34,6 +36,9 @@ class PlaylistSummary:
     complete: bool
     first_ms: float | None = None
     end_ms: float | None = None
+    # From a head only: where the playlist ends at the latest, judged from its size (a long
+    # playlist that started before its neighbours still counts for a range it reaches).
+    est_end_ms: float | None = None
     absolute: bool = False  # placed by PROGRAM-DATE-TIME; else its timeline starts at 0
     ended: bool = False  # #EXT-X-ENDLIST; a live playlist is re-read when its ETag changes
     segments: int = 0
@@ -50,6 +55,12 @@ class PlaylistSummary:
             return False
         return self.end_ms > start_ms and self.first_ms < end_ms
 
+    def may_reach(self, start_ms: float, end_ms: float) -> bool:
+        """A head-only summary whose estimated span overlaps the range: worth reading whole."""
+        if self.complete or self.error or self.first_ms is None or self.est_end_ms is None:
+            return False
+        return self.est_end_ms > start_ms and self.first_ms < end_ms
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
@@ -58,7 +69,7 @@ class PlaylistSummary:
         return cls(**json.loads(raw))
 
 
-FORMAT = 1  # bump when what a summary or a packed list means changes: old entries then miss
+FORMAT = 2  # bump when what a summary or a packed list means changes: old entries then miss
 
 
 def recording_id(bucket: str, region: str | None, prefix: str) -> str:
@@ -66,8 +77,13 @@ def recording_id(bucket: str, region: str | None, prefix: str) -> str:
     return hashlib.sha256(f"{FORMAT}\0{region or ''}\0{bucket}\0{prefix}".encode()).hexdigest()[:20]
 
 
-def _version_id(key: str, etag: str) -> str:
-    return hashlib.sha256(f"{key}\0{etag}".encode()).hexdigest()[:16]
+def _playlist_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _tagged(etag: str) -> bytes:
+    """The prefix naming the playlist version a packed list was read from."""
+    return etag.encode() + b"\0"
 
 
 class ArchiveIndex:
@@ -108,7 +124,7 @@ class ArchiveIndex:
         try:
             pipe = self.client.pipeline(transaction=False)
             if packed is not None:
-                pipe.set(self._blob_key(summary), packed, ex=self.ttl_s)
+                pipe.set(self._blob_key(summary), _tagged(summary.etag) + packed, ex=self.ttl_s)
             pipe.hset(self.playlists_key, summary.key, summary.to_json())
             pipe.expire(self.playlists_key, self.ttl_s)
             pipe.execute()
@@ -140,10 +156,13 @@ class ArchiveIndex:
         except redis.RedisError as exc:
             self._failed(exc)
             return None
-        return blob if isinstance(blob, bytes) else None
+        tag = _tagged(summary.etag)
+        if not isinstance(blob, bytes) or not blob.startswith(tag):
+            return None  # evicted, or written for another version of the playlist
+        return blob[len(tag) :]
 
     def _blob_key(self, summary: PlaylistSummary) -> str:
-        return keys.archive_segments(self.recording, _version_id(summary.key, summary.etag))
+        return keys.archive_segments(self.recording, _playlist_id(summary.key))
 
     def memory_bytes(self) -> int:
         """Redis's MEMORY USAGE of this recording's keys (for the benchmark and operators)."""

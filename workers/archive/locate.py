@@ -12,17 +12,22 @@ first PROGRAM-DATE-TIME) tells without reading it all:
 - With a cold index, the order is guessed two ways, by LastModified (a recorder writes its
   playlists one after another) and by name in natural order (recorders name them by time, and a
   rewritten playlist keeps its name); a binary search with head reads runs over each, and the
-  neighbours on each side are checked too, so a few playlists out of order still count.
-- A playlist without PROGRAM-DATE-TIME has its own timeline from 0; where one is found, every
-  playlist not yet known is read whole (only then are the spans known).
+  neighbours on each side are checked too, so a few playlists out of order still count. A guess
+  that the heads read contradict (UUID names, a bulk copy with one LastModified) is dropped;
+  when both are, every candidate's head is read once and the exact order searched.
+- A head also gives an estimate of where the playlist ends (its size at the density of the
+  head's entries, with a margin): a long playlist that started before its neighbours (a day
+  beside hours) is read whole for a range it may reach once its head is known.
+- A playlist without PROGRAM-DATE-TIME has its own timeline from 0: it is judged on that
+  timeline by the same estimate, apart from the search.
 
-A playlist started earlier but written out of order far from its neighbours (say a day-long
-playlist beside hourly ones) is not found this way until an export reads it; its neighbours
-list the same media in practice. docs/archive-index.md says more.
+With a cold index a long playlist whose head no search reads (started long before its
+neighbours in both orders) is found once its head is read. docs/archive-index.md says more.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -38,8 +43,8 @@ def natural_key(key: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
-class _Relative(Exception):
-    """A playlist on its own timeline from 0: start order says nothing."""
+class _Disordered(Exception):
+    """The heads read contradict the guessed order: a search over it proves nothing."""
 
 
 class Locator:
@@ -69,16 +74,27 @@ class Locator:
             for obj in unknown:
                 self.summary(obj)
             unknown = []
-        try:
-            placed = [o for o in candidates if self._placed(o)]
-            orders = [sorted(placed, key=lambda o: (self.known[o.key].first_ms, o.key))]  # exact, free
-            if unknown:  # a cold index: guess the order from the listing, two ways
-                orders.append(sorted(candidates, key=lambda o: (o.last_modified, o.key)))
-                orders.append(sorted(candidates, key=lambda o: natural_key(o.key)))
-            picked = [o for ordered in orders for o in self._search(ordered, start_ms, end_ms)]
-            picked += [o for o in candidates if self._headless(o)]
-        except _Relative:
-            picked = [o for o in candidates if not self._settled(o)]
+        picked: list[ListedObject] = []
+        if unknown:  # a cold index: guess the order from the listing, two ways
+            guesses = (
+                sorted(candidates, key=lambda o: (o.last_modified, o.key)),
+                sorted(candidates, key=lambda o: natural_key(o.key)),
+            )
+            trusted = 0
+            for ordered in guesses:
+                try:
+                    picked += self._search(ordered, start_ms, end_ms, check_order=True)
+                    trusted += 1
+                except _Disordered:
+                    continue
+            if not trusted:  # neither guess holds: place every candidate by its head, once
+                for obj in candidates:
+                    self.summary(obj)
+        placed = sorted(
+            (o for o in candidates if self._placed(o)), key=lambda o: (self.known[o.key].first_ms, o.key)
+        )
+        picked += self._search(placed, start_ms, end_ms)  # exact and free
+        picked += [o for o in candidates if self._headless(o) or self._may_reach(o, start_ms, end_ms)]
         chosen = {o.key: o for o in picked}
         for obj in self.listed:  # known whole (before or during the search): judged exactly
             summary = self.known.get(obj.key)
@@ -86,19 +102,19 @@ class Locator:
                 chosen[obj.key] = obj
         return sorted(chosen.values(), key=lambda o: (o.last_modified, o.key))
 
-    def _placed(self, obj: ListedObject) -> bool:
+    def _may_reach(self, obj: ListedObject, start_ms: float, end_ms: float) -> bool:
         summary = self.known.get(obj.key)
-        return summary is not None and summary.usable and summary.first_ms is not None
+        return summary is not None and summary.may_reach(start_ms, end_ms)
+
+    def _placed(self, obj: ListedObject) -> bool:
+        """Placed on the recording's absolute timeline by where it starts."""
+        summary = self.known.get(obj.key)
+        return summary is not None and summary.usable and summary.absolute and summary.first_ms is not None
 
     def _headless(self, obj: ListedObject) -> bool:
         """Known only as a head without a segment (a long header): it is read whole."""
         summary = self.known.get(obj.key)
         return summary is not None and summary.usable and not summary.complete and summary.first_ms is None
-
-    def _settled(self, obj: ListedObject) -> bool:
-        """Complete (judged exactly already) or known to be unusable."""
-        summary = self.known.get(obj.key)
-        return summary is not None and (summary.complete or not summary.usable)
 
     def _may_hold(self, obj: ListedObject, start_ms: float) -> bool:
         if obj.key in self.known and self.known[obj.key].complete:
@@ -112,17 +128,25 @@ class Locator:
                 unplaced.append(obj)  # its head holds no segment: read it whole
             return None
         if not summary.absolute:
-            raise _Relative
+            return None  # on its own timeline: judged apart, by its estimated span
         return summary.first_ms
 
-    def _search(self, ordered: list[ListedObject], start_ms: float, end_ms: float) -> list[ListedObject]:
+    def _search(
+        self, ordered: list[ListedObject], start_ms: float, end_ms: float, check_order: bool = False
+    ) -> list[ListedObject]:
+        """The playlists of `ordered` (sorted by where they start, or guessed to be) that start in
+        the range, and the last one starting at or before it; with `check_order`, _Disordered
+        when two positions read contradict the order."""
         unplaced: list[ListedObject] = []
+        read: dict[int, float] = {}
         lo, hi = 0, len(ordered)  # positioned ones before lo start before end_ms; from hi on, after
         while lo < hi:
             mid = probe = (lo + hi) // 2
             position = None
             while probe < hi and (position := self._position(ordered[probe], unplaced)) is None:
                 probe += 1
+            if position is not None:
+                read[probe] = position
             if position is not None and position < end_ms:
                 lo = probe + 1
             else:
@@ -133,6 +157,7 @@ class Locator:
             position = self._position(ordered[index], unplaced)
             if position is not None:
                 seen.append((position, ordered[index]))
+                read[index] = position
                 below += position <= start_ms
             index -= 1
         above, index = 0, lo
@@ -140,8 +165,12 @@ class Locator:
             position = self._position(ordered[index], unplaced)
             if position is not None:
                 seen.append((position, ordered[index]))
+                read[index] = position
                 above = above + 1 if position >= end_ms else 0
             index += 1
+        positions = [read[i] for i in sorted(read)]
+        if check_order and any(a > b for a, b in itertools.pairwise(positions)):
+            raise _Disordered
         floor = max((p for p, _ in seen if p <= start_ms), default=None)
         picked = [o for p, o in seen if p < end_ms and (p > start_ms or p == floor)]
         return [o for o in picked + unplaced if not self.known[o.key].complete]

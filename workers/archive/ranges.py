@@ -11,6 +11,7 @@ SegmentsArchived naming it, so the job parks and restores it as it would a segme
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 HEAD_BYTES = 16 * 1024  # the tags before the first segment, and the first PROGRAM-DATE-TIME
 MAX_LINE_BYTES = 64 * 1024  # a playlist line longer than this is not a playlist
+# The rest of a playlist may list entries a little denser than its head (shorter names); an end
+# estimated too late costs one read, too early a missed playlist.
+END_ESTIMATE_MARGIN = 1.1
 _clients: dict[str, redis.Redis] = {}
 
 
@@ -95,16 +99,21 @@ class Lookup:
             self._heads[obj.key] = data  # the whole playlist: parse it without another GET
             summary, _ = self._index_whole(obj, data.decode("utf-8", "replace").splitlines(), obj.etag)
             return summary
+        whole_lines = data[: data.rfind(b"\n") + 1]  # the last line may be cut
         reader = MediaPlaylistReader(obj.key, self.prefix)
         try:
-            for line in data.decode("utf-8", "replace").split("\n")[:-1]:  # the last may be cut
-                if reader.feed(line) is not None:
-                    break
+            for line in whole_lines.decode("utf-8", "replace").split("\n"):
+                reader.feed(line)
         except PlaylistError as exc:
             return self._refused(obj, obj.etag, exc)
         stats = reader.stats
         summary = PlaylistSummary(
-            obj.key, obj.etag, complete=False, first_ms=stats.first_ms, absolute=stats.absolute
+            obj.key,
+            obj.etag,
+            complete=False,
+            first_ms=stats.first_ms,
+            est_end_ms=estimated_end(stats.first_ms, stats.end_ms, len(whole_lines), obj.size),
+            absolute=stats.absolute,
         )
         self.index.save(summary)
         return summary
@@ -155,7 +164,7 @@ class Lookup:
             try:
                 self.from_index += 1
                 return [s for s in unpack(packed, obj.key) if s.overlaps(start_ms, end_ms)]
-            except ValueError:
+            except (ValueError, TypeError, zlib.error):  # damaged or foreign: a miss
                 log.warning("archive index entry unreadable, reading S3", extra={"playlist": obj.key})
         text = self._heads.pop(obj.key, None)
         if text is not None:
@@ -172,6 +181,15 @@ class Lookup:
             except ObjectArchived as exc:
                 raise SegmentsArchived([obj.key]) from exc
         return self._index_whole(obj, lines, etag or obj.etag, start_ms, end_ms)[1]
+
+
+def estimated_end(first_ms: float | None, end_ms: float | None, head_bytes: int, size: int) -> float | None:
+    """Where a playlist ends at the latest, from its head: the rest of its bytes at the head's
+    milliseconds per byte, with a margin. None when the head placed no entry."""
+    if first_ms is None or end_ms is None or head_bytes <= 0:
+        return None
+    per_byte = (end_ms - first_ms) / head_bytes
+    return end_ms + max(size - head_bytes, 0) * per_byte * END_ESTIMATE_MARGIN
 
 
 def segments_for_range(
