@@ -67,6 +67,7 @@ def build_spec(data: dict[str, Any], user: str, default_region: str) -> ExportSp
     source = _location(entry_for(entries, "ts") or {}, default_region)
     mp4 = entry_for(entries, "mp4")
     start = data["StartPos"] + (data.get("StartTime") or 0)
+    live_path = data["LivePath"].strip("/")  # `live/cam` and `live/cam/` are one recording, one job
     if data["ExportS3Bucket"]:
         bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
         if not region and mp4 is not None and mp4["storage_name"] == bucket:
@@ -82,14 +83,14 @@ def build_spec(data: dict[str, Any], user: str, default_region: str) -> ExportSp
     elif key:
         s3_dir = key
     else:
-        s3_dir = _default_dir(user, source, data["LivePath"], start, data)
+        s3_dir = _default_dir(user, source, live_path, start, data)
     if not file_name.lower().endswith(".mp4"):
         file_name += ".mp4"
     prefix = "/".join(p for p in (root, s3_dir) if p)
     return ExportSpec(
         user=user,
         source=source,
-        live_path=data["LivePath"].strip("/"),
+        live_path=live_path,
         start_ms=start,
         duration_ms=data["Duration"],
         export_type=ExportType(data["export_type"]),

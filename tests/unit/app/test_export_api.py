@@ -48,6 +48,17 @@ def test_numeric_strings_and_absent_start_time(client: FlaskClient, session: str
     assert len(sent.sent) == 1  # the same job both times
 
 
+def test_a_live_path_with_a_trailing_slash_is_the_same_job(
+    client: FlaskClient, session: str, sent: SentTasks
+) -> None:
+    answers = [
+        post(client, export_body(session, "alice", 1_700_000_000_000, 5000, LivePath=path))
+        for path in ("live/cam1", "live/cam1/")
+    ]
+    assert [status for status, _ in answers] == [200, 200]
+    assert len(sent.sent) == 1
+
+
 @pytest.mark.parametrize(
     ("overrides", "bad_field"),
     [
