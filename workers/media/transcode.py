@@ -45,7 +45,10 @@ from workers.media.timeline import (
 
 ProgressFn = Callable[[float], None]
 EPSILON_MS = 0.01  # timeline positions are exact to the 90 kHz tick; this absorbs float noise
-AUDIO_LOOKBEHIND = 512
+# Audio read before the first picture's timestamp is known waits for it: at most the rest of
+# one GOP (from the range start to the next keyframe). 4096 AAC frames are ~87 s at 48 kHz.
+AUDIO_LOOKBEHIND = 4096
+AUDIO_PREROLL_MS = 2000  # more than any frame's duration: the picture on screen at the start began later
 
 
 def nal_types(data: bytes, codec: str) -> set[int]:
@@ -114,6 +117,7 @@ class Transcoder:
         self.encoded_frames = 0
         self.video_done = False
         self.audio_done = False
+        self.audio_past_end = False  # audio past the range read before the origin was known
         self.has_audio = False
         self.audio_only = False  # the recording has no video: the clip is its audio alone
         self.gop = _Gop()
@@ -287,12 +291,16 @@ class Transcoder:
         waiting, self.audio_wait = list(self.audio_wait), deque(maxlen=AUDIO_LOOKBEHIND)
         for item in waiting:
             self._audio(item)
+        self.audio_done = self.audio_done or self.audio_past_end
 
     def _audio(self, item: TimedPacket) -> None:
         if self.audio_done or self.writer is None:
             return
         if item.at_ms >= self.end_ms - EPSILON_MS:
-            self.audio_done = True
+            if self.origin is None:  # the range's pictures are not decoded yet: keep what waits
+                self.audio_past_end = True
+            else:
+                self.audio_done = True
             return
         if self.audio_only:
             ends_at = item.at_ms + item.duration * 1000 / CLOCK
@@ -302,7 +310,9 @@ class Transcoder:
                 self._set_origin(item.pts)
             self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
         if self.origin is None:
-            self.audio_wait.append(item)
+            # Audio that ended well before the range cannot follow the first picture shown in it.
+            if item.at_ms + item.duration * 1000 / CLOCK > self.start_ms - AUDIO_PREROLL_MS:
+                self.audio_wait.append(item)
             return
         if item.pts < self.origin:
             return

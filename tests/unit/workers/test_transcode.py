@@ -168,3 +168,17 @@ def test_audio_track_transcodes_g711_and_pcm(tmp_path: Path, codec: str) -> None
     audio = next(s for s in ffprobe(target)["streams"] if s["codec_type"] == "audio")
     assert (audio["codec_name"], int(audio["sample_rate"])) == ("aac", rate)
     assert float(audio["duration"]) == pytest.approx(2.0, abs=0.1)
+
+
+@pytest.mark.parametrize("export_type", [ExportType.H264, ExportType.H265])
+def test_a_range_inside_one_gop_keeps_its_audio(tmp_path: Path, export_type: ExportType) -> None:
+    """The audio read before the range's pictures are decoded (they are decoded once the next
+    keyframe is read, after audio past the range) waits for them and is not dropped."""
+    source = generate_recording(tmp_path / "src", SampleSpec(seconds=4, gop_frames=50))
+    out = tmp_path / "clip.mp4"
+    run(source, out, 0.5, 1.0, export_type)
+    assert frame_indices(out) == list(range(12, 38))
+    streams = {s["codec_type"]: s for s in ffprobe(out)["streams"]}
+    assert streams["audio"]["codec_name"] == "aac"
+    assert float(streams["audio"]["duration"]) == pytest.approx(1.0, abs=0.05)
+    assert sync_error_s(out, FPS) < 0.025
