@@ -46,6 +46,7 @@ class CopyCut:
     _held: list[TimedPacket] = field(default_factory=list)
     frame_ticks: int = CLOCK // 25  # refined from packet durations as they come
     shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
+    _last_shown_at_ms: float | None = None  # that frame's place on the timeline
     past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
 
     def covered(self) -> float:
@@ -161,9 +162,14 @@ class CopyCut:
                 self.first_at_ms = item.at_ms
             end = self._frame_end_ms(item)
             self.last_end_at_ms = end if self.last_end_at_ms is None else max(self.last_end_at_ms, end)
-            if item.at_ms < self.end_ms:
+            if item.at_ms < self.end_ms and (
+                self._last_shown_at_ms is None or item.at_ms >= self._last_shown_at_ms
+            ):
                 # With a frame past the end written, the last one before it is shown until end_ms.
+                # Only that frame counts: an earlier one's distance to end_ms would also span any
+                # gap cut out of the clip since.
+                self._last_shown_at_ms = item.at_ms
                 shown_ticks = round((self.end_ms - item.at_ms) * CLOCK / 1000)
-                self.shown_end = max(self.shown_end, item.pts - (self.origin or 0) + shown_ticks)
+                self.shown_end = item.pts - (self.origin or 0) + shown_ticks
         origin = self.origin or 0
         return CutPacket(item=item, pts=item.pts - origin, dts=item.dts - origin)

@@ -181,3 +181,18 @@ def test_b_frame_copy_ends_at_the_end_without_skipping(tmp_path: Path, edit_list
     assert shown[-1] == 107 and shown == list(range(shown[0], 108))
     assert stats.video_frames > len(shown)  # the reference past the end was written
     assert ffmpeg_decode_errors(out) == ""
+
+
+@pytest.mark.parametrize("edit_list", [False, True])
+def test_b_frame_copy_across_a_gap_ends_at_the_end(tmp_path: Path, edit_list: bool) -> None:
+    """A missing segment inside the range is cut out of the clip; the presentation still ends
+    with the last frame before the end, not with a reference past it (the gap is not added)."""
+    recording = generate_recording(tmp_path / "b", SampleSpec(seconds=8, b_frames=3, audio_codec=None))
+    out = tmp_path / "clip.mp4"
+    stats = cut(recording, out, start_s=1.0, duration_s=5.1, drop={1}, edit_list=edit_list)
+    shown = frame_indices(out)
+    assert shown == [*range(shown[0], 50), *range(100, 153)]  # 152 (6.08 s) starts before 6.1 s
+    assert stats.video_frames > len(shown)  # a reference past the end was written, and hidden
+    assert stats.covered_ms == pytest.approx(3100, abs=40)
+    assert float(ffprobe(out)["format"]["duration"]) == pytest.approx(len(shown) / FPS, abs=0.05)
+    assert ffmpeg_decode_errors(out) == ""
