@@ -112,17 +112,45 @@ def destination_claim(client: redis.Redis, bucket: str, key: str) -> dict[str, s
     return _claimed(client.get(keys.destination_claim(bucket, key)))
 
 
-def claim_export_keys(client: redis.Redis, spec: ExportSpec, ttl_s: int) -> str | None:
+def claim_export_keys(
+    client: redis.Redis, spec: ExportSpec, ttl_s: int, created: list[str] | None = None
+) -> str | None:
     """Reserve the export's keys for its owner (or refresh the owner's own reservation); the
-    reason it may not, where another user's export holds one."""
+    reason it may not, where another user's export holds one. The claims this call made are
+    appended to `created`, for a caller that may have to take them back."""
     writer = export_writer(spec)
     dest = spec.destination
     for key in (spec.video_key, spec.image_key):
         name = keys.destination_claim(dest.bucket, key)
         if client.set(name, json.dumps(writer.metadata), nx=True, ex=ttl_s):
+            if created is not None:
+                created.append(name)
             continue
         reason = refusal(_claimed(client.get(name)), writer)
         if reason is not None:
             return f"forbidden: s3://{dest.bucket}/{key}: an export of another user is writing it"
         client.expire(name, ttl_s)
     return None
+
+
+# Delete a claim only while it is still this writer's: another's claim made since stays.
+_RELEASE = """
+for i, name in ipairs(KEYS) do
+  if redis.call('GET', name) == ARGV[1] then redis.call('DEL', name) end
+end
+return 0
+"""
+
+
+def release_export_claims(client: redis.Redis, spec: ExportSpec, names: list[str] | None = None) -> None:
+    """Give back the export's claims (or just `names` of them): an export that ends without
+    writing (refused, no media, failed) or is never admitted (busy) must not keep its keys from
+    others until the claim expires."""
+    dest = spec.destination
+    names = (
+        names
+        if names is not None
+        else [keys.destination_claim(dest.bucket, key) for key in (spec.video_key, spec.image_key)]
+    )
+    if names:
+        client.eval(_RELEASE, len(names), *names, json.dumps(export_writer(spec).metadata))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 import logging
 import posixpath
@@ -25,7 +26,7 @@ from app.session_check import authenticate, require_bucket, require_scope
 from tasks import estimate
 from tasks.celery_app import TaskName
 from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
-from tasks.ownership import claim_export_keys, export_refusal
+from tasks.ownership import claim_export_keys, export_refusal, release_export_claims
 from tasks.routing import export_queue
 from tasks.storage import StorageError
 from tasks.store import RESTORING_STEP, JobRecord, JobState
@@ -54,15 +55,19 @@ def _location(entry: dict[str, Any], default_region: str) -> S3Location:
     )
 
 
-def _default_dir(user: str, source: S3Location, live_path: str, start: int, data: dict[str, Any]) -> str:
-    """A deterministic folder per request, so a repeated request lands on the same keys."""
+def _default_dir(
+    user: str, source: S3Location, live_path: str, start: int, data: dict[str, Any], secret: str
+) -> str:
+    """A deterministic folder per request, so a repeated request lands on the same keys; keyed
+    with the service's secret, so no other user can compute it and take those keys first."""
     seed = json.dumps(
         [user, source.bucket, source.prefix, live_path, start, data["Duration"], data["export_type"]]
     )
-    return f"exports/{user}/{hashlib.sha256(seed.encode()).hexdigest()[:20]}"
+    digest = hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:20]
+    return f"exports/{user}/{digest}"
 
 
-def build_spec(data: dict[str, Any], user: str, default_region: str) -> ExportSpec:
+def build_spec(data: dict[str, Any], user: str, default_region: str, secret: str) -> ExportSpec:
     entries = data["storage_info"]
     source = _location(entry_for(entries, "ts") or {}, default_region)
     mp4 = entry_for(entries, "mp4")
@@ -83,7 +88,7 @@ def build_spec(data: dict[str, Any], user: str, default_region: str) -> ExportSp
     elif key:
         s3_dir = key
     else:
-        s3_dir = _default_dir(user, source, live_path, start, data)
+        s3_dir = _default_dir(user, source, live_path, start, data, secret)
     if not file_name.lower().endswith(".mp4"):
         file_name += ".mp4"
     prefix = "/".join(p for p in (root, s3_dir) if p)
@@ -189,9 +194,8 @@ def validated_spec(svc: Services, raw: bytes, body: dict[str, Any], session: Ses
     spec = _specs.get(digest)
     if spec is None:
         data = ExportRequestSchema(max_duration_ms=svc.settings.max_duration_ms).load(body)
-        spec = build_spec(
-            data, session.user if not session.service else data["userid"], svc.settings.aws_region
-        )
+        user = session.user if not session.service else data["userid"]
+        spec = build_spec(data, user, svc.settings.aws_region, svc.settings.secret_key)
         if session.service:
             spec = dataclasses.replace(spec, writer=session.user)
         require_bucket(spec.source.bucket, "storage_info (ts)")
@@ -208,7 +212,7 @@ def require_export_scopes(session: Session, spec: ExportSpec) -> None:
         require_scope(session, spec.destination.bucket, key, "the destination")
 
 
-def require_free_destination(svc: Services, spec: ExportSpec) -> None:
+def require_free_destination(svc: Services, spec: ExportSpec, claimed: list[str]) -> None:
     """HEAD the video and image keys: someone else's (or an ownerless) object there, or another
     user's export still on its way there, is refused before a job exists; the worker looks
     again right before it writes."""
@@ -219,13 +223,14 @@ def require_free_destination(svc: Services, spec: ExportSpec) -> None:
         raise ApiError(int(ErrorCode.FAILED), "service temporarily unavailable: storage", 503, 5) from exc
     # Held as long as the job may live: a job parked for a restore waits up to restore_wait_s.
     claim_ttl_s = max(svc.settings.job_ttl_s, svc.settings.restore_wait_s)
-    refused = refused or claim_export_keys(svc.redis, spec, claim_ttl_s)
+    refused = refused or claim_export_keys(svc.redis, spec, claim_ttl_s, claimed)
     if refused is not None:
         raise ApiError(int(ErrorCode.AUTH), refused, 403)
 
 
 def admit(svc: Services, spec: ExportSpec) -> None:
-    require_free_destination(svc, spec)
+    claimed: list[str] = []
+    require_free_destination(svc, spec, claimed)
     queue = export_queue(spec, svc.workers)
     admission = svc.jobs.admit(
         spec,
@@ -235,6 +240,7 @@ def admit(svc: Services, spec: ExportSpec) -> None:
         estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value), queue.value),
     )
     if admission.outcome == "busy":
+        release_export_claims(svc.redis, spec, claimed)  # not admitted: the keys stay free for others
         wait = estimate.wait_for_slot(svc.jobs, spec)
         scope = "for this user" if admission.detail == "user" else "on the service"
         raise ApiError(int(ErrorCode.BUSY), f"too busy: too many exports queued {scope}", 429, wait)

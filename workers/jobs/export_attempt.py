@@ -18,6 +18,7 @@ from tasks.estimate import speed_kind
 from tasks.jobs import ErrorCode, ExportSpec
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import LEASE_LOST, READY, record_outcome
+from tasks.ownership import release_export_claims
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tasks.store import ExportJobStore, JobRecord
@@ -129,6 +130,7 @@ def _refused(
     job_id = record.job_id
     if not jobs.fail(job_id, attempt, exc.code, exc.message):
         raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before failing") from exc
+    release_export_claims(jobs.redis, record.spec)
     count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
     log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
     return JobOutcome("failed", int(exc.code), time.monotonic() - started)
@@ -166,5 +168,6 @@ def record_failure(jobs: ExportJobStore, job_id: str, attempt: int, reason: str,
     if not jobs.fail(job_id, attempt, ErrorCode.FAILED, reason):
         count(jobs, record.spec, LEASE_LOST, wall)
         return "fenced"
+    release_export_claims(jobs.redis, record.spec)
     count(jobs, record.spec, outcome, wall)
     return "failed"

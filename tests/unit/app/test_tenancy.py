@@ -3,6 +3,7 @@ through the Flask app over fakeredis and moto's in-process S3."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -188,3 +189,33 @@ def test_an_export_still_on_its_way_holds_its_keys(
     again = client.post(EXPORT, json=export_body(alice, "alice", 5000, 1000, **target))
     assert again.get_json()["ErrorCode"] == 1
     assert len(sent.sent) == 2 and s3.list_objects_v2(Bucket="exports").get("KeyCount") == 0
+
+
+def test_a_request_that_is_not_admitted_holds_no_key(
+    client: FlaskClient, settings: Settings, redis_client: fakeredis.FakeRedis
+) -> None:
+    """Mallory, at her limit, is told 429 for an export to a name beside Alice's images: the
+    name stays free for Alice (no claim is left behind)."""
+    issue = SignedSessions(settings.secret_key).issue
+    alice, mallory = issue("alice", 3600), issue("mallory", 3600)
+    for i in range(settings.max_active_exports_per_user):
+        assert client.post(EXPORT, json=export_body(mallory, "mallory", 1000 + i, 1000)).status_code == 200
+    squat = {"ExportS3Bucket": "exports", "ExportS3Key": "alice/new.mp4"}
+    busy = client.post(EXPORT, json=export_body(mallory, "mallory", 9000, 1000, **squat))
+    assert (busy.status_code, busy.get_json()["ErrorCode"]) == (429, 7)
+    assert redis_client.keys(keys.destination_claim("exports", "alice/new.mp4")) == []
+    mine = client.post(EXPORT, json=export_body(alice, "alice", 9000, 1000, **squat))
+    assert mine.get_json()["ErrorCode"] == 1
+
+
+def test_the_default_folder_depends_on_the_service_secret(
+    client: FlaskClient, settings: Settings, sent: SentTasks, redis_client: fakeredis.FakeRedis
+) -> None:
+    """No other user can compute where Alice's export without ExportS3Key will be written."""
+    alice = SignedSessions(settings.secret_key).issue("alice", 3600)
+    client.post(EXPORT, json=export_body(alice, "alice", 1000, 1000))
+    (claim,) = [k.decode() for k in redis_client.keys(keys.destination_claim("exports", "*.mp4"))]
+    folder = claim.split("exports/", 1)[1].rsplit("/", 1)[0]
+    assert folder.startswith("exports/alice/")
+    seed = json.dumps(["alice", "archive", "", "live/cam1", 1000, 1000, 0])
+    assert folder.rsplit("/", 1)[1] != hashlib.sha256(seed.encode()).hexdigest()[:20]

@@ -10,10 +10,12 @@ import pytest
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
+from tasks import keys
 from tasks.celery_app import TaskName, create_celery
 from tasks.jobs import ErrorCode, ExportType
 from tasks.leases import LeaseLost
 from tasks.outcomes import read_totals
+from tasks.ownership import claim_export_keys
 from tasks.restore_store import RestoreJob, RestoreJobStore
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
@@ -97,7 +99,9 @@ def test_timeouts_and_crashes_fail_the_job_and_are_counted(
     reason: str,
 ) -> None:
     calls = failing_with(monkeypatch, exc)
+    claim_export_keys(rt.redis, SPEC, 3600)
     assert celery.tasks[TaskName.EXPORT.value].apply(args=[SPEC.job_id, 1]).result == "failed"
+    assert rt.redis.keys(keys.destination_claim("exports", "*")) == []
     assert len(calls) == 1  # never retried
     record = rt.jobs.get(SPEC.job_id)
     assert record is not None and record.state is JobState.FAILED and reason in record.error
@@ -129,8 +133,13 @@ def test_refusals_and_fenced_attempts_are_counted_by_class(
         raise exc
 
     monkeypatch.setattr(export_attempt, "run_export", run_export)
+    claim_export_keys(rt.redis, SPEC, 3600)
     assert export_attempt.process_export(SPEC.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == state
     assert outcome_counts(rt) == {("h265", outcome): 1}
+    held = rt.redis.keys(keys.destination_claim("exports", "*"))
+    assert len(held) == (
+        2 if state == "fenced" else 0
+    )  # an export that ended writing nothing gives its keys back
 
 
 def test_callback_delivery_is_retried_by_celery_then_marked_failed(
