@@ -129,9 +129,12 @@ def resolve_target(url: str, allowlist: tuple[str, ...], timeout_s: float = RESO
     if not host:
         raise UrlRefused("callback_url has no host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError as exc:
         raise UrlRefused("callback_url has an invalid port") from exc
+    if port == 0:
+        raise UrlRefused("callback_url has an invalid port")
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
         infos = _getaddrinfo(host, port, max(timeout_s, 0.1))
     except (socket.gaierror, UnicodeError) as exc:
@@ -227,6 +230,12 @@ def _exchange(target: Target, body: bytes, headers: dict[str, str], deadline: fl
         sock.close()
 
 
+def host_header(host: str, port: int) -> str:
+    """The Host header: an IPv6 literal in brackets, the port where it is not the default."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port in (80, 443) else f"{name}:{port}"
+
+
 def deliver(
     url: str,
     payload: dict[str, Any],
@@ -245,7 +254,7 @@ def deliver(
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "resourced-callbacks/1",
-        "Host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
+        "Host": host_header(target.host, target.port),
         "Connection": "close",
         **signed_headers(secret, body, message_id),
     }

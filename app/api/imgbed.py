@@ -14,7 +14,7 @@ from app.services import services
 from app.session_check import authenticate, header_session_id, require_scope
 from tasks.images import Busy, ImageRef, ImageStore, NotOwner
 from tasks.objectkeys import UnsafeKey
-from tasks.ownership import Writer
+from tasks.ownership import OWNER_META, Writer
 from tasks.storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,13 @@ def upload() -> tuple[dict[str, Any], int]:
     return {"errCode": OK, "message": "uploaded", "path": ref.path, "filename": ref.filename, "url": url}, 200
 
 
+def is_served_image(meta: dict[str, Any]) -> bool:
+    """Only images the service wrote are served: the bucket may hold other systems' files (a
+    page, a document) that must not become public under the image bed's URL."""
+    written_by_us = bool((meta.get("Metadata") or {}).get(OWNER_META))
+    return written_by_us and str(meta.get("ContentType", "")).startswith("image/")
+
+
 @bp.get("/images/<path:key>")
 def fetch(key: str) -> Response:
     """Public by URL, as image beds are (embedding needs no session); ETag and cache headers."""
@@ -88,6 +95,9 @@ def fetch(key: str) -> Response:
         body, meta = images.open(ref)
     except ObjectNotFound as exc:
         raise ApiError(NO_SUCH_IMAGE, "no such image", 404) from exc
+    if not is_served_image(meta):
+        body.close()
+        raise ApiError(NO_SUCH_IMAGE, "no such image", 404)
     etag = str(meta.get("ETag", "")).strip('"')
     headers = {
         "ETag": f'"{etag}"',

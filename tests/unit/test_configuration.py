@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tasks.settings import ConfigError, Settings
+from workers.runtime.flower import credentials_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ("app", "tasks", "workers", "deploy")
@@ -104,3 +105,12 @@ def test_malformed_number_stops_with_one_line() -> None:
     assert out.stderr.strip().splitlines() == [
         "resourced: configuration error: RESOURCED_PREFETCH_SEGMENTS must be an integer, got 'many'"
     ]
+
+
+@pytest.mark.parametrize("value", ["", "admin", "admin:", ":pw", "admin:pw,:", "admin:pw,ops:", "a:b, :c"])
+def test_flower_refuses_any_empty_credential(value: str) -> None:
+    assert credentials_problem(Settings(flower_basic_auth=value)) is not None
+
+
+def test_flower_accepts_a_list_of_credentials() -> None:
+    assert credentials_problem(Settings(flower_basic_auth="admin:pw,ops:s3cret")) is None

@@ -3,6 +3,7 @@ each restore is complete. Plain functions over the job record; the task layer sc
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -56,12 +57,19 @@ def delivery_retries(backoff_s: float, window_hours: float) -> int:
     return retries
 
 
+def delivery_id(job: RestoreJob) -> str:
+    """The webhook-id of a job's deliveries: the same on every retry (receivers de-duplicate by
+    it) and different for another user's job with the same task_id, whose result must not be
+    taken for a duplicate of this one."""
+    return "msg_" + hashlib.sha256(job.ref.encode()).hexdigest()[:24]
+
+
 def deliver_result(job: RestoreJob, secret: str, allowlist: tuple[str, ...], timeout_s: float) -> bool:
     """One delivery attempt, recorded on the job; True when the client acknowledged."""
     payload = restore_result(job.task_id, job.file_dir, job.file_codes(), job.code, job.message)
     attempt: dict[str, object] = {"at": round(time.time(), 3), "number": len(job.attempts) + 1}
     try:
-        status = deliver(job.callback_url, payload, secret, allowlist, timeout_s, f"msg_{job.task_id}")
+        status = deliver(job.callback_url, payload, secret, allowlist, timeout_s, delivery_id(job))
     except (DeliveryFailed, UrlRefused) as exc:
         attempt.update(ok=False, error=str(exc))
         job.attempts.append(attempt)

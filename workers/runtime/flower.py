@@ -17,11 +17,14 @@ EXIT_NO_CREDENTIALS = 78  # EX_CONFIG: a supervisor should not restart it in a l
 
 
 def credentials_problem(settings: Settings) -> str | None:
-    user, sep, password = settings.flower_basic_auth.partition(":")
+    """Flower takes a comma list of `user:password` pairs: every one must have both parts, or an
+    empty pair (`admin:pw,:`) would let anyone in with empty credentials."""
     if not settings.flower_basic_auth:
         return "FLOWER_BASIC_AUTH is not set (user:password); Flower does not serve without credentials"
-    if not sep or not user or not password:
-        return "FLOWER_BASIC_AUTH must be user:password, with neither part empty"
+    for pair in settings.flower_basic_auth.split(","):
+        user, sep, password = pair.partition(":")
+        if not sep or not user.strip() or not password.strip():
+            return "FLOWER_BASIC_AUTH must be user:password[,user:password...], with no part empty"
     return None
 
 

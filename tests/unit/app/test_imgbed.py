@@ -227,3 +227,21 @@ def test_a_name_another_users_export_has_claimed_is_refused(
     assert status == 200  # an unclaimed name is hers to take
     status, _ = upload(client, session_for(settings, "mallory"), jpeg((4, 5, 6)), filename="me.jpg")
     assert status == 200  # the claim's owner may write her own key
+
+
+@pytest.mark.parametrize(
+    ("key", "content_type", "metadata"),
+    [
+        ("sys/page.html", "text/html", {}),  # another system's file
+        ("sys/photo.png", "image/png", {}),  # an image the image bed did not write
+        ("sys/clip.mp4", "video/mp4", {"owner": "alice", "writer": "alice"}),  # an export's video
+    ],
+)
+def test_only_images_the_service_wrote_are_served(
+    client: FlaskClient, s3: Any, key: str, content_type: str, metadata: dict[str, str]
+) -> None:
+    s3.put_object(
+        Bucket="images", Key=key, Body=b"<html>x</html>", ContentType=content_type, Metadata=metadata
+    )
+    answer = client.get(f"/api/imgbed/v1/images/{key}")
+    assert (answer.status_code, answer.get_json()["errCode"]) == (404, 1)

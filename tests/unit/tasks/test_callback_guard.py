@@ -14,7 +14,7 @@ import pytest
 
 from tasks import ratelimit
 from tasks.objectkeys import UnsafeKey, safe_name, safe_path
-from tasks.webhooks import DeliveryFailed, UrlRefused, deliver, resolve_target
+from tasks.webhooks import DeliveryFailed, UrlRefused, deliver, host_header, resolve_target
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -103,3 +103,15 @@ def test_a_slow_resolver_cannot_stretch_the_deadline(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(socket, "getaddrinfo", slow)
     with pytest.raises(UrlRefused, match="did not resolve within"):
         resolve_target("http://slow.example/cb", (), timeout_s=0.2)
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8:0/cb", "https://[2606:4700:4700::1111]:0/cb"])
+def test_port_zero_is_refused_not_taken_for_the_default(url: str) -> None:
+    with pytest.raises(UrlRefused, match="invalid port"):
+        resolve_target(url, ())
+
+
+def test_an_ipv6_host_header_is_bracketed() -> None:
+    assert host_header("2606:4700:4700::1111", 8080) == "[2606:4700:4700::1111]:8080"
+    assert host_header("2606:4700:4700::1111", 443) == "[2606:4700:4700::1111]"
+    assert host_header("client.example", 80) == "client.example"

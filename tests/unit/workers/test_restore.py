@@ -6,7 +6,7 @@ from tasks.restore_store import RestoreFile, RestoreJob
 from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
-from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, delivery_retries
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, delivery_id, delivery_retries
 
 
 def job(files: list[str]) -> RestoreJob:
@@ -45,3 +45,11 @@ def test_callback_retries_cover_the_window_with_capped_doubling() -> None:
     assert sum(delays) >= 2 * window > sum(delays[:-1])  # just enough: full jitter halves it on average
     assert max(delays) == 3600 and delivery_retries(30, 1) < retries
     assert delivery_retries(0.2, 10 / 3600) == 5  # whole-second base: 1 + 2 + 4 + 8 < 20 <= ... + 16
+
+
+def test_two_users_jobs_with_one_task_id_are_delivered_under_different_ids() -> None:
+    """A receiver that drops repeated webhook-ids must not take Mallory's result for Alice's."""
+    alice = RestoreJob("T1", "alice", "archive", "us-east-1", "d", "http://client/cb", 1, "Bulk", [])
+    mallory = RestoreJob("T1", "mallory", "archive", "us-east-1", "d", "http://client/cb", 1, "Bulk", [])
+    assert delivery_id(alice) != delivery_id(mallory)
+    assert delivery_id(alice) == delivery_id(RestoreJob.from_json(alice.to_json()))  # and on retries
