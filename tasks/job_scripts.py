@@ -70,6 +70,16 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', attempt, 'step', 'requ
 return attempt
 """
 
+# A queued job whose message may have been lost is sent again under the SAME attempt: only its
+# clock moves. Its first message, if it is merely waiting in a long queue, stays valid, and the
+# duplicate is harmless (one claim wins); a wait in the queue never costs an attempt.
+RESEND = """
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+return 1
+"""
+
 # Hand a running attempt back to the queue under the same attempt number (a task retry follows).
 RELEASE = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end

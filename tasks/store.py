@@ -102,6 +102,7 @@ class ExportJobStore:
         self._progress = client.register_script(scripts.PROGRESS)
         self._finish = client.register_script(scripts.FINISH)
         self._requeue = client.register_script(scripts.REQUEUE)
+        self._resend = client.register_script(scripts.RESEND)
         self._release = client.register_script(scripts.RELEASE)
         self._park = client.register_script(scripts.PARK)
         self._mark_reported = client.register_script(scripts.MARK_REPORTED)
@@ -261,6 +262,10 @@ class ExportJobStore:
         """The new attempt number, or 0 when the job moved on meanwhile."""
         job_keys = [keys.export_job(job_id), keys.export_lease(job_id)]
         return int(self._requeue(keys=job_keys, args=[attempt, f"{time.time():.6f}"]))
+
+    def resend(self, job_id: str, attempt: int) -> bool:
+        """Note that a queued attempt's message is being sent again; False when it moved on."""
+        return bool(self._resend(keys=[keys.export_job(job_id)], args=[attempt, f"{time.time():.6f}"]))
 
     def queue_position(self, job_id: str) -> int | None:
         """How many active jobs were admitted before this one."""

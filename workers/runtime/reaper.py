@@ -1,5 +1,6 @@
 """Jobs whose attempt lost its lease (worker killed, frozen, cut off from Redis) go back to the
-queue as a new attempt, up to a cap; jobs whose queue message was lost are sent again. Every
+queue as a new attempt, up to a cap; a job queued so long that its message may have been lost
+is sent again under the same attempt (a long queue is not a lost worker: it costs no attempt). Every
 worker runs this from its heartbeat thread under a Redis lock, so reaping needs no scheduler
 process and survives any one node.
 
@@ -90,6 +91,12 @@ def _act(
     max_attempts: int,
 ) -> bool:
     extra = {"job_id": record.job_id, "attempt": record.attempt, "worker": record.worker, "reason": reason}
+    if record.state is JobState.QUEUED:
+        if not jobs.resend(record.job_id, record.attempt):
+            return False  # claimed or ended meanwhile
+        enqueue(record.job_id, record.attempt, record.queue)  # a duplicate is harmless: one claim wins
+        log.warning("export message sent again", extra=extra)
+        return True
     if record.attempts_made >= max_attempts:  # this admission's attempts, not earlier ones'
         message = f"gave up after {record.attempts_made} attempt(s): the last one's {reason} (worker lost)"
         if not jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):

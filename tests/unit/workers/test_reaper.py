@@ -165,9 +165,17 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(
     jobs.admit(job, "export.copy", 10, 10)
     sent = Sent()
     assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 0  # fresh: its message is waiting
-    client.hset(keys.export_job(job.job_id), "updated_at", "1")
-    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
-    assert sent.calls == [(job.job_id, 2, "export.copy")]
+    for _ in range(5):  # however long it waits in a long queue, it never uses up its attempts
+        client.hset(keys.export_job(job.job_id), "updated_at", "1")
+        assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
+    assert (
+        sent.calls == [(job.job_id, 1, "export.copy")] * 5
+    )  # the same attempt: its first message stays valid
+    record = jobs.get(job.job_id)
+    assert record is not None and record.state is JobState.QUEUED and record.attempt == 1
+    assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 0  # just sent: not again
+    assert jobs.claim(job.job_id, 1, "w1") == "running"  # the first message to arrive runs it
+    assert jobs.claim(job.job_id, 1, "w2") == "held"  # the duplicate does nothing
 
 
 def test_expired_records_free_their_slot_and_one_reaper_runs_at_a_time(
