@@ -21,6 +21,7 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 EXPORT_PATH = "/resource/v1/i/export-to-s3dir"
+RECONNECT_WAIT_S = 1.0  # between polls while the service cannot be reached at all
 
 
 class ResourcedError(Exception):
@@ -179,7 +180,13 @@ class Client:
                 body[field] = value
         deadline = time.monotonic() + timeout_s
         while True:
-            status, answer, wait = self.export_request(body, hold_s)
+            try:
+                status, answer, wait = self.export_request(body, hold_s)
+            except requests.ConnectionError as exc:  # the web tier restarting: the job goes on
+                if time.monotonic() + RECONNECT_WAIT_S > deadline:
+                    raise ResourcedError(6, f"the service is unreachable: {exc}", 0) from exc
+                time.sleep(RECONNECT_WAIT_S)
+                continue
             code = int(answer.get("ErrorCode", 6))
             if code == 5:
                 return ExportResult(
@@ -190,10 +197,12 @@ class Client:
                     int(answer.get("LackLength", 0)),
                     answer,
                 )
-            if code == 7:
-                busy = Busy(code, answer.get("ErrorMessage", "busy"), status, wait)
+            if code == 7 or status == 503:  # busy, or Redis/S3 briefly away: both say when to retry
                 if time.monotonic() + wait > deadline:
-                    raise busy
+                    message = answer.get("ErrorMessage", "busy")
+                    if code == 7:
+                        raise Busy(code, message, status, wait)
+                    raise EXPORT_ERRORS.get(code, ResourcedError)(code, message, status)
             elif code in (1, 8):
                 if on_progress is not None:
                     on_progress(answer)

@@ -10,7 +10,7 @@ import os
 import tempfile
 from typing import Any
 
-from tasks.settings import METRICS_DIR_ENV, Settings, fail_fast, set_default_env
+from tasks.settings import MAX_LONG_POLL_S, METRICS_DIR_ENV, Settings, fail_fast, set_default_env
 
 fail_fast(lambda: Settings.from_env().check_web())  # a bad setting stops gunicorn with one line
 settings = Settings.from_env()
@@ -43,4 +43,5 @@ per_core = 1 if settings.web_worker_class == "gevent" else 2
 workers = settings.web_concurrency or per_core * (os.cpu_count() or 1)
 threads = settings.web_threads
 timeout = 30  # a worker that does not check in for this long is restarted (not a request limit)
-graceful_timeout = 20
+# A restart lets held polls finish: longer than the longest hold (MAX_LONG_POLL_S, 25 s).
+graceful_timeout = MAX_LONG_POLL_S + 5

@@ -78,6 +78,8 @@ def until_end(jobs: ExportJobStore, record: JobRecord, hold_s: float) -> JobReco
                     return fresh or record
                 left = deadline - time.monotonic()
                 if left <= 0 or not changed.wait(left):
-                    return fresh
+                    # Once more: a signal lost on the way (a publish during a Redis blip) must
+                    # not make a job that ended look pending.
+                    return jobs.get(record.job_id) or fresh
         finally:
             HELD.dec()

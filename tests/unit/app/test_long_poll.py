@@ -170,6 +170,21 @@ def test_the_hold_runs_out_and_answers_the_job_as_it_stands(
     assert long_poll.until_end(jobs, record, 0.2).state is JobState.QUEUED
 
 
+def test_a_job_that_ended_without_its_signal_is_answered_ended_when_the_hold_runs_out(
+    app: Any, client: FlaskClient, session: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end's publish was lost (Redis blipped): the poll still answers what the record says."""
+    jobs: ExportJobStore = app.extensions["resourced"].jobs
+    spec = submitted(client, session, jobs)
+    record = jobs.get(spec.job_id)
+    assert record is not None
+    monkeypatch.setattr("tasks.store.job_events.publish_change", lambda *_: None)
+    ended = threading.Timer(0.2, lambda: jobs.finish(spec.job_id, 1, result(spec)))
+    ended.start()
+    assert long_poll.until_end(jobs, record, 0.6).state is JobState.READY
+    ended.join()
+
+
 @pytest.mark.timeout(WAKE_TIMEOUT_S)
 def test_restoring_jobs_and_ended_jobs_are_not_held(app: Any, client: FlaskClient, session: str) -> None:
     jobs: ExportJobStore = app.extensions["resourced"].jobs
