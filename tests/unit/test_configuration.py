@@ -95,8 +95,9 @@ def test_worker_without_the_callback_secret_stops_with_one_line() -> None:
         cwd=ROOT,
     )
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].startswith("resourced: configuration error:"), out.stderr
-    assert "RESOURCED_CALLBACK_SECRET" in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("resourced: configuration error:"), out.stderr
+    assert "RESOURCED_CALLBACK_SECRET" in lines[0]
 
 
 def test_malformed_number_stops_with_one_line() -> None:

@@ -20,7 +20,7 @@ from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import LEASE_LOST, READY, record_outcome
 from tasks.ownership import release_export_claims
 from tasks.settings import Settings
-from tasks.storage import ObjectStore, TransientStorageError
+from tasks.storage import ObjectStore, StorageError, TransientStorageError
 from tasks.store import ExportJobStore, JobRecord
 from workers.errors import ExportError, SegmentsArchived
 from workers.jobs.export_pipeline import run_export
@@ -154,7 +154,7 @@ def start_restores(store: ObjectStore, spec: ExportSpec, keys: list[str], settin
             )
         except TransientStorageError:
             raise
-        except Exception as exc:  # one segment's refusal must not stop the others' restores
+        except StorageError as exc:  # one segment's refusal must not stop the others' restores
             log.warning("restore refused", extra={"key": key, "reason": str(exc)})
 
 

@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
+import redis
+
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 1.0
@@ -31,5 +33,5 @@ class ThrottledProgress:
         self._last_step, self._last_time, self._last_fraction = step, now, fraction
         try:
             self.write(fraction, step)
-        except Exception as exc:  # Redis away for a moment: the export itself goes on
+        except redis.RedisError as exc:  # Redis away for a moment: the export itself goes on
             log.warning("progress not recorded", extra={"step": step, "reason": str(exc)})

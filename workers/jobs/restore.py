@@ -43,6 +43,16 @@ def advance(job: RestoreJob, store: ObjectStore) -> bool:
     return job.settled
 
 
+def give_up(job: RestoreJob, reason: str) -> None:
+    """Settle every file still open as failed with the reason: a job whose checks kept failing
+    ends (and its client is told) instead of staying "restoring" for ever."""
+    for item in job.files:
+        if item.state != "settled":
+            _settle(item, FileCode.FAILED, reason)
+    if not job.settled_at:
+        job.state, job.settled_at = "settled", time.time()
+
+
 DELIVERY_BACKOFF_MAX_S = 3600  # a client that is down for hours is tried at least hourly
 
 

@@ -20,7 +20,7 @@ from tasks.outcomes import CRASHED, RETRIED_OUT, TIMED_OUT
 from tasks.restore_store import RestoreJobStore
 from tasks.settings import Settings
 from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
-from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, delivery_retries
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, delivery_retries, give_up
 from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,23 @@ class ExportTask(Task):
         job_id, attempt = args[0], int(args[1])
         if isinstance(exc, RETRYABLE):
             record_failure(runtime().jobs, job_id, attempt, f"storage kept failing: {exc}", RETRIED_OUT)
+
+
+class RestorePollTask(Task):
+    """Once a restore check's retries are spent (storage kept failing), the job ends with its
+    open files failed and the client is called back, rather than waiting for ever."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if not isinstance(exc, RETRYABLE):
+            return
+        restores = RestoreJobStore(runtime().redis)
+        job = restores.get(args[0])
+        if job is None or job.state != "restoring":
+            return
+        give_up(job, f"storage kept failing: {exc}")
+        restores.save(job)
+        if job.callback_url:
+            self.app.send_task(TaskName.CALLBACK_DELIVER.value, args=[args[0]], queue=Queue.CALLBACK.value)
 
 
 class DeliveryNotAcknowledged(Exception):
@@ -115,6 +132,7 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
     @celery.task(
         name=TaskName.RESTORE_POLL.value,
         shared=False,
+        base=RestorePollTask,
         bind=True,
         acks_late=True,
         soft_time_limit=300,

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     args, extra = parser.parse_known_args(argv)
     fail_fast(get_settings)
     settings = get_settings()
+    if not args.gpu:  # its queues do not depend on the probe: a missing secret stops it first
+        fail_fast(lambda: settings.check_worker(choose_queues(False, settings.worker_queues, False)))
     configure_logging("launcher", settings.log_level)
     nvenc = has_nvenc()
     if args.gpu and not nvenc:

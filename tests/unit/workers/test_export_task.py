@@ -16,7 +16,7 @@ from tasks.jobs import ErrorCode, ExportType
 from tasks.leases import LeaseLost
 from tasks.outcomes import read_totals
 from tasks.ownership import claim_export_keys
-from tasks.restore_store import RestoreJob, RestoreJobStore
+from tasks.restore_store import RestoreFile, RestoreJob, RestoreJobStore
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError
 from tasks.store import ExportJobStore, JobState
@@ -166,3 +166,37 @@ def test_callback_delivery_is_retried_by_celery_then_marked_failed(
     final = restores.get(job.ref)
     assert final is not None and final.state == "delivery_failed"
     assert len(final.attempts) == task.max_retries + 1 and not any(a["ok"] for a in final.attempts)
+
+
+def test_a_restore_whose_checks_keep_failing_ends_and_calls_back(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_celery(rt.settings)
+    app.conf.task_always_eager = True
+    celery_tasks.register_restore_tasks(app, rt.settings)
+    sent: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, **_: sent.append((name, args)))
+
+    def advance(*_: Any) -> bool:
+        raise TransientStorageError("s3://archive/cold/a.ts: SlowDown")
+
+    monkeypatch.setattr(celery_tasks, "advance", advance)
+    restores = RestoreJobStore(rt.redis)
+    job = RestoreJob(
+        "t2",
+        "alice",
+        "archive",
+        "us-east-1",
+        "cold",
+        "http://127.0.0.1:9/cb",
+        1,
+        "Bulk",
+        [RestoreFile("a.ts", "cold/a.ts")],
+    )
+    restores.create(job)
+    result = app.tasks[TaskName.RESTORE_POLL.value].apply(args=[job.ref])
+    assert isinstance(result.result, TransientStorageError)
+    final = restores.get(job.ref)
+    assert final is not None and final.state == "settled" and final.code != 0
+    assert final.file_codes() == {"a.ts": 2} and "SlowDown" in final.files[0].reason
+    assert sent == [(TaskName.CALLBACK_DELIVER.value, [job.ref])]
