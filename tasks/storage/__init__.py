@@ -8,6 +8,7 @@ multipart upload), `signing` (download URLs) and `store` (ObjectStore) are its p
 
 from tasks.storage.errors import (
     AccessDenied,
+    NoSuchBucket,
     ObjectArchived,
     ObjectNotFound,
     StorageError,
@@ -24,6 +25,7 @@ __all__ = [
     "AccessDenied",
     "ListedObject",
     "MultipartUpload",
+    "NoSuchBucket",
     "ObjectArchived",
     "ObjectInfo",
     "ObjectNotFound",

@@ -18,6 +18,14 @@ class ObjectNotFound(StorageError, FileNotFoundError):
     pass
 
 
+class NoSuchBucket(ObjectNotFound):
+    """The bucket itself does not exist: a request naming it is at fault, not the service."""
+
+    def __init__(self, message: str, bucket: str) -> None:
+        super().__init__(message)
+        self.bucket = bucket
+
+
 class AccessDenied(StorageError, PermissionError):
     pass
 
@@ -37,7 +45,9 @@ def translate(exc: Exception, bucket: str, key: str) -> StorageError:
         where = f"s3://{bucket}/{key}"
         if code == "InvalidObjectState":  # S3 sends it with HTTP 403: check it before access
             return ObjectArchived(f"{where}: in archival storage, restore it first")
-        if code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion"} or status == 404:
+        if code == "NoSuchBucket":
+            return NoSuchBucket(f"s3://{bucket}: no such bucket", bucket)
+        if code in {"NoSuchKey", "404", "NotFound", "NoSuchVersion"} or status == 404:
             return ObjectNotFound(f"{where}: not found ({code})")
         if code in {"AccessDenied", "403", "AllAccessDisabled"} or status == 403:
             return AccessDenied(f"{where}: access denied")

@@ -17,7 +17,15 @@ from tasks import ownership
 from tasks.images import CACHE_CONTROL, ImageStore
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType
 from tasks.settings import Settings
-from tasks.storage import AccessDenied, ObjectArchived, ObjectNotFound, ObjectStore, StorageError, Uploaded
+from tasks.storage import (
+    AccessDenied,
+    NoSuchBucket,
+    ObjectArchived,
+    ObjectNotFound,
+    ObjectStore,
+    StorageError,
+    Uploaded,
+)
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
@@ -239,6 +247,23 @@ def run_export(
     report: Report = _no_report,
     fence: Fence = UNFENCED,
     indexed: Callable[[float], object] = lambda covered_s: None,
+) -> ExportResult:
+    try:
+        return _run_export(spec, store, settings, report, fence, indexed)
+    except NoSuchBucket as exc:  # the request named a bucket that does not exist: its fault, not ours
+        role = "storage_info's ts entry" if exc.bucket == spec.source.bucket else "the destination"
+        raise ExportError(
+            ErrorCode.BAD_REQUEST, f"bad request: {role}: bucket {exc.bucket!r} does not exist"
+        ) from exc
+
+
+def _run_export(
+    spec: ExportSpec,
+    store: ObjectStore,
+    settings: Settings,
+    report: Report,
+    fence: Fence,
+    indexed: Callable[[float], object],
 ) -> ExportResult:
     report("indexing", 0.0)
     segments = segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms)

@@ -73,6 +73,26 @@ def test_a_range_after_the_recording_is_no_media(s3: Any, recording: None) -> No
         run_export(spec(PDT_MS + 60_000, 3000), ObjectStore(Settings()), Settings())
 
 
+@pytest.mark.parametrize(
+    ("source", "destination", "named"),
+    [("archive", "missing-dest", "the destination"), ("missing-src", "exports", "storage_info's ts entry")],
+)
+def test_a_bucket_that_does_not_exist_is_a_bad_request(
+    s3: Any, recording: None, tmp_path: Path, source: str, destination: str, named: str
+) -> None:
+    """The request named it: ErrorCode 2 with the reason, not 6 'internal error'."""
+    bad = replace(
+        spec(PDT_MS + 1000, 2000),
+        source=S3Location(source, "us-east-1"),
+        destination=S3Location(destination, "us-east-1", "out"),
+    )
+    settings = Settings(work_dir=str(tmp_path))
+    with pytest.raises(ExportError) as raised:
+        run_export(bad, ObjectStore(settings), settings)
+    assert raised.value.code is ErrorCode.BAD_REQUEST
+    assert named in raised.value.message and "does not exist" in raised.value.message
+
+
 def test_failed_upload_leaves_no_object_and_no_multipart(
     s3: Any, recording: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
