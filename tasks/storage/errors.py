@@ -38,6 +38,11 @@ class TooLarge(StorageError):
     pass
 
 
+class RefusedObject(StorageError):
+    """The object carries metadata its reader must not accept (an export's output met where a
+    recorder's segment should be)."""
+
+
 def translate(exc: Exception, bucket: str, key: str) -> StorageError:
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))

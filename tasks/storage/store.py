@@ -14,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.settings import Settings
-from tasks.storage.errors import TooLarge, TransientStorageError, translate
+from tasks.storage.errors import RefusedObject, TooLarge, TransientStorageError, translate
 from tasks.storage.multipart import MultipartUpload
 from tasks.storage.objects import ARCHIVE_TIERS, ListedObject, ObjectInfo, Uploaded
 from tasks.storage.signing import UrlSigner
@@ -89,10 +89,22 @@ class ObjectStore:
             archive_status=str(meta.get("ArchiveStatus", "")),
         )
 
-    def _get(self, bucket: str, key: str, region: str | None, byte_range: tuple[int, int] | None) -> Any:
-        """GetObject, of bytes [start, end) only where a range is given."""
+    def _get(
+        self,
+        bucket: str,
+        key: str,
+        region: str | None,
+        byte_range: tuple[int, int] | None,
+        refuse_meta: str | None = None,
+    ) -> Any:
+        """GetObject, of bytes [start, end) only where a range is given; an object whose user
+        metadata holds `refuse_meta` is refused (RefusedObject) before its body is read."""
         extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"} if byte_range else {}
-        return self.client(region).get_object(Bucket=bucket, Key=key, **extra)
+        response = self.client(region).get_object(Bucket=bucket, Key=key, **extra)
+        if refuse_meta and refuse_meta in (response.get("Metadata") or {}):
+            response["Body"].close()
+            raise RefusedObject(f"s3://{bucket}/{key}: carries {refuse_meta!r} metadata")
+        return response
 
     def get_bytes(
         self,
@@ -101,10 +113,11 @@ class ObjectStore:
         max_bytes: int,
         region: str | None = None,
         byte_range: tuple[int, int] | None = None,
+        refuse_meta: str | None = None,
     ) -> bytes:
         """The object's bytes (or bytes [start, end) of it); more than `max_bytes` is refused."""
         try:
-            response = self._get(bucket, key, region, byte_range)
+            response = self._get(bucket, key, region, byte_range, refuse_meta)
             if int(response.get("ContentLength", 0)) > max_bytes:
                 response["Body"].close()
                 raise TooLarge(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
@@ -163,11 +176,12 @@ class ObjectStore:
         region: str | None = None,
         byte_range: tuple[int, int] | None = None,
         append: bool = False,
+        refuse_meta: str | None = None,
     ) -> int:
         """Stream an object (or bytes [start, end) of it) to a local file, or onto its end;
         returns the bytes written. Bigger than `max_bytes` is refused."""
         try:
-            response = self._get(bucket, key, region, byte_range)
+            response = self._get(bucket, key, region, byte_range, refuse_meta)
             if int(response.get("ContentLength", 0)) > max_bytes:
                 response["Body"].close()
                 raise TooLarge(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")

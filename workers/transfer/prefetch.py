@@ -19,12 +19,17 @@ from pathlib import Path
 from threading import Lock
 
 from tasks.jobs import S3Location
-from tasks.storage import ObjectNotFound, ObjectStore, TooLarge
+from tasks.ownership import OWNER_META
+from tasks.storage import ObjectNotFound, ObjectStore, RefusedObject, TooLarge
 from workers.archive.playlists import ByteRange, Segment
 from workers.media.timeline import SegmentInput, open_segment
 
 MAX_SEGMENT_BYTES = 2 * 1024**3  # an HLS segment is seconds of video; gigabytes is hostile
 MAX_INIT_BYTES = 1024 * 1024  # an fMP4 initialization section is a moov without samples: KBs
+# Recorders write segments; this service writes only exports, each marked with its owner. An
+# object so marked where a playlist names a segment is another user's export put there (at a
+# name the recording lacks) to be spliced into this one: it is a gap, never media.
+NOT_A_RECORDING = OWNER_META
 
 
 class InitSections:
@@ -46,7 +51,7 @@ class InitSections:
             try:
                 span = (byte_range.start, byte_range.end) if byte_range else None
                 data = self.store.get_bytes(
-                    self.source.bucket, key, MAX_INIT_BYTES, self.source.region, byte_range=span
+                    self.source.bucket, key, MAX_INIT_BYTES, self.source.region, span, NOT_A_RECORDING
                 )
                 if len(data) > MAX_INIT_BYTES:
                     raise TooLarge(f"initialization section {key} is larger than {MAX_INIT_BYTES} bytes")
@@ -91,6 +96,8 @@ def prefetch(
                     yield SegmentInput(segment, None, "missing from storage")
                 except TooLarge as exc:
                     yield SegmentInput(segment, None, str(exc))
+                except RefusedObject:
+                    yield SegmentInput(segment, None, "an export's output, not a recorder's segment")
                 finally:
                     if item is not None and item.container is not None:
                         item.container.close()
@@ -118,6 +125,13 @@ def _fetch(
         append = True
     span = (segment.byte_range.start, segment.byte_range.end) if segment.byte_range else None
     store.download(
-        source.bucket, segment.key, path, MAX_SEGMENT_BYTES, source.region, byte_range=span, append=append
+        source.bucket,
+        segment.key,
+        path,
+        MAX_SEGMENT_BYTES,
+        source.region,
+        byte_range=span,
+        append=append,
+        refuse_meta=NOT_A_RECORDING,
     )
     return SegmentInput(segment, path, container=open_segment(path, first))

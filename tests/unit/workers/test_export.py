@@ -239,3 +239,23 @@ def test_a_users_object_landing_mid_export_is_never_replaced(
     assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []
     videos = s3.list_object_versions(Bucket="exports", Prefix="out/job/clip.mp4").get("Versions", [])
     assert len(videos) == (1 if taken.endswith(".mp4") else 0)  # Bob's, or none: never the export's
+
+
+def test_an_export_put_where_a_recording_lacks_a_segment_is_a_gap_not_media(s3: Any, tmp_path: Path) -> None:
+    """Mallory exports her own clip to the name of a segment Alice's recording is missing (an
+    fMP4 recording's `.mp4` segment, say); Alice's export must not splice it in: that stretch
+    stays a gap."""
+    recording = generate_recording(tmp_path / "rec", SampleSpec(seconds=6))
+    upload_recording(s3, "archive", "live/cam", recording)
+    planted = recording.directory / recording.segments[0].name  # media, marked as every export is
+    s3.put_object(
+        Bucket="archive",
+        Key=f"live/cam/{recording.segments[1].name}",
+        Body=planted.read_bytes(),
+        Metadata={"owner": "mallory", "writer": "mallory"},
+    )
+    settings = Settings(work_dir=str(tmp_path))
+    result = run_export(spec(PDT_MS, 6000), ObjectStore(settings), settings)
+    assert (result.exported_ms, result.lack_ms) == (4000, 2000)
+    s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
+    assert frame_indices(tmp_path / "clip.mp4") == [*range(0, 50), *range(100, 150)]

@@ -35,9 +35,10 @@ class CountingStore(ObjectStore):
         region: str | None = None,
         byte_range: tuple[int, int] | None = None,
         append: bool = False,
+        refuse_meta: str | None = None,
     ) -> int:
         self.reads.append((key, byte_range))
-        return super().download(bucket, key, path, max_bytes, region, byte_range, append)
+        return super().download(bucket, key, path, max_bytes, region, byte_range, append, refuse_meta)
 
     def get_bytes(
         self,
@@ -46,9 +47,10 @@ class CountingStore(ObjectStore):
         max_bytes: int,
         region: str | None = None,
         byte_range: tuple[int, int] | None = None,
+        refuse_meta: str | None = None,
     ) -> bytes:
         self.reads.append((key, byte_range))
-        return super().get_bytes(bucket, key, max_bytes, region, byte_range)
+        return super().get_bytes(bucket, key, max_bytes, region, byte_range, refuse_meta)
 
 
 @pytest.fixture
