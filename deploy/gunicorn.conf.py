@@ -44,4 +44,4 @@ workers = settings.web_concurrency or per_core * (os.cpu_count() or 1)
 threads = settings.web_threads
 timeout = 30  # a worker that does not check in for this long is restarted (not a request limit)
 # A restart lets held polls finish: longer than the longest hold (MAX_LONG_POLL_S, 25 s).
-graceful_timeout = MAX_LONG_POLL_S + 5
+graceful_timeout = int(MAX_LONG_POLL_S) + 5
