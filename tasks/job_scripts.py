@@ -36,7 +36,8 @@ return {'created', tostring(attempt)}
 # Move a queued job of the given attempt to running and give it the lease. A running attempt is
 # never resumed by a second delivery of its message (the first holder may only be frozen): the
 # reaper requeues it as a new attempt once its lease expires. A job parked for a restore is
-# resumed by its own attempt, and holds admission slots again while it runs.
+# resumed by its own attempt, and holds admission slots again while it runs: only where the
+# limits leave room (ARGV[8], ARGV[9]), else it stays parked ('busy') and is looked at again later.
 CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'stale' end
@@ -44,6 +45,8 @@ if state ~= 'queued' and state ~= 'running' then return state or 'missing' end
 local parked = redis.call('HGET', KEYS[1], 'step') == ARGV[6]
 if state == 'running' and not parked then return 'held' end
 if parked then
+  local everyone, mine = redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])
+  if everyone >= tonumber(ARGV[8]) or mine >= tonumber(ARGV[9]) then return 'busy' end
   local since = redis.call('HGET', KEYS[1], 'created_at')
   redis.call('ZADD', KEYS[3], since, ARGV[7])
   redis.call('ZADD', KEYS[4], since, ARGV[7])

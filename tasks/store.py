@@ -141,8 +141,17 @@ class ExportJobStore:
             return None
         return JobRecord.from_hash(job_id, {_text(k): _text(v) for k, v in raw.items()})
 
-    def claim(self, job_id: str, attempt: int, worker: str, lease_ttl_s: float = 30.0) -> str:
-        """ "running" (the lease is ours), or why not: stale, held, ready, failed, missing."""
+    def claim(
+        self,
+        job_id: str,
+        attempt: int,
+        worker: str,
+        lease_ttl_s: float = 30.0,
+        max_active: int = 1 << 30,
+        max_active_per_user: int = 1 << 30,
+    ) -> str:
+        """ "running" (the lease is ours), or why not: stale, held, ready, failed, missing, or busy
+        (a parked job that the admission limits have no room for yet)."""
         job_keys = [keys.export_job(job_id), keys.export_lease(job_id), *self._active_keys(job_id)]
         min_ttl = max(self.job_ttl_s, 2 * 3600)
         args: list[str | int | float] = [
@@ -153,6 +162,8 @@ class ExportJobStore:
             min_ttl,
             RESTORING_STEP,
             job_id,
+            max_active,
+            max_active_per_user,
         ]
         return _text(self._claim(keys=job_keys, args=args))
 

@@ -49,7 +49,14 @@ def process_export(
     settings: Settings,
     worker: str,
 ) -> JobOutcome:
-    claimed = jobs.claim(job_id, attempt, worker, settings.lease_ttl_s)
+    claimed = jobs.claim(
+        job_id,
+        attempt,
+        worker,
+        settings.lease_ttl_s,
+        settings.max_active_exports,
+        settings.max_active_exports_per_user,
+    )
     if claimed != "running":
         log.info("export not run", extra={"job_id": job_id, "reason": claimed})
         return JobOutcome(claimed)

@@ -104,7 +104,9 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
             outcome = process_export(
                 job_id, attempt, rt.jobs, rt.store, rt.settings, self.request.hostname or ""
             )
-            if outcome.state == "restoring":  # look again once S3 may have restored the segments
+            # Look again once S3 may have restored the segments, or once the limits leave room
+            # for a parked job to resume.
+            if outcome.state in ("restoring", "busy"):
                 record = rt.jobs.get(job_id)
                 queue = record.queue if record and record.queue else Queue.EXPORT_COPY.value
                 celery.send_task(

@@ -76,3 +76,18 @@ def test_a_restore_that_never_completes_ends_the_job_with_error_6(jobs: ExportJo
     record = jobs.get(SPEC.job_id)
     assert record is not None and record.state is JobState.FAILED
     assert record.error_code == int(ErrorCode.FAILED) and "still not restored after 1 h" in record.error
+
+
+def test_a_parked_job_resumes_only_where_the_limits_leave_room(jobs: ExportJobStore) -> None:
+    """Parked, it holds no slot; the slot is taken meanwhile: its resume waits instead of
+    running beyond RESOURCED_MAX_ACTIVE_EXPORTS(_PER_USER)."""
+    settings = Settings(max_active_exports=1, max_active_exports_per_user=1)
+    s3 = ArchiveS3(set())
+    assert resume(jobs, s3, settings).state == "restoring"  # parked: its slot is free
+    other = export_spec(start_ms=60_000)
+    assert jobs.admit(other, "export.copy", 1, 1).outcome == "created"
+    assert resume(jobs, s3, settings).state == "busy"  # no room: still parked, nothing run
+    record = jobs.get(SPEC.job_id)
+    assert record is not None and record.step == RESTORING_STEP and jobs.active_count() == 1
+    jobs.fail(other.job_id, 1, ErrorCode.FAILED, "done")
+    assert resume(jobs, s3, settings).state == "restoring"  # room again: it ran (and re-parked)
