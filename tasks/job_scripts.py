@@ -108,6 +108,17 @@ redis.call('ZADD', KEYS[5], ARGV[3], ARGV[5])
 return 1
 """
 
+# Pin how far into the timeline the job's first look at the recording reached (a live recording
+# grows): later attempts of this admission cut no segment starting past it, so they cut what the
+# first one cut and adopt its objects instead of writing new versions. Returns the pinned value,
+# or false when this attempt is no longer the running one.
+PIN_VIEW = """
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return false end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return false end
+redis.call('HSETNX', KEYS[1], 'seen_to', ARGV[2])
+return redis.call('HGET', KEYS[1], 'seen_to')
+"""
+
 # Record progress only while this attempt is still the running one.
 PROGRESS = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end

@@ -103,6 +103,7 @@ class ExportJobStore:
         self._finish = client.register_script(scripts.FINISH)
         self._requeue = client.register_script(scripts.REQUEUE)
         self._resend = client.register_script(scripts.RESEND)
+        self._pin_view = client.register_script(scripts.PIN_VIEW)
         self._release = client.register_script(scripts.RELEASE)
         self._park = client.register_script(scripts.PARK)
         self._mark_reported = client.register_script(scripts.MARK_REPORTED)
@@ -309,6 +310,12 @@ class ExportJobStore:
         """Measured wall seconds an export of a kind needs per second of media, once one finished."""
         raw = self.redis.hget(keys.EXPORT_STATS, f"wall_per_media_s:{kind}")
         return float(raw) if raw else None
+
+    def pin_view(self, job_id: str, attempt: int, seen_to_ms: float) -> float | None:
+        """Where this admission's first look at the recording ended (this look's `seen_to_ms`
+        if it is the first); None when the attempt was fenced off."""
+        pinned = self._pin_view(keys=[keys.export_job(job_id)], args=[attempt, f"{seen_to_ms:.3f}"])
+        return None if pinned is None else float(_text(pinned))
 
     def cover(self, job_id: str, attempt: int, media_s: float) -> None:
         """The media seconds the range really holds, once indexed (for TimeWait; advisory)."""

@@ -22,8 +22,9 @@ from tasks.ownership import release_export_claims
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, StorageError, TransientStorageError
 from tasks.store import ExportJobStore, JobRecord
+from workers.archive.model import Segment
 from workers.errors import ExportError, SegmentsArchived
-from workers.jobs.export_pipeline import run_export
+from workers.jobs.export_pipeline import covered_seconds, run_export
 from workers.jobs.fencing import LeaseKeeper
 from workers.jobs.progress import ThrottledProgress
 
@@ -105,7 +106,7 @@ def _run_attempt(
             settings,
             report,
             fence=keeper,
-            indexed=lambda covered_s: jobs.cover(job_id, attempt, covered_s),
+            indexed=lambda found: first_view(jobs, record.spec, attempt, found),
         )
     except SegmentsArchived as exc:
         if record.parked_at is not None and time.time() - record.parked_at >= settings.restore_wait_s:
@@ -128,6 +129,19 @@ def _run_attempt(
     jobs.record_speed(speed_kind(record.spec, record.queue), result.exported_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)
+
+
+def first_view(jobs: ExportJobStore, spec: ExportSpec, attempt: int, found: list[Segment]) -> list[Segment]:
+    """The segments this admission cuts: those the lookup found, less any starting past where its
+    first attempt's lookup ended (a live recording that grew since), so every attempt cuts the
+    same clip and adopts what an earlier one uploaded: one object version per export."""
+    seen_to = max((s.end_ms for s in found), default=0.0)
+    pinned = jobs.pin_view(spec.job_id, attempt, seen_to)
+    if pinned is None:
+        raise LeaseLost(f"job {spec.job_id}: attempt {attempt} was fenced off while indexing")
+    kept = [s for s in found if s.start_ms < pinned]
+    jobs.cover(spec.job_id, attempt, covered_seconds(spec, kept))
+    return kept
 
 
 def _refused(

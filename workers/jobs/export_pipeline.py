@@ -43,6 +43,14 @@ from workers.transfer.streaming_upload import StreamingMp4Upload
 log = logging.getLogger(__name__)
 
 Report = Callable[[str, float], None]
+Indexed = Callable[[list[Segment]], list[Segment]]
+
+
+def covered_seconds(spec: ExportSpec, segments: list[Segment]) -> float:
+    """How much of the range the segments cover, by their playlist durations."""
+    return sum(max(0.0, min(s.end_ms, spec.end_ms) - max(s.start_ms, spec.start_ms)) for s in segments) / 1e3
+
+
 REENCODE_AS = {"hevc": ExportType.H265}  # a copy export that must be re-encoded keeps its codec
 
 
@@ -246,8 +254,10 @@ def run_export(
     settings: Settings,
     report: Report = _no_report,
     fence: Fence = UNFENCED,
-    indexed: Callable[[float], object] = lambda covered_s: None,
+    indexed: Indexed = lambda segments: segments,
 ) -> ExportResult:
+    """Cut and upload one export. `indexed` sees the segments the lookup found and returns the
+    ones to cut: a job pins its first attempt's view of a live recording there."""
     try:
         return _run_export(spec, store, settings, report, fence, indexed)
     except NoSuchBucket as exc:  # the request named a bucket that does not exist: its fault, not ours
@@ -263,13 +273,10 @@ def _run_export(
     settings: Settings,
     report: Report,
     fence: Fence,
-    indexed: Callable[[float], object],
+    indexed: Indexed,
 ) -> ExportResult:
     report("indexing", 0.0)
-    segments = segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms)
-    indexed(
-        sum(max(0.0, min(s.end_ms, spec.end_ms) - max(s.start_ms, spec.start_ms)) for s in segments) / 1e3
-    )
+    segments = indexed(segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms))
     if not segments:
         raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range")
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))

@@ -136,7 +136,8 @@ def take_over(fence: Fence, store: ObjectStore) -> int:
 def object_mark(fence: Fence, source_keys: list[str]) -> str:
     """What an export's objects carry in JOB_META: the admission, and the segments it was cut
     from. Only an object with the same mark is adopted, so a later admission of the same request,
-    or an attempt that saw more of a live recording, never adopts a different cut."""
+    never adopts a different cut (attempts of one admission cut the same segments: see
+    export_attempt.first_view)."""
     digest = hashlib.sha256("\n".join(source_keys).encode()).hexdigest()[:16]
     return f"{fence.token}/{digest}"
 

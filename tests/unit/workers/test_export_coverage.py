@@ -15,7 +15,8 @@ from tasks.settings import Settings
 from tasks.storage import ObjectStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
-from workers.jobs.export_pipeline import run_export
+from workers.archive.model import Segment
+from workers.jobs.export_pipeline import covered_seconds, run_export
 
 PDT_MS = 1_700_000_000_000
 
@@ -35,7 +36,12 @@ def test_a_long_request_over_a_short_recording_reports_the_covered_seconds(s3: A
         destination=S3Location("exports", "us-east-1", "out/job"),
     )
     covered: list[float] = []
+
+    def indexed(found: list[Segment]) -> list[Segment]:
+        covered.append(covered_seconds(three_hours, found))
+        return found
+
     settings = Settings(work_dir=str(tmp_path))
-    result = run_export(three_hours, ObjectStore(settings), settings, indexed=covered.append)
+    result = run_export(three_hours, ObjectStore(settings), settings, indexed=indexed)
     assert covered == [pytest.approx(2.0, abs=0.05)]  # seconds 4..6 of a 6 s recording
     assert abs(result.exported_ms - covered[0] * 1000) < 100

@@ -12,7 +12,7 @@ from typing import Any
 import fakeredis
 import pytest
 
-from scripts.samples import SampleSpec, generate_recording
+from scripts.samples import SampleSpec, generate_recording, playlist_text
 from tasks import keys
 from tasks.jobs import S3Location
 from tasks.leases import AttemptLease, LeaseLost
@@ -23,7 +23,7 @@ from tasks.store import ExportJobStore, JobState
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices
-from workers.jobs.export_attempt import process_export
+from workers.jobs.export_attempt import first_view, process_export
 from workers.jobs.export_pipeline import run_export
 from workers.jobs.fencing import JOB_META, LeaseKeeper, adopted, object_mark
 
@@ -197,3 +197,39 @@ def test_the_keeper_renews_without_progress_and_notices_a_takeover(jobs: ExportJ
         with pytest.raises(LeaseLost):
             keeper.raise_if_lost()  # the next progress report stops the attempt
         assert not jobs.redis.exists(lease_key)  # and it did not renew a lease that is not its own
+
+
+def test_a_recording_that_grew_between_attempts_still_leaves_one_version(
+    s3: Any, jobs: ExportJobStore, settings: Settings, tmp_path: Path
+) -> None:
+    """Attempt 1 cuts a live recording (4 s so far), uploads both objects and is frozen before
+    its result; a segment is added meanwhile. Attempt 2 cuts what attempt 1 saw, so it adopts
+    its objects: one version of each, the frames attempt 1 cut."""
+    recording = generate_recording(tmp_path / "live", SampleSpec(seconds=6))
+    live = export_spec(
+        live_path="live/growing",
+        start_ms=PDT_MS + 1000,
+        duration_ms=5000,
+        destination=S3Location("exports", "us-east-1", "out/live"),
+    )
+    upload_recording(s3, "archive", "live/growing", recording)
+    playlist = "live/growing/" + recording.playlist.name
+    so_far = playlist_text(recording.segments[:2], recording.spec.program_date_time_ms)
+    s3.put_object(Bucket="archive", Key=playlist, Body=so_far.encode())
+    jobs.admit(live, "export.copy", 10, 10)
+    jobs.claim(live.job_id, 1, "w1")
+    store = ObjectStore(settings)
+    token = f"{live.job_id}@{jobs.get(live.job_id).created_at:.6f}"  # type: ignore[union-attr]
+    with LeaseKeeper(AttemptLease(jobs.redis, live.job_id, 1, 30), 3600, token) as fence:
+        first = run_export(
+            live, store, settings, fence=fence, indexed=lambda found: first_view(jobs, live, 1, found)
+        )
+    s3.upload_file(str(recording.playlist), "archive", playlist)  # the recorder wrote segment 3
+    jobs.redis.delete(keys.export_lease(live.job_id))
+    assert jobs.requeue(live.job_id, 1) == 2
+    assert process_export(live.job_id, 2, jobs, store, settings, "w2").state == "ready"
+    record = jobs.get(live.job_id)
+    assert record is not None and record.result is not None and record.result.version == first.version
+    assert versions(s3) == {live.video_key: 1, live.image_key: 1}
+    s3.download_file("exports", live.video_key, str(tmp_path / "clip.mp4"))
+    assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 100))  # up to 4 s, as first cut
