@@ -25,7 +25,7 @@ from tasks.store import ExportJobStore, JobRecord
 from workers.archive.model import Segment
 from workers.errors import ExportError, SegmentsArchived
 from workers.jobs.export_pipeline import covered_seconds, run_export
-from workers.jobs.fencing import LeaseKeeper
+from workers.jobs.fencing import LeaseKeeper, take_over
 from workers.jobs.progress import ThrottledProgress
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,9 @@ def _run_attempt(
         keeper.raise_if_lost()  # a fenced-off attempt stops at its next progress report
         throttled(step, fraction)
 
+    # First of all, no earlier attempt (of this admission, or of one that ended before reaching its
+    # uploads) may complete anything any more, whatever this attempt then meets (no media too).
+    take_over(keeper, store)
     try:
         result = run_export(
             record.spec,

@@ -14,7 +14,7 @@ import pytest
 
 from scripts.samples import SampleSpec, generate_recording, playlist_text
 from tasks import keys
-from tasks.jobs import S3Location
+from tasks.jobs import ErrorCode, S3Location
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import read_totals
 from tasks.settings import Settings
@@ -23,6 +23,8 @@ from tasks.store import ExportJobStore, JobState
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices
+from workers.errors import NoMedia
+from workers.jobs import export_attempt
 from workers.jobs.export_attempt import first_view, process_export
 from workers.jobs.export_pipeline import run_export
 from workers.jobs.fencing import JOB_META, LeaseKeeper, adopted, object_mark
@@ -233,3 +235,32 @@ def test_a_recording_that_grew_between_attempts_still_leaves_one_version(
     assert versions(s3) == {live.video_key: 1, live.image_key: 1}
     s3.download_file("exports", live.video_key, str(tmp_path / "clip.mp4"))
     assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 100))  # up to 4 s, as first cut
+
+
+def test_an_attempt_aborts_earlier_uploads_before_anything_else_even_with_no_media(
+    s3: Any, jobs: ExportJobStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attempt 1 began its upload and froze; the job failed (attempts exhausted) and was asked for
+    again. The new admission's attempt finds no media, yet attempt 1 can no longer complete."""
+    jobs.admit(SPEC, "export.copy", 10, 10)
+    jobs.claim(SPEC.job_id, 1, "w1")
+    store = ObjectStore(settings)
+    stale = store.start_multipart("exports", SPEC.video_key, "video/mp4")
+    AttemptLease(jobs.redis, SPEC.job_id, 1, 30).record_upload(
+        "exports", SPEC.video_key, "us-east-1", stale.upload_id, 3600
+    )
+    stale.upload_part(1, b"old bytes")
+    jobs.redis.delete(keys.export_lease(SPEC.job_id))
+    assert jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "gave up", unless_leased=True)
+    jobs.mark_reported(SPEC.job_id)
+    assert jobs.admit(SPEC, "export.copy", 10, 10).outcome == "created"
+
+    def no_media(*_: Any, **__: Any) -> None:
+        raise NoMedia("no recording covers the range")
+
+    monkeypatch.setattr(export_attempt, "run_export", no_media)
+    assert process_export(SPEC.job_id, 2, jobs, store, settings, "w2").error_code == ErrorCode.NO_MEDIA
+    assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []
+    with pytest.raises((StorageError, KeyError)):
+        stale.complete()
+    assert versions(s3) == {}
