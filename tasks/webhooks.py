@@ -265,8 +265,8 @@ def deliver(
         answer = json.loads(raw or b"null")
     except (ValueError, RecursionError) as exc:  # a client's deeply nested answer is not JSON to us
         raise DeliveryFailed("the callback's answer is not JSON") from exc
-    if not isinstance(answer, dict) or answer.get("code") != 0:
-        raise DeliveryFailed(
-            f"the callback answered code {answer.get('code') if isinstance(answer, dict) else '?'}"
-        )
+    if not isinstance(answer, dict) or "code" not in answer:
+        raise DeliveryFailed("the callback's answer is not a JSON object with a code (or was cut short)")
+    if answer.get("code") != 0:
+        raise DeliveryFailed(f"the callback answered code {answer.get('code')}")
     return int(status)
