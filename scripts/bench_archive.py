@@ -233,15 +233,22 @@ def main() -> int:
             devstack.stop(web)
         breakdown = lookup_breakdown(s3_url, redis_url)
         build_s, per_thousand, indexed = index_build(s3_url, redis_url)
-    baseline = max(BASELINE_FLOOR_S, statistics.median(minute))
+    raw = statistics.median(minute)
+    baseline = max(BASELINE_FLOOR_S, raw)  # the rule: noise below 0.5 s does not decide
     warm_s = statistics.median(warm)
     print(f"bench: 30-day archive: {HOURS} playlists, {entries:,} segment entries")
     print(
         f"bench: 1-minute export        {statistics.median(minute):.3f} s"
         f" (baseline taken as {baseline:.2f} s)"
     )
-    print(f"bench: 30-day export, cold    {cold:.3f} s = {cold / baseline:.2f}x  (target <= 3x)")
-    print(f"bench: 30-day export, warm    {warm_s:.3f} s = {warm_s / baseline:.2f}x  (target <= 1.5x)")
+    print(
+        f"bench: 30-day export, cold    {cold:.3f} s = {cold / baseline:.2f}x  (target <= 3x;"
+        f" {cold / raw:.2f}x the raw 1-minute time)"
+    )
+    print(
+        f"bench: 30-day export, warm    {warm_s:.3f} s = {warm_s / baseline:.2f}x  (target <= 1.5x;"
+        f" {warm_s / raw:.2f}x the raw 1-minute time)"
+    )
     print(
         f"bench: worker peak RSS        {rss_minute:.0f} MiB after 1-minute exports,"
         f" {rss_month:.0f} MiB after 30-day ones"
