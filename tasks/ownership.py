@@ -27,6 +27,9 @@ from tasks.storage import ObjectNotFound, ObjectStore
 
 OWNER_META = "owner"
 WRITER_META = "writer"
+# Every export object (video and poster) also names the job admission that wrote it, and from
+# what; a name no recorder or other system writes, so its presence says "an export wrote this".
+JOB_META = "resourced-job"
 
 
 class NotOwner(PermissionError):

@@ -250,9 +250,9 @@ class Settings:
         )
 
     def check_web(self) -> None:
-        """What the web process cannot run without (raises ConfigError)."""
-        if self.session_backend == "signed":
-            self.require_secret_key()
+        """What the web process cannot run without (raises ConfigError): the secret signs session
+        tokens and keys the default export folders (whatever the session backend)."""
+        self.require_secret_key()
 
     def check_worker(self, queues: tuple[str, ...] | list[str]) -> None:
         """What a worker serving `queues` cannot run without: restore jobs end in a signed

@@ -156,6 +156,8 @@ def _enqueue(svc: Services, spec: ExportSpec, attempt: int, queue: str) -> None:
         svc.jobs.fail(
             spec.job_id, attempt, ErrorCode.FAILED, "could not queue the export: broker unreachable"
         )
+        svc.jobs.mark_reported(spec.job_id)  # answered by this 503: the client's retry admits it afresh
+        release_export_claims(svc.redis, spec)
         log.error("broker unreachable", extra={"job_id": spec.job_id, "reason": str(exc)})
         raise ApiError(
             int(ErrorCode.FAILED), "service temporarily unavailable: queue unreachable", 503, 5
@@ -239,8 +241,9 @@ def admit(svc: Services, spec: ExportSpec) -> None:
         svc.settings.max_active_exports_per_user,
         estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value), queue.value),
     )
+    if admission.outcome != "created":
+        release_export_claims(svc.redis, spec, claimed)  # nothing admitted: the keys stay free for others
     if admission.outcome == "busy":
-        release_export_claims(svc.redis, spec, claimed)  # not admitted: the keys stay free for others
         wait = estimate.wait_for_slot(svc.jobs, spec)
         scope = "for this user" if admission.detail == "user" else "on the service"
         raise ApiError(int(ErrorCode.BUSY), f"too busy: too many exports queued {scope}", 429, wait)

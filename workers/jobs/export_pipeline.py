@@ -29,7 +29,7 @@ from tasks.storage import (
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.jobs.fencing import JOB_META, UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
+from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
 from workers.media.remux import ClipStats, ParametersChanged, remux
@@ -150,7 +150,7 @@ def upload_poster(
     earlier = adopted(fence, store, dest.bucket, key, dest.region, mark)
     if earlier is not None:
         return earlier
-    metadata = {**ownership.export_writer(spec).metadata, JOB_META: mark}
+    metadata = {**ownership.export_writer(spec).metadata, ownership.JOB_META: mark}
     upload = store.start_multipart(dest.bucket, key, "image/jpeg", dest.region, metadata, CACHE_CONTROL)
     try:
         fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
@@ -183,7 +183,7 @@ def cut_and_upload(
     if (refused := ownership.export_refusal(store, spec)) is not None:  # before any byte is written
         raise ExportError(ErrorCode.AUTH, refused)
     mark = object_mark(fence, [s.key for s in segments])
-    metadata = {**ownership.export_writer(spec).metadata, JOB_META: mark}
+    metadata = {**ownership.export_writer(spec).metadata, ownership.JOB_META: mark}
     earlier = adopted(fence, store, dest.bucket, spec.video_key, dest.region, mark)
     if earlier is not None:  # an earlier attempt completed the video before it was fenced off
         stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)  # for stats and poster

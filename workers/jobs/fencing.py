@@ -21,11 +21,10 @@ from typing import Protocol
 import redis
 
 from tasks.leases import AttemptLease, LeaseLost, RecordedUpload
+from tasks.ownership import JOB_META
 from tasks.storage import ObjectNotFound, ObjectStore, Uploaded
 
 log = logging.getLogger(__name__)
-
-JOB_META = "resourced-job"  # object metadata: which admission of which job wrote it, from what
 
 
 class Fence(Protocol):

@@ -19,17 +19,18 @@ from pathlib import Path
 from threading import Lock
 
 from tasks.jobs import S3Location
-from tasks.ownership import OWNER_META
+from tasks.ownership import JOB_META
 from tasks.storage import ObjectNotFound, ObjectStore, RefusedObject, TooLarge
 from workers.archive.playlists import ByteRange, Segment
 from workers.media.timeline import SegmentInput, open_segment
 
 MAX_SEGMENT_BYTES = 2 * 1024**3  # an HLS segment is seconds of video; gigabytes is hostile
 MAX_INIT_BYTES = 1024 * 1024  # an fMP4 initialization section is a moov without samples: KBs
-# Recorders write segments; this service writes only exports, each marked with its owner. An
-# object so marked where a playlist names a segment is another user's export put there (at a
-# name the recording lacks) to be spliced into this one: it is a gap, never media.
-NOT_A_RECORDING = OWNER_META
+# Recorders write segments; this service writes exports, each marked with the job that wrote it
+# (a metadata name no recorder uses). An object so marked where a playlist names a segment is
+# another user's export put there (at a name the recording lacks) to be spliced into this one:
+# it is a gap, never media.
+NOT_A_RECORDING = JOB_META
 
 
 class InitSections:

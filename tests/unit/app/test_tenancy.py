@@ -12,9 +12,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import cli
+from app.api.export import _default_dir
 from app.auth import BadScope, RedisSessions, Session, SignedSessions, parse_scope
 from tasks import keys
-from tasks.settings import Settings
+from tasks.jobs import S3Location
+from tasks.settings import ConfigError, Settings
 from tests.helpers import export_body, storage_info
 from tests.unit.app.conftest import SentTasks
 
@@ -219,3 +221,14 @@ def test_the_default_folder_depends_on_the_service_secret(
     assert folder.startswith("exports/alice/")
     seed = json.dumps(["alice", "archive", "", "live/cam1", 1000, 1000, 0])
     assert folder.rsplit("/", 1)[1] != hashlib.sha256(seed.encode()).hexdigest()[:20]
+    request = {"Duration": 1000, "export_type": 0}
+    archive = S3Location("archive", "us-east-1")
+    folders = {
+        _default_dir("alice", archive, "live/cam1", 1000, request, key) for key in ("k" * 16, "j" * 16)
+    }
+    assert len(folders) == 2  # another secret, another folder: it cannot be computed without it
+
+
+def test_the_web_process_needs_its_secret_whatever_the_session_backend() -> None:
+    with pytest.raises(ConfigError, match="RESOURCED_SECRET_KEY"):
+        Settings(session_backend="redis", secret_key="").check_web()

@@ -248,11 +248,17 @@ def test_an_export_put_where_a_recording_lacks_a_segment_is_a_gap_not_media(s3: 
     recording = generate_recording(tmp_path / "rec", SampleSpec(seconds=6))
     upload_recording(s3, "archive", "live/cam", recording)
     planted = recording.directory / recording.segments[0].name  # media, marked as every export is
+    s3.put_object(  # a recorder (or a tagging process) may well use an `owner` entry of its own
+        Bucket="archive",
+        Key=f"live/cam/{recording.segments[0].name}",
+        Body=planted.read_bytes(),
+        Metadata={"owner": "camera-7"},
+    )
     s3.put_object(
         Bucket="archive",
         Key=f"live/cam/{recording.segments[1].name}",
         Body=planted.read_bytes(),
-        Metadata={"owner": "mallory", "writer": "mallory"},
+        Metadata={"owner": "mallory", "writer": "mallory", "resourced-job": "j@1/abc"},
     )
     settings = Settings(work_dir=str(tmp_path))
     result = run_export(spec(PDT_MS, 6000), ObjectStore(settings), settings)

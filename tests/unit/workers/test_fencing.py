@@ -17,6 +17,7 @@ from tasks import keys
 from tasks.jobs import ErrorCode, S3Location
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import read_totals
+from tasks.ownership import JOB_META
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, StorageError
 from tasks.store import ExportJobStore, JobState
@@ -27,7 +28,7 @@ from workers.errors import NoMedia
 from workers.jobs import export_attempt
 from workers.jobs.export_attempt import first_view, process_export
 from workers.jobs.export_pipeline import run_export
-from workers.jobs.fencing import JOB_META, LeaseKeeper, adopted, object_mark
+from workers.jobs.fencing import LeaseKeeper, adopted, object_mark
 
 PDT_MS = 1_700_000_000_000
 SPEC = export_spec(start_ms=PDT_MS + 1000, destination=S3Location("exports", "us-east-1", "out/job"))
