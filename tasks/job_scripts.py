@@ -75,12 +75,13 @@ return attempt
 
 # A queued job whose message may have been lost is sent again under the SAME attempt: only its
 # clock moves. Its first message, if it is merely waiting in a long queue, stays valid, and the
-# duplicate is harmless (one claim wins); a wait in the queue never costs an attempt.
+# duplicate is harmless (one claim wins); a wait in the queue never costs an attempt. Returns how
+# many times it has been sent again (the reaper gives up on a queue nobody serves), or 0.
 RESEND = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-return 1
+return redis.call('HINCRBY', KEYS[1], 'resends', 1)
 """
 
 # Hand a running attempt back to the queue under the same attempt number (a task retry follows).

@@ -275,9 +275,10 @@ class ExportJobStore:
         job_keys = [keys.export_job(job_id), keys.export_lease(job_id)]
         return int(self._requeue(keys=job_keys, args=[attempt, f"{time.time():.6f}"]))
 
-    def resend(self, job_id: str, attempt: int) -> bool:
-        """Note that a queued attempt's message is being sent again; False when it moved on."""
-        return bool(self._resend(keys=[keys.export_job(job_id)], args=[attempt, f"{time.time():.6f}"]))
+    def resend(self, job_id: str, attempt: int) -> int:
+        """Note that a queued attempt's message is being sent again: how many times it has been,
+        or 0 when it moved on meanwhile."""
+        return int(self._resend(keys=[keys.export_job(job_id)], args=[attempt, f"{time.time():.6f}"]))
 
     def queue_position(self, job_id: str) -> int | None:
         """How many active jobs were admitted before this one."""

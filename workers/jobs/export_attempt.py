@@ -58,6 +58,8 @@ def process_export(
         settings.max_active_exports,
         settings.max_active_exports_per_user,
     )
+    if claimed == "busy":
+        return _still_parked(jobs, job_id, attempt, settings)
     if claimed != "running":
         log.info("export not run", extra={"job_id": job_id, "reason": claimed})
         return JobOutcome(claimed)
@@ -132,6 +134,24 @@ def _run_attempt(
     jobs.record_speed(speed_kind(record.spec, record.queue), result.exported_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)
+
+
+def _still_parked(jobs: ExportJobStore, job_id: str, attempt: int, settings: Settings) -> JobOutcome:
+    """A parked job the limits had no room to resume: it stays parked (noted as looked at, so the
+    reaper does not send it again) until its restore deadline, then it ends like any restore
+    that never completed."""
+    record = jobs.get(job_id)
+    if record is None:
+        return JobOutcome("missing")
+    if record.parked_at is not None and time.time() - record.parked_at >= settings.restore_wait_s:
+        wait = f"{settings.restore_wait_s / 3600:g} h"
+        gave_up = ExportError(
+            ErrorCode.FAILED, f"no room to resume the export after its restore within {wait}"
+        )
+        return _refused(record, attempt, jobs, gave_up, time.monotonic())
+    jobs.touch_parked(job_id, True)
+    log.info("parked export waits for room", extra={"job_id": job_id})
+    return JobOutcome("busy")
 
 
 def first_view(jobs: ExportJobStore, spec: ExportSpec, attempt: int, found: list[Segment]) -> list[Segment]:

@@ -92,8 +92,16 @@ def _act(
 ) -> bool:
     extra = {"job_id": record.job_id, "attempt": record.attempt, "worker": record.worker, "reason": reason}
     if record.state is JobState.QUEUED:
-        if not jobs.resend(record.job_id, record.attempt):
+        resends = jobs.resend(record.job_id, record.attempt)
+        if not resends:
             return False  # claimed or ended meanwhile
+        if resends > max_attempts:  # sent again and again, never taken: no worker serves its queue
+            queued_h = (time.time() - record.created_at) / 3600
+            message = f"no worker took the export from queue {record.queue!r} in {queued_h:.1f} h"
+            if jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
+                record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, 0.0, 0, None)
+                log.error("export never taken from its queue", extra=extra)
+            return True
         enqueue(record.job_id, record.attempt, record.queue)  # a duplicate is harmless: one claim wins
         log.warning("export message sent again", extra=extra)
         return True

@@ -3,6 +3,7 @@ passed since it first parked, and a resume never asks S3 again for a restore und
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import fakeredis
@@ -86,8 +87,22 @@ def test_a_parked_job_resumes_only_where_the_limits_leave_room(jobs: ExportJobSt
     assert resume(jobs, s3, settings).state == "restoring"  # parked: its slot is free
     other = export_spec(start_ms=60_000)
     assert jobs.admit(other, "export.copy", 1, 1).outcome == "created"
+    jobs.redis.zadd(keys.PARKED_EXPORTS, {SPEC.job_id: 1})  # as if nobody had looked for long
     assert resume(jobs, s3, settings).state == "busy"  # no room: still parked, nothing run
     record = jobs.get(SPEC.job_id)
     assert record is not None and record.step == RESTORING_STEP and jobs.active_count() == 1
+    assert jobs.parked_since(time.time() - 60) == []  # looked at now: the reaper sends nothing more
     jobs.fail(other.job_id, 1, ErrorCode.FAILED, "done")
     assert resume(jobs, s3, settings).state == "restoring"  # room again: it ran (and re-parked)
+
+
+def test_a_parked_job_that_never_finds_room_ends_at_its_restore_deadline(jobs: ExportJobStore) -> None:
+    settings = Settings(max_active_exports=1, max_active_exports_per_user=1, restore_wait_s=3600)
+    s3 = ArchiveS3(set())
+    assert resume(jobs, s3, settings).state == "restoring"
+    assert jobs.admit(export_spec(start_ms=60_000), "export.copy", 1, 1).outcome == "created"
+    jobs.redis.hset(keys.export_job(SPEC.job_id), "parked_at", f"{time.time() - 7200:.6f}")
+    outcome = resume(jobs, s3, settings)
+    assert (outcome.state, outcome.error_code) == ("failed", ErrorCode.FAILED)
+    record = jobs.get(SPEC.job_id)
+    assert record is not None and record.state is JobState.FAILED and "no room to resume" in record.error

@@ -165,17 +165,34 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(
     jobs.admit(job, "export.copy", 10, 10)
     sent = Sent()
     assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 0  # fresh: its message is waiting
-    for _ in range(5):  # however long it waits in a long queue, it never uses up its attempts
+    for _ in range(3):  # a long wait in the queue never uses up its attempts
         client.hset(keys.export_job(job.job_id), "updated_at", "1")
         assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 1
-    assert (
-        sent.calls == [(job.job_id, 1, "export.copy")] * 5
-    )  # the same attempt: its first message stays valid
+    # the same attempt each time: its first message, if only waiting, stays valid
+    assert sent.calls == [(job.job_id, 1, "export.copy")] * 3
     record = jobs.get(job.job_id)
     assert record is not None and record.state is JobState.QUEUED and record.attempt == 1
     assert reap(jobs, client, sent, lost_queued_s=60, max_attempts=3) == 0  # just sent: not again
     assert jobs.claim(job.job_id, 1, "w1") == "running"  # the first message to arrive runs it
     assert jobs.claim(job.job_id, 1, "w2") == "held"  # the duplicate does nothing
+
+
+def test_a_job_no_worker_ever_takes_fails_with_the_reason(
+    jobs: ExportJobStore, client: fakeredis.FakeRedis
+) -> None:
+    """Its queue has no consumer (GPU workers gone, say): after max_attempts resends it ends as 6
+    naming the queue, instead of holding its slots as 'queued' until the record expires."""
+    job = spec()
+    jobs.admit(job, "export.gpu", 10, 10)
+    sent = Sent()
+    for _ in range(4):
+        client.hset(keys.export_job(job.job_id), "updated_at", "1")
+        reap(jobs, client, sent, lost_queued_s=60, max_attempts=3)
+    assert len(sent.calls) == 3
+    record = jobs.get(job.job_id)
+    assert record is not None and record.state is JobState.FAILED
+    assert "no worker took the export from queue 'export.gpu'" in record.error
+    assert jobs.active_count() == 0
 
 
 def test_expired_records_free_their_slot_and_one_reaper_runs_at_a_time(
