@@ -288,6 +288,23 @@ class ExportJobStore:
     def active_ids(self, limit: int = 1000) -> list[str]:
         return [_text(x) for x in self.redis.zrange(keys.ACTIVE_EXPORTS, 0, limit - 1)]
 
+    def others_writing(self, spec: ExportSpec) -> bool:
+        """Whether another active export of the same user writes either of this one's keys (the
+        owner may queue several there): then their shared claims must stay."""
+        wanted = {(spec.destination.bucket, spec.video_key), (spec.destination.bucket, spec.image_key)}
+        for member in self.redis.zrange(keys.active_exports_of(spec.user), 0, -1):
+            job_id = _text(member)
+            raw = self.redis.hget(keys.export_job(job_id), "spec") if job_id != spec.job_id else None
+            if raw is None:
+                continue
+            other = ExportSpec.from_json(_text(raw))
+            if {
+                (other.destination.bucket, other.video_key),
+                (other.destination.bucket, other.image_key),
+            } & wanted:
+                return True
+        return False
+
     def active_count(self) -> int:
         return int(self.redis.zcard(keys.ACTIVE_EXPORTS))
 

@@ -200,3 +200,27 @@ def test_a_restore_whose_checks_keep_failing_ends_and_calls_back(
     assert final is not None and final.state == "settled" and final.code != 0
     assert final.file_codes() == {"a.ts": 2} and "SlowDown" in final.files[0].reason
     assert sent == [(TaskName.CALLBACK_DELIVER.value, [job.ref])]
+
+
+def test_a_failed_export_keeps_the_claims_another_export_of_its_owner_still_needs(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alice queued two exports to one key; the first finds no media. The key stays claimed for
+    the second, so no other user's export can take it meanwhile."""
+    second = export_spec(export_type=ExportType.H265, start_ms=SPEC.start_ms + 60_000)
+    assert second.video_key == SPEC.video_key and second.job_id != SPEC.job_id
+    rt.jobs.admit(second, "export.cpu", 10, 10)
+    claim_export_keys(rt.redis, SPEC, 3600)
+
+    def run_export(*_: Any, **__: Any) -> None:
+        raise NoMedia("no recording covers the range")
+
+    monkeypatch.setattr(export_attempt, "run_export", run_export)
+    assert (
+        export_attempt.process_export(SPEC.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == "failed"
+    )
+    assert len(rt.redis.keys(keys.destination_claim("exports", "*"))) == 2
+    assert (
+        export_attempt.process_export(second.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == "failed"
+    )
+    assert rt.redis.keys(keys.destination_claim("exports", "*")) == []  # the last one gives them back
