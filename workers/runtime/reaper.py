@@ -21,6 +21,7 @@ from tasks import keys
 from tasks.jobs import ErrorCode
 from tasks.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
 from tasks.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
+from workers.jobs.export_attempt import give_back_claims
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def _act(
             queued_h = (time.time() - record.created_at) / 3600
             message = f"no worker took the export from queue {record.queue!r} in {queued_h:.1f} h"
             if jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
+                give_back_claims(jobs, record.spec)
                 record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, 0.0, 0, None)
                 log.error("export never taken from its queue", extra=extra)
             return True
@@ -109,6 +111,7 @@ def _act(
         message = f"gave up after {record.attempts_made} attempt(s): the last one's {reason} (worker lost)"
         if not jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
             return False
+        give_back_claims(jobs, record.spec)
         wall = time.time() - (record.started_at or record.created_at)
         record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, wall, 0, None)
         log.error("export attempts exhausted", extra=extra)

@@ -10,6 +10,7 @@ from tasks import keys
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import read_totals
+from tasks.ownership import claim_export_keys
 from tasks.store import ExportJobStore, JobState
 from tests.factories import export_spec
 from workers.runtime.reaper import reap
@@ -184,6 +185,7 @@ def test_a_job_no_worker_ever_takes_fails_with_the_reason(
     naming the queue, instead of holding its slots as 'queued' until the record expires."""
     job = spec()
     jobs.admit(job, "export.gpu", 10, 10)
+    claim_export_keys(client, job, 3600)
     sent = Sent()
     for _ in range(4):
         client.hset(keys.export_job(job.job_id), "updated_at", "1")
@@ -193,6 +195,7 @@ def test_a_job_no_worker_ever_takes_fails_with_the_reason(
     assert record is not None and record.state is JobState.FAILED
     assert "no worker took the export from queue 'export.gpu'" in record.error
     assert jobs.active_count() == 0
+    assert client.keys(keys.destination_claim("*", "*")) == []  # its keys are free again
 
 
 def test_expired_records_free_their_slot_and_one_reaper_runs_at_a_time(
