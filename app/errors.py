@@ -10,7 +10,7 @@ import redis
 from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from tasks.jobs import ErrorCode
 
@@ -93,6 +93,17 @@ def install_json_provider(app: Flask) -> None:
     provider = SafeJSONProvider(app)
     provider.sort_keys = getattr(app.json, "sort_keys", provider.sort_keys)
     app.json = provider
+
+
+def json_body(limit_bytes: int) -> Any:
+    """The request's JSON, or None when it is not JSON (any parser failure, deep nesting too).
+    A body over `limit_bytes` is 413, also when it comes chunked, without a Content-Length to
+    refuse up front."""
+    request.max_content_length = limit_bytes
+    data = request.get_data(cache=True)
+    if request.content_length is None and len(data) >= limit_bytes and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()  # werkzeug stops a chunked body at the limit, silently
+    return request.get_json(force=True, silent=True)
 
 
 def register_error_handlers(app: Flask) -> None:

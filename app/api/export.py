@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 
 from app.api import long_poll
 from app.auth import Session
-from app.errors import ApiError
+from app.errors import ApiError, json_body
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import entry_for
 from app.services import Services, services
@@ -256,8 +256,7 @@ def admit(svc: Services, spec: ExportSpec) -> None:
 @bp.post("/resource/v1/i/export-to-s3dir")
 def export_to_s3dir() -> tuple[Response, int] | Response:
     svc = services()
-    request.max_content_length = MAX_BODY_BYTES
-    body = request.get_json(force=True, silent=True)
+    body = json_body(MAX_BODY_BYTES)
     if not isinstance(body, dict):
         raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
     session = authenticate(body.get("SessionId"), body.get("userid"))

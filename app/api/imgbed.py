@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context, url_for
 
-from app.errors import ApiError
+from app.errors import ApiError, json_body
 from app.imaging import NotAnImage, sniff
 from app.services import services
 from app.session_check import authenticate, header_session_id, require_scope
@@ -122,8 +122,7 @@ def fetch(key: str) -> Response:
 
 @bp.post("/delete")
 def delete() -> tuple[dict[str, Any], int]:
-    request.max_content_length = 64 * 1024  # {path, filename}: the 20 MiB upload limit is not for this
-    body = request.get_json(force=True, silent=True)
+    body = json_body(64 * 1024)  # {path, filename}: the 20 MiB upload limit is not for this
     body_session = body.get("SessionId") if isinstance(body, dict) else None
     session = authenticate(header_session_id() or body_session)
     if not isinstance(body, dict):

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, request
 from kombu.exceptions import OperationalError
 
-from app.errors import ApiError
+from app.errors import ApiError, json_body
 from app.schemas.fields import entry_for
 from app.schemas.restore import RestoreRequestSchema, TestCallbackSchema
 from app.services import services
@@ -29,8 +29,7 @@ DEADLINE_MARGIN_S = 1.0  # for authenticating and answering, inside the 10 s
 
 
 def _body() -> dict[str, Any]:
-    request.max_content_length = 1024 * 1024
-    body = request.get_json(force=True, silent=True)
+    body = json_body(1024 * 1024)
     if not isinstance(body, dict):
         raise ApiError(BAD_REQUEST, "bad request: the body must be a JSON object", 400)
     return body

@@ -107,6 +107,13 @@ def test_small_holes(web_only: str, service_env: dict[str, str], s3: Any) -> Non
             timeout=10,
         )
         assert (response.status_code, response.json()[field]) == (400, 2), (path, response.text)
+        chunked = requests.post(  # a generator body is sent chunked: no Content-Length to refuse
+            web_only + path,
+            data=(b"[" + b" " * 65_536 for _ in range(64)),
+            headers={"Content-Type": "application/json", "X-Session-Id": session},
+            timeout=10,
+        )
+        assert (chunked.status_code, chunked.json()[field]) == (413, 2), (path, chunked.text)
 
     rtl = upload(web_only, session, "frank", "x\u202egnp.exe", jpeg(1))
     assert (rtl["status"], rtl["errCode"]) == (400, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any
 
@@ -230,3 +231,15 @@ def test_unknown_routes_and_methods_answer_json(client: FlaskClient) -> None:
         URL, data=json.dumps({"x": "a" * (30 * 1024 * 1024)}), content_type="application/json"
     )
     assert oversized.status_code == 413
+
+
+def test_a_chunked_body_over_the_limit_is_413_too(client: FlaskClient) -> None:
+    """No Content-Length to refuse up front: the limit is met while reading, and says so."""
+    body = json.dumps({"x": "a" * (2 * 1024 * 1024)}).encode()
+    oversized = client.post(
+        URL,
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},  # as gunicorn says of a chunked body
+    )
+    assert (oversized.status_code, oversized.get_json()["ErrorCode"]) == (413, 2)
