@@ -38,6 +38,8 @@ return {'created', tostring(attempt)}
 # reaper requeues it as a new attempt once its lease expires. A job parked for a restore is
 # resumed by its own attempt, and holds admission slots again while it runs: only where the
 # limits leave room (ARGV[8], ARGV[9]), else it stays parked ('busy') and is looked at again later.
+# A resume arriving sooner than ARGV[10] seconds after the last look is a duplicate chain of
+# countdown messages (a backlog made the reaper send one again): it is dropped ('duplicate').
 CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'stale' end
@@ -45,8 +47,13 @@ if state ~= 'queued' and state ~= 'running' then return state or 'missing' end
 local parked = redis.call('HGET', KEYS[1], 'step') == ARGV[6]
 if state == 'running' and not parked then return 'held' end
 if parked then
+  local looked = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
+  if tonumber(ARGV[2]) - looked < tonumber(ARGV[10]) then return 'duplicate' end
   local everyone, mine = redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])
-  if everyone >= tonumber(ARGV[8]) or mine >= tonumber(ARGV[9]) then return 'busy' end
+  if everyone >= tonumber(ARGV[8]) or mine >= tonumber(ARGV[9]) then
+    redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+    return 'busy'
+  end
   local since = redis.call('HGET', KEYS[1], 'created_at')
   redis.call('ZADD', KEYS[3], since, ARGV[7])
   redis.call('ZADD', KEYS[4], since, ARGV[7])

@@ -150,9 +150,11 @@ class ExportJobStore:
         lease_ttl_s: float = 30.0,
         max_active: int = 1 << 30,
         max_active_per_user: int = 1 << 30,
+        resume_gap_s: float = 0.0,
     ) -> str:
-        """ "running" (the lease is ours), or why not: stale, held, ready, failed, missing, or busy
-        (a parked job that the admission limits have no room for yet)."""
+        """ "running" (the lease is ours), or why not: stale, held, ready, failed, missing, busy
+        (a parked job that the admission limits have no room for yet), or duplicate (a parked job
+        looked at less than `resume_gap_s` ago: another chain of resume messages)."""
         job_keys = [keys.export_job(job_id), keys.export_lease(job_id), *self._active_keys(job_id)]
         min_ttl = max(self.job_ttl_s, 2 * 3600)
         args: list[str | int | float] = [
@@ -165,6 +167,7 @@ class ExportJobStore:
             job_id,
             max_active,
             max_active_per_user,
+            resume_gap_s,
         ]
         return _text(self._claim(keys=job_keys, args=args))
 

@@ -57,6 +57,7 @@ def process_export(
         settings.lease_ttl_s,
         settings.max_active_exports,
         settings.max_active_exports_per_user,
+        settings.restore_poll_s / 2,  # resumes of one chain come restore_poll_s apart
     )
     if claimed == "busy":
         return _still_parked(jobs, job_id, attempt, settings)

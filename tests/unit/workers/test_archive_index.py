@@ -345,7 +345,9 @@ def test_a_playlist_archived_after_its_head_was_indexed_is_named_for_restore(two
     with pytest.raises(SegmentsArchived) as raised:
         two_days.lookup(T0 + hour * HOUR + 300_000, T0 + hour * HOUR + 310_000)
     assert raised.value.keys == [key]
-    assert two_days.full_reads() == [key]  # the full read met the archive, not the head read
+    # The full read met the archive, not a head read. (A guessed order may also take a neighbour
+    # whole: the copy into GLACIER made this playlist the newest by LastModified.)
+    assert key in two_days.full_reads() and key not in two_days.head_reads()
 
 
 def test_an_export_over_an_archived_playlist_parks_and_restores_it(archive: Archive, tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def resume(jobs: ExportJobStore, s3: ArchiveS3, settings: Settings) -> export_at
 
 def test_a_resume_asks_only_for_restores_not_under_way(jobs: ExportJobStore) -> None:
     s3 = ArchiveS3(restoring={ARCHIVED[0]})  # someone asked for this one already
-    settings = Settings()
+    settings = Settings(restore_poll_s=0)  # looks back to back, as the countdown would space them
     assert resume(jobs, s3, settings).state == "restoring"
     assert s3.restores == [ARCHIVED[1]]
     assert resume(jobs, s3, settings).state == "restoring"  # the next poll: both under way now
@@ -65,7 +65,7 @@ def test_a_resume_asks_only_for_restores_not_under_way(jobs: ExportJobStore) -> 
 
 def test_a_restore_that_never_completes_ends_the_job_with_error_6(jobs: ExportJobStore) -> None:
     s3 = ArchiveS3(restoring=set())
-    settings = Settings(restore_wait_s=3600)
+    settings = Settings(restore_wait_s=3600, restore_poll_s=0)
     assert resume(jobs, s3, settings).state == "restoring"
     record = jobs.get(SPEC.job_id)
     assert record is not None and record.step == RESTORING_STEP and record.parked_at is not None
@@ -82,7 +82,7 @@ def test_a_restore_that_never_completes_ends_the_job_with_error_6(jobs: ExportJo
 def test_a_parked_job_resumes_only_where_the_limits_leave_room(jobs: ExportJobStore) -> None:
     """Parked, it holds no slot; the slot is taken meanwhile: its resume waits instead of
     running beyond RESOURCED_MAX_ACTIVE_EXPORTS(_PER_USER)."""
-    settings = Settings(max_active_exports=1, max_active_exports_per_user=1)
+    settings = Settings(max_active_exports=1, max_active_exports_per_user=1, restore_poll_s=0)
     s3 = ArchiveS3(set())
     assert resume(jobs, s3, settings).state == "restoring"  # parked: its slot is free
     other = export_spec(start_ms=60_000)
@@ -97,7 +97,9 @@ def test_a_parked_job_resumes_only_where_the_limits_leave_room(jobs: ExportJobSt
 
 
 def test_a_parked_job_that_never_finds_room_ends_at_its_restore_deadline(jobs: ExportJobStore) -> None:
-    settings = Settings(max_active_exports=1, max_active_exports_per_user=1, restore_wait_s=3600)
+    settings = Settings(
+        max_active_exports=1, max_active_exports_per_user=1, restore_wait_s=3600, restore_poll_s=0
+    )
     s3 = ArchiveS3(set())
     assert resume(jobs, s3, settings).state == "restoring"
     assert jobs.admit(export_spec(start_ms=60_000), "export.copy", 1, 1).outcome == "created"
@@ -106,3 +108,15 @@ def test_a_parked_job_that_never_finds_room_ends_at_its_restore_deadline(jobs: E
     assert (outcome.state, outcome.error_code) == ("failed", ErrorCode.FAILED)
     record = jobs.get(SPEC.job_id)
     assert record is not None and record.state is JobState.FAILED and "no room to resume" in record.error
+
+
+def test_a_second_chain_of_resume_messages_dies_out(jobs: ExportJobStore) -> None:
+    """A backlog made the reaper send a parked job again while its countdown was still queued: the
+    resume arriving soon after another one looked is dropped, and sends no countdown of its own."""
+    settings = Settings(restore_poll_s=300)
+    s3 = ArchiveS3(set())
+    assert resume(jobs, s3, settings).state == "restoring"  # the first look parks it
+    assert resume(jobs, s3, settings).state == "duplicate"  # seconds later: another chain
+    assert s3.restores == ARCHIVED  # that one asked S3 for nothing
+    jobs.redis.hset(keys.export_job(SPEC.job_id), "updated_at", f"{time.time() - 300:.6f}")
+    assert resume(jobs, s3, settings).state == "restoring"  # its own chain, a poll later, looks
