@@ -101,7 +101,7 @@ def json_body(limit_bytes: int) -> Any:
     refuse up front."""
     request.max_content_length = limit_bytes
     data = request.get_data(cache=True)
-    if request.content_length is None and len(data) >= limit_bytes and request.environ["wsgi.input"].read(1):
+    if request.content_length is None and len(data) >= limit_bytes and request.input_stream.read(1):
         raise RequestEntityTooLarge()  # werkzeug stops a chunked body at the limit, silently
     return request.get_json(force=True, silent=True)
 
