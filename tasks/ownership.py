@@ -148,8 +148,8 @@ return 0
 def release_export_claims(client: redis.Redis, spec: ExportSpec, names: list[str] | None = None) -> None:
     """Give back the export's claims (or just `names` of them): an export that ends without
     writing (refused, no media, failed) or is never admitted (busy) must not keep its keys from
-    others until the claim expires. Callers first make sure no other active export of the same
-    owner still writes those keys (ExportJobStore.others_writing)."""
+    others until the claim expires. A job's end goes through ExportJobStore.give_back_claims,
+    which first makes sure no other active export of the same owner still writes those keys."""
     dest = spec.destination
     names = (
         names

@@ -17,7 +17,7 @@ import redis
 from tasks import job_events, keys
 from tasks import job_scripts as scripts
 from tasks.jobs import ErrorCode, ExportResult, ExportSpec
-from tasks.ownership import claim_export_keys
+from tasks.ownership import claim_export_keys, release_export_claims
 
 
 class JobState(StrEnum):
@@ -291,20 +291,25 @@ class ExportJobStore:
     def active_ids(self, limit: int = 1000) -> list[str]:
         return [_text(x) for x in self.redis.zrange(keys.ACTIVE_EXPORTS, 0, limit - 1)]
 
+    def give_back_claims(self, spec: ExportSpec) -> None:
+        """An export that ended without writing frees its destination keys for others, unless
+        another active export of the same owner (who may queue several there) still writes one."""
+        if not self.others_writing(spec):
+            release_export_claims(self.redis, spec)
+
     def others_writing(self, spec: ExportSpec) -> bool:
-        """Whether another active export of the same user writes either of this one's keys (the
-        owner may queue several there): then their shared claims must stay."""
-        wanted = {(spec.destination.bucket, spec.video_key), (spec.destination.bucket, spec.image_key)}
-        for member in self.redis.zrange(keys.active_exports_of(spec.user), 0, -1):
-            job_id = _text(member)
-            raw = self.redis.hget(keys.export_job(job_id), "spec") if job_id != spec.job_id else None
-            if raw is None:
-                continue
-            other = ExportSpec.from_json(_text(raw))
-            if {
-                (other.destination.bucket, other.video_key),
-                (other.destination.bucket, other.image_key),
-            } & wanted:
+        """Whether another active export of the same user writes either of this one's keys."""
+        others = [m for m in map(_text, self.redis.zrange(keys.active_exports_of(spec.user), 0, -1))]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in others:
+            pipe.hget(keys.export_job(job_id), "spec")
+        wanted = _written(spec)
+        for job_id, raw in zip(others, pipe.execute(), strict=True):
+            if (
+                job_id != spec.job_id
+                and raw is not None
+                and _written(ExportSpec.from_json(_text(raw))) & wanted
+            ):
                 return True
         return False
 
@@ -359,6 +364,11 @@ class ExportJobStore:
             pipe.hmget(keys.export_job(job_id), "media_s", "progress")
         rows: list[Any] = pipe.execute()
         return [(float(m or 0), float(p or 0)) for m, p in rows]
+
+
+def _written(spec: ExportSpec) -> set[tuple[str, str]]:
+    """The (bucket, key) pairs an export writes."""
+    return {(spec.destination.bucket, spec.video_key), (spec.destination.bucket, spec.image_key)}
 
 
 def _text(value: object) -> str:

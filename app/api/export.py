@@ -157,8 +157,7 @@ def _enqueue(svc: Services, spec: ExportSpec, attempt: int, queue: str) -> None:
             spec.job_id, attempt, ErrorCode.FAILED, "could not queue the export: broker unreachable"
         )
         svc.jobs.mark_reported(spec.job_id)  # answered by this 503: the client's retry admits it afresh
-        if not svc.jobs.others_writing(spec):
-            release_export_claims(svc.redis, spec)
+        svc.jobs.give_back_claims(spec)
         log.error("broker unreachable", extra={"job_id": spec.job_id, "reason": str(exc)})
         raise ApiError(
             int(ErrorCode.FAILED), "service temporarily unavailable: queue unreachable", 503, 5

@@ -18,7 +18,6 @@ from tasks.estimate import speed_kind
 from tasks.jobs import ErrorCode, ExportSpec
 from tasks.leases import AttemptLease, LeaseLost
 from tasks.outcomes import LEASE_LOST, READY, record_outcome
-from tasks.ownership import release_export_claims
 from tasks.settings import Settings
 from tasks.storage import ObjectStore, StorageError, TransientStorageError
 from tasks.store import ExportJobStore, JobRecord
@@ -175,17 +174,10 @@ def _refused(
     job_id = record.job_id
     if not jobs.fail(job_id, attempt, exc.code, exc.message):
         raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before failing") from exc
-    give_back_claims(jobs, record.spec)
+    jobs.give_back_claims(record.spec)
     count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
     log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
     return JobOutcome("failed", int(exc.code), time.monotonic() - started)
-
-
-def give_back_claims(jobs: ExportJobStore, spec: ExportSpec) -> None:
-    """An export that ended without writing frees its keys, unless another export of the same
-    owner, still active, writes there too."""
-    if not jobs.others_writing(spec):
-        release_export_claims(jobs.redis, spec)
 
 
 def count(jobs: ExportJobStore, spec: ExportSpec, outcome: str, wall_s: float) -> None:
@@ -220,6 +212,6 @@ def record_failure(jobs: ExportJobStore, job_id: str, attempt: int, reason: str,
     if not jobs.fail(job_id, attempt, ErrorCode.FAILED, reason):
         count(jobs, record.spec, LEASE_LOST, wall)
         return "fenced"
-    give_back_claims(jobs, record.spec)
+    jobs.give_back_claims(record.spec)
     count(jobs, record.spec, outcome, wall)
     return "failed"

@@ -21,7 +21,6 @@ from tasks import keys
 from tasks.jobs import ErrorCode
 from tasks.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
 from tasks.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
-from workers.jobs.export_attempt import give_back_claims
 
 log = logging.getLogger(__name__)
 
@@ -99,26 +98,31 @@ def _act(
         if resends > max_attempts:  # sent again and again, never taken: no worker serves its queue
             queued_h = (time.time() - record.created_at) / 3600
             message = f"no worker took the export from queue {record.queue!r} in {queued_h:.1f} h"
-            if jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
-                give_back_claims(jobs, record.spec)
-                record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, 0.0, 0, None)
-                log.error("export never taken from its queue", extra=extra)
+            _give_up(jobs, client, record, message, extra)
             return True
         enqueue(record.job_id, record.attempt, record.queue)  # a duplicate is harmless: one claim wins
         log.warning("export message sent again", extra=extra)
         return True
     if record.attempts_made >= max_attempts:  # this admission's attempts, not earlier ones'
         message = f"gave up after {record.attempts_made} attempt(s): the last one's {reason} (worker lost)"
-        if not jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
-            return False
-        give_back_claims(jobs, record.spec)
-        wall = time.time() - (record.started_at or record.created_at)
-        record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, wall, 0, None)
-        log.error("export attempts exhausted", extra=extra)
-        return True
+        return _give_up(jobs, client, record, message, extra)
     attempt = jobs.requeue(record.job_id, record.attempt)
     if not attempt:
         return False  # renewed or finished meanwhile
     enqueue(record.job_id, attempt, record.queue)
     log.warning("export requeued", extra={**extra, "attempt": attempt})
+    return True
+
+
+def _give_up(
+    jobs: ExportJobStore, client: redis.Redis, record: JobRecord, message: str, extra: dict[str, object]
+) -> bool:
+    """End the job as ErrorCode 6 with the reason (unless a live lease appeared meanwhile), free
+    its keys and count it; False when it moved on."""
+    if not jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
+        return False
+    jobs.give_back_claims(record.spec)
+    wall = time.time() - (record.started_at or record.created_at)
+    record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, wall, 0, None)
+    log.error("export given up", extra={**extra, "reason": message})
     return True
