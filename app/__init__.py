@@ -14,13 +14,13 @@ from app.auth import make_backend
 from app.errors import register_error_handlers
 from app.metrics import LATENCY, REQUESTS
 from app.services import Services
-from tasks import logs
-from tasks.celery_app import create_celery
-from tasks.logs import configure_logging
-from tasks.registry import WorkerView
-from tasks.settings import Settings
+from tasks.exports.store import ExportJobStore
+from tasks.platform import logs
+from tasks.platform.celery_app import create_celery
+from tasks.platform.logs import configure_logging
+from tasks.platform.registry import WorkerView
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
-from tasks.store import ExportJobStore
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")  # a caller's X-Request-Id is kept if it looks like one
 REDIS_CONNECTIONS = 64  # per web process; requests beyond it wait up to 2 s for one

@@ -14,9 +14,9 @@ from typing import Protocol
 import redis
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from tasks import keys
-from tasks.objectkeys import UnsafeKey, safe_path, valid_bucket
-from tasks.settings import Settings
+from tasks.platform import keys
+from tasks.platform.settings import Settings
+from tasks.tenancy.objectkeys import UnsafeKey, safe_path, valid_bucket
 
 _SALT = "resourced.session.v1"
 MAX_SESSION_ID_LENGTH = 4096

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from app.auth import BadScope, make_backend
 from app.client import Client, ResourcedError, storage_info_b64
-from tasks.settings import ClientSettings, ConfigError, Settings
+from tasks.platform.settings import ClientSettings, ConfigError, Settings
 
 PERCENT = re.compile(r"(\d+)%")
 

@@ -12,7 +12,7 @@ from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from tasks.jobs import ErrorCode
+from tasks.exports.spec import ErrorCode
 
 log = logging.getLogger(__name__)
 

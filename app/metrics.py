@@ -8,8 +8,8 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from tasks.metrics import ClusterCollector
-from tasks.store import ExportJobStore
+from tasks.exports.store import ExportJobStore
+from tasks.platform.metrics import ClusterCollector
 
 REQUESTS = Counter("resourced_http_requests_total", "HTTP requests", ["endpoint", "status", "code"])
 LATENCY = Histogram(

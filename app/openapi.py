@@ -22,7 +22,7 @@ from app.schemas.responses import (
     RestoreStatusSchema,
 )
 from app.schemas.restore import RestoreRequestSchema, TestCallbackSchema
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 
 EXPORT_CODES = {
     1: "accepted or still processing; poll again after TimeWait",

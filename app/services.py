@@ -9,10 +9,10 @@ from celery import Celery
 from flask import current_app
 
 from app.auth import RedisSessions, SignedSessions
-from tasks.registry import WorkerView
-from tasks.settings import Settings
+from tasks.exports.store import ExportJobStore
+from tasks.platform.registry import WorkerView
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
-from tasks.store import ExportJobStore
 
 
 @dataclass

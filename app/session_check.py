@@ -7,7 +7,7 @@ from flask import request
 from app.auth import Session
 from app.errors import ApiError
 from app.services import services
-from tasks.objectkeys import valid_user_id
+from tasks.tenancy.objectkeys import valid_user_id
 
 AUTH_CODE = 3  # the same number in the export, image bed and restore APIs
 

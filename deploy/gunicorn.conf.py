@@ -10,7 +10,7 @@ import os
 import tempfile
 from typing import Any
 
-from tasks.settings import MAX_LONG_POLL_S, METRICS_DIR_ENV, Settings, fail_fast, set_default_env
+from tasks.platform.settings import MAX_LONG_POLL_S, METRICS_DIR_ENV, Settings, fail_fast, set_default_env
 
 fail_fast(lambda: Settings.from_env().check_web())  # a bad setting stops gunicorn with one line
 settings = Settings.from_env()

@@ -77,7 +77,7 @@ def held_polls(base: str, redis_url: str, ready_body: dict[str, object], work: P
 
     from app.api.export import build_spec
     from app.schemas.export import ExportRequestSchema
-    from tasks.store import ExportJobStore
+    from tasks.exports.store import ExportJobStore
 
     held_body = {**ready_body, "LivePath": "live/held"}
     data = ExportRequestSchema(max_duration_ms=10**9).load(held_body)

@@ -29,8 +29,8 @@ import redis
 from app.client import Client, storage_info_b64
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import S3Location
-from tasks.settings import Settings
+from tasks.exports.spec import S3Location
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from workers.archive.index import ArchiveIndex, PlaylistSummary
 from workers.archive.ranges import Lookup, segments_for_range

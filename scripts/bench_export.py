@@ -28,8 +28,8 @@ import boto3
 
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ExportSpec, ExportType, S3Location
-from tasks.settings import Settings
+from tasks.exports.spec import ExportSpec, ExportType, S3Location
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from workers.jobs.export_pipeline import run_export
 
@@ -127,7 +127,7 @@ def speed(s3: object, settings: Settings, rounds: int) -> None:
 def _child_peak_rss(seconds: float, prefix: str, env: dict[str, str]) -> float:
     code = (
         "import sys,resource; sys.path.insert(0,'.');"
-        "from scripts.bench_export import export_spec; from tasks.settings import Settings;"
+        "from scripts.bench_export import export_spec; from tasks.platform.settings import Settings;"
         "from tasks.storage import ObjectStore; from workers.jobs.export_pipeline import run_export;"
         f"s=Settings.from_env(); run_export(export_spec({prefix!r}, {seconds}), ObjectStore(s), s);"
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"

@@ -33,7 +33,7 @@ from app.client import storage_info_b64
 from scripts import devstack
 from scripts.bench_export import cached_recording, upload
 from scripts.samples import SampleSpec
-from tasks.store import ExportJobStore
+from tasks.exports.store import ExportJobStore
 
 PDT_MS = 1_700_000_000_000
 PATH = "/resource/v1/i/export-to-s3dir"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.bench_export import cached_recording, ffmpeg_reading
 from scripts.samples import SampleSpec
-from tasks.jobs import ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ExportType
+from tasks.platform.settings import Settings
 from workers.archive.playlists import covering, parse_playlist
 from workers.media.encoder_probe import has_nvenc
 from workers.media.remux import remux

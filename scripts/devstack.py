@@ -233,7 +233,7 @@ def wait_workers(redis_url: str, count: int = 1, timeout_s: float = 60) -> None:
     """Until `count` workers announce themselves in the registry (they are then consuming)."""
     import redis
 
-    from tasks.registry import live_workers
+    from tasks.platform.registry import live_workers
 
     client = redis.Redis.from_url(redis_url)
     wait_for(lambda: len(live_workers(client)) >= count, f"{count} worker(s)", timeout_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.jobs import ExportSpec, ExportType, S3Location
+from tasks.exports.spec import ExportSpec, ExportType, S3Location
 
 
 def export_spec(**fields: Any) -> ExportSpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.jobs import ErrorCode
+from tasks.exports.spec import ErrorCode
 
 
 class ExportError(Exception):

@@ -23,13 +23,13 @@ from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import entry_for
 from app.services import Services, services
 from app.session_check import authenticate, require_bucket, require_scope
-from tasks import estimate
-from tasks.celery_app import TaskName
-from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
-from tasks.ownership import claim_export_keys, export_refusal, release_export_claims
-from tasks.routing import export_queue
+from tasks.exports import estimate
+from tasks.exports.routing import export_queue
+from tasks.exports.spec import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.exports.store import RESTORING_STEP, JobRecord, JobState
+from tasks.platform.celery_app import TaskName
 from tasks.storage import StorageError
-from tasks.store import RESTORING_STEP, JobRecord, JobState
+from tasks.tenancy.ownership import claim_export_keys, export_refusal, release_export_claims
 
 log = logging.getLogger(__name__)
 bp = Blueprint("export", __name__)
@@ -40,7 +40,7 @@ HTTP_STATUS = {
     ErrorCode.READY: 200,
     ErrorCode.RESTORING: 200,
     ErrorCode.BAD_REQUEST: 400,
-    ErrorCode.AUTH: 403,  # a worker found the destination taken by someone else (tasks/ownership.py)
+    ErrorCode.AUTH: 403,  # a worker found the destination taken by someone else (tasks/tenancy/ownership.py)
     ErrorCode.NO_MEDIA: 404,
     ErrorCode.FAILED: 500,
     ErrorCode.BUSY: 429,

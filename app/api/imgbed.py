@@ -12,10 +12,10 @@ from app.errors import ApiError, json_body
 from app.imaging import NotAnImage, sniff
 from app.services import services
 from app.session_check import authenticate, header_session_id, require_scope
-from tasks.images import Busy, ImageRef, ImageStore, NotOwner
-from tasks.objectkeys import UnsafeKey
-from tasks.ownership import OWNER_META, Writer
 from tasks.storage import ObjectNotFound
+from tasks.tenancy.images import Busy, ImageRef, ImageStore, NotOwner
+from tasks.tenancy.objectkeys import UnsafeKey
+from tasks.tenancy.ownership import OWNER_META, Writer
 
 log = logging.getLogger(__name__)
 bp = Blueprint("imgbed", __name__, url_prefix="/api/imgbed/v1")

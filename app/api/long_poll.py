@@ -1,7 +1,7 @@
 """Holding a poll of an unfinished export open until the job ends, within a bounded hold.
 
 The web tier runs gevent workers (deploy/gunicorn.conf.py), so a held poll is a parked
-greenlet waiting on an event of the process's one job-events subscription (tasks/job_events.py),
+greenlet waiting on an event of the process's one job-events subscription (tasks/exports/events.py),
 never a busy worker nor a Redis connection of its own. A client that wants an immediate
 answer sends `Prefer: wait=0` (RFC 7240); a larger `wait` than the configured hold is capped.
 """
@@ -14,9 +14,9 @@ import time
 
 from prometheus_client import Gauge
 
-from tasks.job_events import JobEvents
-from tasks.settings import Settings
-from tasks.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
+from tasks.exports.events import JobEvents
+from tasks.exports.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
+from tasks.platform.settings import Settings
 
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
 

@@ -14,12 +14,12 @@ from app.schemas.fields import entry_for
 from app.schemas.restore import RestoreRequestSchema, TestCallbackSchema
 from app.services import services
 from app.session_check import authenticate, header_session_id, require_bucket, require_scope
-from tasks import ratelimit
-from tasks.celery_app import Queue, TaskName
-from tasks.objectkeys import valid_user_id
-from tasks.restore_store import Admission, RestoreFile, RestoreJob, RestoreJobStore
-from tasks.settings import ConfigError
-from tasks.webhooks import DeliveryFailed, UrlRefused, deliver, resolve_target, restore_result
+from tasks.platform.celery_app import Queue, TaskName
+from tasks.platform.settings import ConfigError
+from tasks.platform.webhooks import DeliveryFailed, UrlRefused, deliver, resolve_target, restore_result
+from tasks.restore.store import Admission, RestoreFile, RestoreJob, RestoreJobStore
+from tasks.tenancy import ratelimit
+from tasks.tenancy.objectkeys import valid_user_id
 
 bp = Blueprint("restore", __name__, url_prefix="/resource/v1/i/restore")
 OK, FAILED, BAD_REQUEST, NOT_ALLOWED, NOT_FOUND, BUSY = 0, 1, 2, 3, 4, 7

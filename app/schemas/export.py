@@ -7,8 +7,15 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from app.schemas.fields import Millis, SmallInt, StorageInfo, entry_for
-from tasks.jobs import ExportType
-from tasks.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path, valid_bucket, valid_region
+from tasks.exports.spec import ExportType
+from tasks.tenancy.objectkeys import (
+    MAX_KEY_BYTES,
+    UnsafeKey,
+    safe_name,
+    safe_path,
+    valid_bucket,
+    valid_region,
+)
 
 SERVICE_CALLERS = ("mma", "search")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
-from tasks.objectkeys import UnsafeKey, safe_path, valid_bucket, valid_region
+from tasks.tenancy.objectkeys import UnsafeKey, safe_path, valid_bucket, valid_region
 
 MAX_STORAGE_INFO_CHARS = 64 * 1024
 NUMERIC = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"  # old clients send numbers as strings

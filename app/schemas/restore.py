@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
 from app.schemas.fields import SmallInt, StorageInfo
-from tasks.objectkeys import UnsafeKey, safe_name, safe_path
+from tasks.tenancy.objectkeys import UnsafeKey, safe_name, safe_path
 
 TIERS = ("Standard", "Bulk", "Expedited")
 MAX_FILES = 1000

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 
 URL_CACHE_SIZE = 10_000
 SIGNING_MARGIN_S = 60  # a URL is never handed out for the last minute of its credentials

@@ -13,7 +13,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 from tasks.storage.errors import RefusedObject, TooLarge, TransientStorageError, translate
 from tasks.storage.multipart import MultipartUpload
 from tasks.storage.objects import ARCHIVE_TIERS, ListedObject, ObjectInfo, Uploaded

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ExportType
+from tasks.platform.settings import Settings
 from workers.archive.playlists import covering, parse_playlist
 from workers.media.remux import remux
 from workers.media.timeline import SegmentInput

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ExportType
+from tasks.platform.settings import Settings
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices
 from workers.archive.playlists import covering, parse_playlist
 from workers.media.encoder_choice import choose_encoder

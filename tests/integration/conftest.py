@@ -15,8 +15,8 @@ import redis
 import requests
 
 from scripts import devstack
-from tasks.jobs import ExportResult
-from tasks.store import ExportJobStore
+from tasks.exports.spec import ExportResult
+from tasks.exports.store import ExportJobStore
 from tests.integration.tenancy_helpers import _db
 
 BUCKETS = ("archive", "exports", "images")

@@ -13,7 +13,7 @@ import redis
 import requests
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ErrorCode
+from tasks.exports.spec import ErrorCode
 from tests.helpers import export_body, upload_recording
 from tests.integration.conftest import poll_export
 from tests.media import (

@@ -16,7 +16,7 @@ import requests
 
 from app.client import Client, ExportResult, storage_info_b64
 from scripts import devstack
-from tasks.store import ExportJobStore
+from tasks.exports.store import ExportJobStore
 from tests.integration.conftest import finish_job, held_polls
 
 pytestmark = pytest.mark.integration

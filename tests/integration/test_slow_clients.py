@@ -15,7 +15,7 @@ import redis
 import requests
 
 from scripts import devstack
-from tasks.store import ExportJobStore, JobState
+from tasks.exports.store import ExportJobStore, JobState
 from tests.helpers import export_body
 from tests.integration.conftest import finish_job, held_polls
 

@@ -1,4 +1,4 @@
-"""Configuration is read in one place: tasks/settings.py. Anything else that read the environment
+"""Configuration is read in one place: tasks/platform/settings.py. Anything else that read the environment
 would be a setting an operator cannot find, with no validation and no documented default."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.settings import ConfigError, Settings
+from tasks.platform.settings import ConfigError, Settings
 from workers.runtime.flower import credentials_problem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,13 +35,13 @@ def test_nothing_but_settings_reads_the_environment() -> None:
         str(path.relative_to(ROOT)): environment_reads(path)
         for package in SHIPPED
         for path in sorted((ROOT / package).rglob("*.py"))
-        if path != ROOT / "tasks" / "settings.py"
+        if path != ROOT / "tasks" / "platform" / "settings.py"
     }
     assert {k: v for k, v in found.items() if v} == {}
 
 
 def test_the_check_catches_a_read() -> None:
-    tree = ROOT / "tasks" / "settings.py"
+    tree = ROOT / "tasks" / "platform" / "settings.py"
     assert environment_reads(tree), "the scanner must see settings.py's own reads"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from tasks import keys
+from tasks.platform import keys
 
 log = logging.getLogger(__name__)
 

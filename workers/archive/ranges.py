@@ -19,8 +19,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tasks.jobs import S3Location
-from tasks.settings import Settings
+from tasks.exports.spec import S3Location
+from tasks.platform.settings import Settings
 from tasks.storage import ListedObject, ObjectArchived, ObjectNotFound, ObjectStore, StorageError, TooLarge
 from workers.archive.hls_parser import MediaPlaylistReader, read_segments
 from workers.archive.index import ArchiveIndex, PlaylistSummary, recording_id

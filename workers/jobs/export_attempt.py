@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks.estimate import speed_kind
-from tasks.jobs import ErrorCode, ExportSpec
-from tasks.leases import AttemptLease, LeaseLost
-from tasks.outcomes import LEASE_LOST, READY, record_outcome
-from tasks.settings import Settings
+from tasks.exports.estimate import speed_kind
+from tasks.exports.leases import AttemptLease, LeaseLost
+from tasks.exports.outcomes import LEASE_LOST, READY, record_outcome
+from tasks.exports.spec import ErrorCode, ExportSpec
+from tasks.exports.store import ExportJobStore, JobRecord
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError, TransientStorageError
-from tasks.store import ExportJobStore, JobRecord
 from workers.archive.model import Segment
 from workers.errors import ExportError, SegmentsArchived
 from workers.jobs.export_pipeline import covered_seconds, run_export

@@ -13,10 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tasks import ownership
-from tasks.images import CACHE_CONTROL, ImageStore
-from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, ExportType
+from tasks.platform.settings import Settings
 from tasks.storage import (
     AccessDenied,
     NoSuchBucket,
@@ -26,6 +24,8 @@ from tasks.storage import (
     StorageError,
     Uploaded,
 )
+from tasks.tenancy import ownership
+from tasks.tenancy.images import CACHE_CONTROL, ImageStore
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived

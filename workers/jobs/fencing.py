@@ -20,9 +20,9 @@ from typing import Protocol
 
 import redis
 
-from tasks.leases import AttemptLease, LeaseLost, RecordedUpload
-from tasks.ownership import JOB_META
+from tasks.exports.leases import AttemptLease, LeaseLost, RecordedUpload
 from tasks.storage import ObjectNotFound, ObjectStore, Uploaded
+from tasks.tenancy.ownership import JOB_META
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import hashlib
 import logging
 import time
 
-from tasks.restore_store import FileCode, RestoreFile, RestoreJob
+from tasks.platform.webhooks import DeliveryFailed, UrlRefused, deliver, restore_result
+from tasks.restore.store import FileCode, RestoreFile, RestoreJob
 from tasks.storage import AccessDenied, ObjectNotFound, ObjectStore, StorageError, TransientStorageError
-from tasks.webhooks import DeliveryFailed, UrlRefused, deliver, restore_result
 
 log = logging.getLogger(__name__)
 

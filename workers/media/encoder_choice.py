@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from tasks.jobs import ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ExportType
+from tasks.platform.settings import Settings
 from workers.media.encoder_probe import has_nvenc
 from workers.media.mp4_writer import EncoderChoice
 

@@ -25,8 +25,8 @@ from typing import cast
 
 import av
 
-from tasks.jobs import ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ExportType
+from tasks.platform.settings import Settings
 from workers.errors import NoMedia
 from workers.media.coverage import Coverage
 from workers.media.encoder_choice import CODEC_FOR_TYPE, choose_encoder, gpu_wanted

@@ -14,11 +14,11 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from tasks import logs
-from tasks.celery_app import Queue, TaskName
-from tasks.outcomes import CRASHED, RETRIED_OUT, TIMED_OUT
-from tasks.restore_store import RestoreJobStore
-from tasks.settings import Settings
+from tasks.exports.outcomes import CRASHED, RETRIED_OUT, TIMED_OUT
+from tasks.platform import logs
+from tasks.platform.celery_app import Queue, TaskName
+from tasks.platform.settings import Settings
+from tasks.restore.store import RestoreJobStore
 from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
 from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, delivery_retries, give_up
 from workers.runtime.clients import runtime

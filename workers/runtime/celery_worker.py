@@ -1,8 +1,8 @@
 """Entry point for `celery -A workers.runtime.celery_worker worker`: the app with the tasks bound."""
 
-from tasks.celery_app import create_celery
-from tasks.logs import configure_logging
-from tasks.settings import fail_fast, get_settings
+from tasks.platform.celery_app import create_celery
+from tasks.platform.logs import configure_logging
+from tasks.platform.settings import fail_fast, get_settings
 from workers.runtime.celery_tasks import register_restore_tasks, register_tasks
 from workers.runtime.lifecycle import connect_worker_signals
 

@@ -7,9 +7,9 @@ from functools import cache
 
 import redis
 
-from tasks.settings import Settings, get_settings
+from tasks.exports.store import ExportJobStore
+from tasks.platform.settings import Settings, get_settings
 from tasks.storage import ObjectStore
-from tasks.store import ExportJobStore
 
 
 @dataclass(frozen=True)

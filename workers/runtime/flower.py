@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tasks.settings import ConfigError, Settings
+from tasks.platform.settings import ConfigError, Settings
 
 EXIT_NO_CREDENTIALS = 78  # EX_CONFIG: a supervisor should not restart it in a loop
 

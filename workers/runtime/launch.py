@@ -12,9 +12,9 @@ import os
 import socket
 import sys
 
-from tasks.celery_app import Queue
-from tasks.logs import configure_logging
-from tasks.settings import USE_NVENC_ENV, environ_with, fail_fast, get_settings
+from tasks.platform.celery_app import Queue
+from tasks.platform.logs import configure_logging
+from tasks.platform.settings import USE_NVENC_ENV, environ_with, fail_fast, get_settings
 from workers.media.encoder_probe import has_nvenc, working_encoders
 
 log = logging.getLogger("workers.runtime.launch")

@@ -11,10 +11,10 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from tasks import logs
-from tasks.celery_app import Queue, TaskName
-from tasks.metrics import ClusterCollector
-from tasks.registry import HEARTBEAT_EVERY_S, WorkerInfo, announce, withdraw
+from tasks.platform import logs
+from tasks.platform.celery_app import Queue, TaskName
+from tasks.platform.metrics import ClusterCollector
+from tasks.platform.registry import HEARTBEAT_EVERY_S, WorkerInfo, announce, withdraw
 from workers.media.encoder_probe import working_encoders
 from workers.runtime.clients import runtime
 from workers.runtime.reaper import reap

@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 import redis
 
-from tasks import keys
-from tasks.jobs import ErrorCode
-from tasks.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
-from tasks.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
+from tasks.exports.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
+from tasks.exports.spec import ErrorCode
+from tasks.exports.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
+from tasks.platform import keys
 
 log = logging.getLogger(__name__)
 

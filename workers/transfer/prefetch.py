@@ -18,9 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from threading import Lock
 
-from tasks.jobs import S3Location
-from tasks.ownership import JOB_META
+from tasks.exports.spec import S3Location
 from tasks.storage import ObjectNotFound, ObjectStore, RefusedObject, TooLarge
+from tasks.tenancy.ownership import JOB_META
 from workers.archive.playlists import ByteRange, Segment
 from workers.media.timeline import SegmentInput, open_segment
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import SignedSessions
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
 

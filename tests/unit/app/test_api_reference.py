@@ -17,7 +17,7 @@ from app.schemas.examples import EXPORT_ANSWERS, STORAGE_ENTRIES
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import decode_storage_info
 from app.schemas.responses import ExportResponseSchema
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 from tests.helpers import export_body, storage_info
 
 ROOT = Path(__file__).resolve().parents[3]

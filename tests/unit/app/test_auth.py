@@ -7,8 +7,8 @@ import json
 import fakeredis
 
 from app.auth import RedisSessions, SignedSessions, make_backend
-from tasks import keys
-from tasks.settings import Settings
+from tasks.platform import keys
+from tasks.platform.settings import Settings
 
 SECRET = "auth-test-secret-0123456789abcdef"
 

@@ -11,10 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.auth import SignedSessions
-from tasks import keys
-from tasks.jobs import ErrorCode, ExportResult
-from tasks.settings import Settings
-from tasks.store import ExportJobStore
+from tasks.exports.spec import ErrorCode, ExportResult
+from tasks.exports.store import ExportJobStore
+from tasks.platform import keys
+from tasks.platform.settings import Settings
 from tests.helpers import export_body, storage_info
 from tests.unit.app.conftest import SentTasks
 

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from app.auth import SignedSessions
-from tasks.jobs import S3Location
-from tasks.ownership import claim_export_keys
-from tasks.settings import Settings
+from tasks.exports.spec import S3Location
+from tasks.platform.settings import Settings
+from tasks.tenancy.ownership import claim_export_keys
 from tests.factories import export_spec
 
 UPLOAD, DELETE = "/api/imgbed/v1/upload", "/api/imgbed/v1/delete"

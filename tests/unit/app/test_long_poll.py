@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 
 from app.api import long_poll
 from scripts import devstack
-from tasks.job_events import JobEvents, publish_change
-from tasks.jobs import ErrorCode, ExportResult, ExportSpec
-from tasks.settings import Settings
-from tasks.store import ExportJobStore, JobState
+from tasks.exports.events import JobEvents, publish_change
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
+from tasks.exports.store import ExportJobStore, JobState
+from tasks.platform.settings import Settings
 from tests.helpers import export_body
 from tests.unit.app.conftest import SentTasks
 
@@ -178,7 +178,7 @@ def test_a_job_that_ended_without_its_signal_is_answered_ended_when_the_hold_run
     spec = submitted(client, session, jobs)
     record = jobs.get(spec.job_id)
     assert record is not None
-    monkeypatch.setattr("tasks.store.job_events.publish_change", lambda *_: None)
+    monkeypatch.setattr("tasks.exports.store.job_events.publish_change", lambda *_: None)
     ended = threading.Timer(0.2, lambda: jobs.finish(spec.job_id, 1, result(spec)))
     ended.start()
     assert long_poll.until_end(jobs, record, 0.6).state is JobState.READY

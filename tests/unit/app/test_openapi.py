@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from app import create_app
 from app.auth import SignedSessions
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
 from tests.unit.app.conftest import SentTasks

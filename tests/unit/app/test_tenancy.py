@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from app import cli
 from app.api.export import _default_dir
 from app.auth import BadScope, RedisSessions, Session, SignedSessions, parse_scope
-from tasks import keys
-from tasks.jobs import S3Location
-from tasks.settings import ConfigError, Settings
+from tasks.exports.spec import S3Location
+from tasks.platform import keys
+from tasks.platform.settings import ConfigError, Settings
 from tests.helpers import export_body, storage_info
 from tests.unit.app.conftest import SentTasks
 
@@ -110,10 +110,12 @@ def test_restore_limits_per_user(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from app import create_app
-    from tasks.restore_store import RestoreJobStore
+    from tasks.restore.store import RestoreJobStore
     from tasks.storage import ObjectStore
 
-    monkeypatch.setattr("tasks.webhooks.socket.getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("8.8.8.8", 80))])
+    monkeypatch.setattr(
+        "tasks.platform.webhooks.socket.getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("8.8.8.8", 80))]
+    )
     client = create_app(
         limited, redis_client=redis_client, celery=sent, store=ObjectStore(limited)
     ).test_client()  # type: ignore[arg-type]
@@ -143,7 +145,7 @@ def test_restore_limits_per_user(
 
 
 def test_a_legacy_record_is_still_found_by_its_worker(redis_client: fakeredis.FakeRedis) -> None:
-    from tasks.restore_store import RestoreFile, RestoreJob, RestoreJobStore
+    from tasks.restore.store import RestoreFile, RestoreJob, RestoreJobStore
 
     job = RestoreJob("old", "alice", "archive", "us-east-1", "d", "", 1, "Bulk", [RestoreFile("a", "d/a")])
     redis_client.set(keys.restore_job("old"), job.to_json())

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 
-from tasks import ratelimit
-from tasks.objectkeys import UnsafeKey, safe_name, safe_path
-from tasks.webhooks import DeliveryFailed, UrlRefused, deliver, host_header, resolve_target
+from tasks.platform.webhooks import DeliveryFailed, UrlRefused, deliver, host_header, resolve_target
+from tasks.tenancy import ratelimit
+from tasks.tenancy.objectkeys import UnsafeKey, safe_name, safe_path
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import fakeredis
 
-from tasks import estimate
-from tasks.jobs import ExportSpec, ExportType, S3Location
-from tasks.store import ExportJobStore
+from tasks.exports import estimate
+from tasks.exports.spec import ExportSpec, ExportType, S3Location
+from tasks.exports.store import ExportJobStore
 
 COPY, CPU = "export.copy", "export.cpu"
 

@@ -1,4 +1,4 @@
-"""The one ownership rule (tasks/ownership.py), and the worker's last look before it writes."""
+"""The one ownership rule (tasks/tenancy/ownership.py), and the worker's last look before it writes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tasks.jobs import ErrorCode, ExportSpec, S3Location
-from tasks.ownership import NotOwner, Writer, check_writable, export_refusal, may_delete, refusal
-from tasks.settings import Settings
+from tasks.exports.spec import ErrorCode, ExportSpec, S3Location
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
+from tasks.tenancy.ownership import NotOwner, Writer, check_writable, export_refusal, may_delete, refusal
 from tests.factories import export_spec
 from tests.helpers import moto_buckets
 from workers.errors import ExportError

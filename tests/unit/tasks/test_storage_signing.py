@@ -13,7 +13,7 @@ import pytest
 from botocore.credentials import CredentialProvider, RefreshableCredentials
 from botocore.stub import Stubber
 
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, signing
 
 DAY = 86_400

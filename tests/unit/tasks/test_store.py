@@ -5,9 +5,9 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from tasks import keys
-from tasks.jobs import ErrorCode, ExportResult, ExportSpec, S3Location
-from tasks.store import ExportJobStore, JobState
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, S3Location
+from tasks.exports.store import ExportJobStore, JobState
+from tasks.platform import keys
 from tests.factories import export_spec
 
 

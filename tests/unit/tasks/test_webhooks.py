@@ -7,7 +7,7 @@ import json
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tasks.webhooks import UrlRefused, resolve_target, restore_result, signed_headers
+from tasks.platform.webhooks import UrlRefused, resolve_target, restore_result, signed_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

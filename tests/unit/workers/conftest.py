@@ -5,7 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 from workers.archive import ranges
 
 

@@ -18,10 +18,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ErrorCode, S3Location
-from tasks.settings import Settings
+from tasks.exports.spec import ErrorCode, S3Location
+from tasks.exports.store import ExportJobStore
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
-from tasks.store import ExportJobStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices

@@ -13,8 +13,8 @@ import av
 import pytest
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import ErrorCode, ExportSpec, ExportType, S3Location
-from tasks.settings import Settings
+from tasks.exports.spec import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, TransientStorageError, Uploaded
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording

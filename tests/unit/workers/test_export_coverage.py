@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from scripts.samples import SampleSpec, generate_recording
-from tasks.jobs import S3Location
-from tasks.settings import Settings
+from tasks.exports.spec import S3Location
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording

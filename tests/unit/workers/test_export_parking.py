@@ -9,11 +9,11 @@ from typing import Any
 import fakeredis
 import pytest
 
-from tasks import keys
-from tasks.jobs import ErrorCode
-from tasks.settings import Settings
+from tasks.exports.spec import ErrorCode
+from tasks.exports.store import RESTORING_STEP, ExportJobStore, JobState
+from tasks.platform import keys
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectInfo
-from tasks.store import RESTORING_STEP, ExportJobStore, JobState
 from tests.factories import export_spec
 from workers.errors import SegmentsArchived
 from workers.jobs import export_attempt

@@ -10,16 +10,16 @@ import pytest
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from tasks import keys
-from tasks.celery_app import TaskName, create_celery
-from tasks.jobs import ErrorCode, ExportType
-from tasks.leases import LeaseLost
-from tasks.outcomes import read_totals
-from tasks.ownership import claim_export_keys
-from tasks.restore_store import RestoreFile, RestoreJob, RestoreJobStore
-from tasks.settings import Settings
+from tasks.exports.leases import LeaseLost
+from tasks.exports.outcomes import read_totals
+from tasks.exports.spec import ErrorCode, ExportType
+from tasks.exports.store import ExportJobStore, JobState
+from tasks.platform import keys
+from tasks.platform.celery_app import TaskName, create_celery
+from tasks.platform.settings import Settings
+from tasks.restore.store import RestoreFile, RestoreJob, RestoreJobStore
 from tasks.storage import ObjectStore, TransientStorageError
-from tasks.store import ExportJobStore, JobState
+from tasks.tenancy.ownership import claim_export_keys
 from tests.factories import export_spec
 from workers.errors import ExportError, NoMedia
 from workers.jobs import export_attempt

@@ -13,14 +13,14 @@ import fakeredis
 import pytest
 
 from scripts.samples import SampleSpec, generate_recording, playlist_text
-from tasks import keys
-from tasks.jobs import ErrorCode, S3Location
-from tasks.leases import AttemptLease, LeaseLost
-from tasks.outcomes import read_totals
-from tasks.ownership import JOB_META
-from tasks.settings import Settings
+from tasks.exports.leases import AttemptLease, LeaseLost
+from tasks.exports.outcomes import read_totals
+from tasks.exports.spec import ErrorCode, S3Location
+from tasks.exports.store import ExportJobStore, JobState
+from tasks.platform import keys
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError
-from tasks.store import ExportJobStore, JobState
+from tasks.tenancy.ownership import JOB_META
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices

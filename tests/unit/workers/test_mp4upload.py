@@ -12,12 +12,12 @@ import fakeredis
 import pytest
 
 from scripts.samples import SampleRecording, SampleSpec, generate_recording
-from tasks import keys
-from tasks.jobs import ExportSpec
-from tasks.leases import AttemptLease, LeaseLost
-from tasks.settings import Settings
+from tasks.exports.leases import AttemptLease, LeaseLost
+from tasks.exports.spec import ExportSpec
+from tasks.exports.store import ExportJobStore
+from tasks.platform import keys
+from tasks.platform.settings import Settings
 from tasks.storage import MultipartUpload, ObjectStore, Uploaded
-from tasks.store import ExportJobStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices, moov_before_mdat

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import fakeredis
 
-from tasks.celery_app import Queue
-from tasks.jobs import ExportSpec, ExportType, S3Location
-from tasks.registry import WorkerInfo, WorkerView, announce
-from tasks.routing import export_queue
-from tasks.settings import Settings
+from tasks.exports.routing import export_queue
+from tasks.exports.spec import ExportSpec, ExportType, S3Location
+from tasks.platform.celery_app import Queue
+from tasks.platform.registry import WorkerInfo, WorkerView, announce
+from tasks.platform.settings import Settings
 from workers.media.encoder_choice import choose_encoder, output_size
 from workers.media.encoder_probe import encoder_works, working_encoders
 from workers.runtime.launch import choose_queues

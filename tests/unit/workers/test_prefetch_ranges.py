@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tasks.jobs import S3Location
-from tasks.settings import Settings
+from tasks.exports.spec import S3Location
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
 from tests.recorders import BY_NAME, record

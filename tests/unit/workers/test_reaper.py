@@ -6,12 +6,12 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from tasks import keys
-from tasks.jobs import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
-from tasks.leases import AttemptLease, LeaseLost
-from tasks.outcomes import read_totals
-from tasks.ownership import claim_export_keys
-from tasks.store import ExportJobStore, JobState
+from tasks.exports.leases import AttemptLease, LeaseLost
+from tasks.exports.outcomes import read_totals
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, ExportType, S3Location
+from tasks.exports.store import ExportJobStore, JobState
+from tasks.platform import keys
+from tasks.tenancy.ownership import claim_export_keys
 from tests.factories import export_spec
 from workers.runtime.reaper import reap
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from scripts.samples import click_onsets
-from tasks.jobs import ErrorCode, ExportResult, ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ErrorCode, ExportResult, ExportType
+from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.restore_store import RestoreFile, RestoreJob
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
+from tasks.restore.store import RestoreFile, RestoreJob
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
 from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, delivery_id, delivery_retries

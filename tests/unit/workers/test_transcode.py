@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from scripts.samples import SampleRecording, SampleSpec, generate_recording, playlist_text
-from tasks.jobs import ExportType
-from tasks.settings import Settings
+from tasks.exports.spec import ExportType
+from tasks.platform.settings import Settings
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, sync_error_s
 from workers.archive.playlists import covering, parse_playlist
 from workers.media.audio import AudioTrack

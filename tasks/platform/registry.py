@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from tasks import keys
+from tasks.platform import keys
 
 HEARTBEAT_EVERY_S = 10
 _CACHE_S = 5.0  # the API reads the registry at most this often per process

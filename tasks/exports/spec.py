@@ -57,7 +57,7 @@ class ExportSpec:
     video_name: str  # file name inside the S3Dir, ends in .mp4
     peer_id: str = ""
     service_caller: str = ""
-    writer: str = ""  # a service session's own user when it acts for `user` (see tasks/ownership.py)
+    writer: str = ""  # a service session's own user when it acts for `user` (see tasks/tenancy/ownership.py)
 
     @property
     def end_ms(self) -> int:

@@ -17,9 +17,9 @@ from kombu import Connection
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tasks.celery_app import Queue
-from tasks.outcomes import read_totals
-from tasks.store import ExportJobStore
+from tasks.exports.outcomes import read_totals
+from tasks.exports.store import ExportJobStore
+from tasks.platform.celery_app import Queue
 
 log = logging.getLogger(__name__)
 BROKER_TIMEOUT_S = 2.0  # a scrape must not hang on a broker that is away

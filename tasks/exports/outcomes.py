@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks import keys
+from tasks.platform import keys
 
 EXPORT_TYPES = {0: "copy", 1: "h264", 2: "h265"}
 

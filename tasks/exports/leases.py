@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks import keys
-from tasks.store import RESTORING_STEP
+from tasks.exports.store import RESTORING_STEP
+from tasks.platform import keys
 
 
 class LeaseLost(Exception):

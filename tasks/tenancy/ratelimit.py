@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from tasks import keys
+from tasks.platform import keys
 
 
 def retry_after(

@@ -2,7 +2,7 @@
 rules and record their owner the same way.
 
 An image lives at {prefix}/{path}/{filename} in its bucket, stored exactly as uploaded, with
-its owner in the object's metadata (who may write is decided in tasks/ownership.py). Writes to
+its owner in the object's metadata (who may write is decided in tasks/tenancy/ownership.py). Writes to
 one key are serialised with a Redis lock, so two uploads of the same name never interleave an
 ownership check with the other's write, and a key another user's export has claimed (it is
 about to write its video or poster there) is refused as if that export's object were there.
@@ -17,9 +17,10 @@ from typing import Any
 
 import redis
 
-from tasks import keys
-from tasks.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path
-from tasks.ownership import (
+from tasks.platform import keys
+from tasks.storage import ObjectInfo, ObjectNotFound, ObjectStore, Uploaded
+from tasks.tenancy.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path
+from tasks.tenancy.ownership import (
     OWNER_META,
     NotOwner,
     Writer,
@@ -28,7 +29,6 @@ from tasks.ownership import (
     may_delete,
     refusal,
 )
-from tasks.storage import ObjectInfo, ObjectNotFound, ObjectStore, Uploaded
 
 __all__ = ["Busy", "ImageRef", "ImageStore", "NotOwner"]
 CACHE_CONTROL = "public, max-age=300"  # a name can be re-uploaded by its owner: revalidate soon
@@ -101,7 +101,7 @@ class ImageStore:
     def put(
         self, ref: ImageRef, data: bytes, content_type: str, writer: Writer, lock: redis.Redis | None = None
     ) -> Uploaded:
-        """Store the bytes as they are, after the ownership check (tasks/ownership.py), the
+        """Store the bytes as they are, after the ownership check (tasks/tenancy/ownership.py), the
         export claims included when there is a Redis (`lock`)."""
         with self._locked(lock, ref):
             self.check(ref, writer, lock)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import time
 
-from tasks.celery_app import Queue
-from tasks.jobs import ExportSpec
-from tasks.store import ExportJobStore, JobRecord, JobState
+from tasks.exports.spec import ExportSpec
+from tasks.exports.store import ExportJobStore, JobRecord, JobState
+from tasks.platform.celery_app import Queue
 
 # Before anything was measured on a queue: a stream copy runs ~20x faster than real time on one
 # core with S3 near by; a 1080p encode with libx264 veryfast about 2x; NVENC several times that.

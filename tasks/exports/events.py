@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import redis
 
-from tasks import keys
+from tasks.platform import keys
 
 log = logging.getLogger(__name__)
 

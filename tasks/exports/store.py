@@ -14,10 +14,11 @@ from typing import Any
 
 import redis
 
-from tasks import job_events, keys
-from tasks import job_scripts as scripts
-from tasks.jobs import ErrorCode, ExportResult, ExportSpec
-from tasks.ownership import claim_export_keys, release_export_claims
+from tasks.exports import events as job_events
+from tasks.exports import scripts
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
+from tasks.platform import keys
+from tasks.tenancy.ownership import claim_export_keys, release_export_claims
 
 
 class JobState(StrEnum):

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks import keys
-from tasks.jobs import ExportSpec
+from tasks.exports.spec import ExportSpec
+from tasks.platform import keys
 from tasks.storage import ObjectNotFound, ObjectStore
 
 OWNER_META = "owner"

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from tasks import keys
+from tasks.platform import keys
 
 RECORD_TTL_S = 14 * 86_400  # long enough to outlive the longest restore plus its callback retries
 

@@ -13,7 +13,7 @@ from celery import Celery
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
-from tasks.settings import Settings
+from tasks.platform.settings import Settings
 
 
 class Queue(StrEnum):

@@ -3,9 +3,9 @@ queue while a GPU worker is alive, else to the CPU queue."""
 
 from __future__ import annotations
 
-from tasks.celery_app import Queue
-from tasks.jobs import ExportSpec
-from tasks.registry import WorkerView
+from tasks.exports.spec import ExportSpec
+from tasks.platform.celery_app import Queue
+from tasks.platform.registry import WorkerView
 
 
 def export_queue(spec: ExportSpec, workers: WorkerView) -> Queue:

@@ -2,7 +2,7 @@
 
 Each script checks the attempt (the fencing token) and the lease before it changes anything, so
 two API processes answering the same request, a redelivered task racing its first delivery, or
-a stale attempt waking from a freeze can never both win. tasks/store.py runs them.
+a stale attempt waking from a freeze can never both win. tasks/exports/store.py runs them.
 """
 
 # Admit a new job, or a fresh attempt of a failed one, unless a limit is reached. A failure is

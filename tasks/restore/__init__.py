@@ -1,0 +1,1 @@
+"""Glacier restore jobs: their records and admission in Redis."""
