@@ -23,11 +23,13 @@ from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import entry_for
 from app.services import Services, services
 from app.session_check import authenticate, require_bucket, require_scope
-from tasks.exports import estimate
+from tasks.exports import callbacks, estimate
+from tasks.exports.answers import ended_answer, progress_percent
 from tasks.exports.routing import export_queue
 from tasks.exports.spec import ErrorCode, ExportSpec, ExportType, S3Location
 from tasks.exports.store import RESTORING_STEP, JobRecord, JobState
 from tasks.platform.celery_app import TaskName
+from tasks.platform.webhooks import UrlRefused, resolve_target
 from tasks.storage import StorageError
 from tasks.tenancy.ownership import claim_export_keys, export_refusal, release_export_claims
 
@@ -111,36 +113,20 @@ def _slots(svc: Services, queue: str) -> int:
 
 
 def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
-    if record.state is JobState.READY and record.result is not None:
-        result = record.result
-        body: dict[str, Any] = {
-            "ErrorCode": int(ErrorCode.READY),
-            "ErrorMessage": "ready",
-            "TimeWait": 0,
-            "VideoPath": svc.store.url(
-                result.bucket, result.video_key, result.region, result.video_version_id or None
-            ),
-            "ImagePath": svc.store.url(
-                result.bucket, result.image_key, result.region, result.image_version_id or None
-            )
-            if result.image_key
-            else "",  # an audio-only clip has no picture
-            "S3Dir": result.s3_dir,
-            "Version": result.version,
-            "LackLength": result.lack_ms,
-        }
-        return body, 200
-    if record.state is JobState.FAILED:
-        code = ErrorCode(record.error_code or ErrorCode.FAILED)
-        return {"ErrorCode": int(code), "ErrorMessage": record.error or "export failed"}, HTTP_STATUS[code]
+    """What a poll of the job answers now; every answer names the job (JobId), and a job still
+    on its way says how far it got (Progress, 0-100)."""
+    ended = ended_answer(svc.store, record)
+    if ended is not None:
+        return ended, HTTP_STATUS[ErrorCode(ended["ErrorCode"])]
+    job = {"JobId": record.job_id, "Progress": progress_percent(record)}
     if record.state is JobState.RUNNING and record.step == RESTORING_STEP:
         wait = svc.settings.restore_poll_s
         message = "restoring: the range's segments are in archival storage; a restore was started"
-        return {"ErrorCode": int(ErrorCode.RESTORING), "ErrorMessage": message, "TimeWait": wait}, 200
+        return {"ErrorCode": int(ErrorCode.RESTORING), "ErrorMessage": message, "TimeWait": wait, **job}, 200
     wait = estimate.wait_for(svc.jobs, record, _slots(svc, record.queue))
     step = record.step or record.state.value
-    message = f"{record.state.value}: {step} {round(record.progress * 100)}%"
-    return {"ErrorCode": int(ErrorCode.PROCESSING), "ErrorMessage": message, "TimeWait": wait}, 200
+    message = f"{record.state.value}: {step} {job['Progress']}%"
+    return {"ErrorCode": int(ErrorCode.PROCESSING), "ErrorMessage": message, "TimeWait": wait, **job}, 200
 
 
 def _enqueue(svc: Services, spec: ExportSpec, attempt: int, queue: str) -> None:
@@ -230,6 +216,23 @@ def require_free_destination(svc: Services, spec: ExportSpec, claimed: list[str]
         raise ApiError(int(ErrorCode.AUTH), refused, 403)
 
 
+def register_callback(svc: Services, spec: ExportSpec, body: dict[str, Any]) -> None:
+    """Remember the request's CallbackUrl for the job, once the address policy allows it: a URL
+    it refuses is a bad request (2) before any job starts. An unchanged URL is not resolved again."""
+    url = body.get("CallbackUrl") or ""
+    if not isinstance(url, str) or not url or callbacks.url_of(svc.redis, spec.job_id) == url:
+        return
+    try:
+        resolve_target(url, svc.settings.callback_allowlist)
+    except UrlRefused as exc:
+        raise ApiError(int(ErrorCode.BAD_REQUEST), f"bad request: CallbackUrl: {exc}", 400) from exc
+    try:
+        svc.settings.require_callback_secret()
+    except ValueError as exc:
+        raise ApiError(int(ErrorCode.FAILED), f"callbacks are not configured: {exc}", 503) from exc
+    callbacks.remember(svc.redis, spec.job_id, url, max(svc.settings.job_ttl_s, svc.settings.restore_wait_s))
+
+
 def admit(svc: Services, spec: ExportSpec) -> None:
     claimed: list[str] = []
     require_free_destination(svc, spec, claimed)
@@ -260,12 +263,20 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
         raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
     session = authenticate(body.get("SessionId"), body.get("userid"))
     spec = validated_spec(svc, request.get_data(cache=True), body, session)
+    register_callback(svc, spec, body)
     record = svc.jobs.get(spec.job_id)
     if record is None or record.state is JobState.FAILED:
         admit(svc, spec)  # new, or a failure to answer once and then retry: the atomic path
         record = svc.jobs.get(spec.job_id)
     if record is None:  # expired between admission and now: answer as accepted, the next poll re-admits
-        return jsonify({"ErrorCode": 1, "ErrorMessage": "queued", "TimeWait": 1}), 200
+        queued = {
+            "ErrorCode": 1,
+            "ErrorMessage": "queued",
+            "TimeWait": 1,
+            "JobId": spec.job_id,
+            "Progress": 0,
+        }
+        return jsonify(queued), 200
     held = long_poll.until_end(
         svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
     )

@@ -91,6 +91,14 @@ class ExportRequestSchema(Schema):
         load_default="",
         metadata=_doc("destination folder, or a full key ending in .mp4; absent: a folder per request"),
     )
+    CallbackUrl = fields.String(
+        load_default="",
+        validate=validate.Length(max=2048),
+        metadata=_doc(
+            "optional http(s) URL: the final answer (plus JobId) is POSTed there, signed as Standard"
+            " Webhooks, when the job ends; not part of the job's identity (the latest request's URL wins)"
+        ),
+    )
 
     def __init__(self, max_duration_ms: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)

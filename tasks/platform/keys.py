@@ -88,3 +88,18 @@ PARKED_EXPORTS = f"{PREFIX}:exports:parked"  # ZSET job_id -> when it last parke
 def export_events(job_id: str) -> str:
     """Pub/sub channel announcing a job's end (ready or failed) to polls held open for it."""
     return f"{PREFIX}:events:export:{job_id}"
+
+
+def export_callback(job_id: str) -> str:
+    """STRING: the CallbackUrl the latest request of an export named (not part of its identity)."""
+    return f"{PREFIX}:export:{job_id}:callback"
+
+
+def export_callback_sent(job_id: str, ended_at: str) -> str:
+    """STRING: set once a job end's callback is queued, so one end is announced once."""
+    return f"{PREFIX}:export:{job_id}:callback-sent:{ended_at}"
+
+
+def spans_reply(request_id: str) -> str:
+    """LIST: a worker's answer to one recording-spans request, popped by the waiting web request."""
+    return f"{PREFIX}:spans:reply:{request_id}"

@@ -22,10 +22,23 @@ from tasks.restore.store import RestoreJobStore
 from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
 from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, delivery_retries, give_up
 from workers.runtime.clients import runtime
+from workers.runtime.export_callbacks import export_ended
 
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_MAX_S = 300  # a retry waits at most five minutes, so a job never looks dead for long
+ENDED = ("ready", "failed")  # task outcomes after which the job's record holds its final answer
+
+
+def announce_end(job_id: str, celery: Celery | None = None) -> None:
+    """Hand an ended job to its CallbackUrl hook; an announcement that fails (Redis, broker)
+    is logged and never turns the export itself into a failure."""
+    try:
+        record = runtime().jobs.get(job_id)
+        if record is not None and record.state.value in ENDED:
+            export_ended(record, celery)
+    except Exception:
+        log.exception("could not announce the export's end", extra={"job_id": job_id})
 
 
 class ExportTask(Task):
@@ -36,6 +49,7 @@ class ExportTask(Task):
         job_id, attempt = args[0], int(args[1])
         if isinstance(exc, RETRYABLE):
             record_failure(runtime().jobs, job_id, attempt, f"storage kept failing: {exc}", RETRIED_OUT)
+            announce_end(job_id, self.app)
 
 
 class RestorePollTask(Task):
@@ -115,17 +129,23 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
                     queue=queue,
                     countdown=rt.settings.restore_poll_s,
                 )
+            if outcome.state in ENDED:
+                announce_end(job_id, celery)
             return outcome.state
         except SoftTimeLimitExceeded:
             reason = f"export timed out after {rt.settings.export_soft_limit_s} s"
-            return record_failure(rt.jobs, job_id, attempt, reason, TIMED_OUT)
+            ended = record_failure(rt.jobs, job_id, attempt, reason, TIMED_OUT)
+            announce_end(job_id, celery)
+            return ended
         except RETRYABLE as exc:
             log.warning("export will retry", extra={"reason": str(exc), "retries": self.request.retries})
             raise  # autoretry_for: Celery retries it with backoff, then on_failure records it
         except Exception as exc:
             log.exception("export crashed")
             reason = f"internal error: {type(exc).__name__}: {exc}"
-            return record_failure(rt.jobs, job_id, attempt, reason, CRASHED)
+            ended = record_failure(rt.jobs, job_id, attempt, reason, CRASHED)
+            announce_end(job_id, celery)
+            return ended
         finally:
             logs.job_id.reset(token)
 

@@ -1,0 +1,109 @@
+"""The export's answers name their job (JobId), say how far it got (Progress), and take an
+optional CallbackUrl checked by the address policy before any job starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tasks.exports import callbacks
+from tasks.exports.spec import ErrorCode, ExportResult
+from tasks.exports.store import ExportJobStore
+from tasks.platform.settings import Settings
+from tests.helpers import export_body
+from tests.unit.app.conftest import SentTasks
+
+URL = "/resource/v1/i/export-to-s3dir"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        secret_key="unit-test-secret-key-0123456789",
+        allowed_buckets=("archive", "exports"),
+        max_active_exports=5,
+        max_active_exports_per_user=3,
+        imgbed_bucket="images",
+        long_poll_s=0.0,
+        callback_secret=SECRET,
+        callback_allowlist=("127.0.0.1",),
+    )
+
+
+def post(client: FlaskClient, body: Any) -> tuple[int, dict[str, Any]]:
+    response = client.post(URL, json=body)
+    return response.status_code, response.get_json()
+
+
+def jobs_of(app: Flask) -> ExportJobStore:
+    found: ExportJobStore = app.extensions["resourced"].jobs
+    return found
+
+
+def test_every_answer_names_the_job_and_its_progress(client: FlaskClient, session: str, app: Flask) -> None:
+    body = export_body(session, "alice", 1_700_000_000_000, 5000, ExportS3Key="out/dir")
+    status, first = post(client, body)
+    jobs = jobs_of(app)
+    job_id = jobs.active_ids()[0]
+    assert (status, first["JobId"], first["Progress"]) == (200, job_id, 0)
+    jobs.claim(job_id, 1, "w")
+    jobs.progress(job_id, 1, 0.426, "remuxing")
+    _, running = post(client, body)
+    assert (running["ErrorCode"], running["JobId"], running["Progress"]) == (1, job_id, 43)
+    result = ExportResult(
+        "exports", "us-east-1", "out/dir", "out/dir/clip.mp4", "out/dir/clip.jpg", "e", 1, 0, 1, "h264"
+    )
+    jobs.finish(job_id, 1, result)
+    _, ready = post(client, body)
+    assert (ready["ErrorCode"], ready["JobId"]) == (5, job_id)
+    assert "Progress" not in ready  # only while processing
+
+
+def test_a_failed_answer_names_the_job(client: FlaskClient, session: str, app: Flask) -> None:
+    body = export_body(session, "alice", 1_700_000_000_000, 5000)
+    post(client, body)
+    jobs = jobs_of(app)
+    job_id = jobs.active_ids()[0]
+    jobs.fail(job_id, 1, ErrorCode.NO_MEDIA, "nothing there")
+    status, answer = post(client, body)
+    assert (status, answer["ErrorCode"], answer["JobId"]) == (404, 4, job_id)
+
+
+def test_callback_url_is_remembered_and_not_part_of_the_identity(
+    client: FlaskClient, session: str, app: Flask, sent: SentTasks
+) -> None:
+    body = export_body(session, "alice", 1_700_000_000_000, 5000)
+    _, plain = post(client, body)
+    _, with_url = post(client, {**body, "CallbackUrl": "http://127.0.0.1:9/hook"})
+    assert plain["JobId"] == with_url["JobId"] and len(sent.sent) == 1
+    redis_client = app.extensions["resourced"].redis
+    assert callbacks.url_of(redis_client, plain["JobId"]) == "http://127.0.0.1:9/hook"
+    post(client, body)  # a poll without a URL leaves the one named
+    assert callbacks.url_of(redis_client, plain["JobId"]) == "http://127.0.0.1:9/hook"
+    post(client, {**body, "CallbackUrl": "http://127.0.0.1:9/other"})  # the latest URL wins
+    assert callbacks.url_of(redis_client, plain["JobId"]) == "http://127.0.0.1:9/other"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.8/hook",
+        "http://169.254.169.254/latest",
+        "ftp://127.0.0.1/x",
+        "not a url",
+        5,
+        "x" * 3000,
+    ],
+)
+def test_a_refused_callback_url_is_a_bad_request_before_any_job(
+    client: FlaskClient, session: str, app: Flask, sent: SentTasks, url: object
+) -> None:
+    body = export_body(session, "alice", 1_700_000_000_000, 5000, CallbackUrl=url)
+    status, answer = post(client, body)
+    assert (status, answer["ErrorCode"]) == (400, int(ErrorCode.BAD_REQUEST))
+    assert "CallbackUrl" in answer["ErrorMessage"]
+    assert sent.sent == [] and jobs_of(app).active_ids() == []

@@ -1,0 +1,109 @@
+"""An export's end announced to its CallbackUrl: once per end, the final answer plus JobId,
+retried under one webhook-id until the client acknowledges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+from celery import Celery
+
+from tasks.exports import callbacks
+from tasks.exports.spec import ErrorCode
+from tasks.exports.store import ExportJobStore
+from tasks.platform.celery_app import create_celery
+from tasks.platform.settings import Settings
+from tasks.platform.webhooks import DeliveryFailed
+from tasks.storage import ObjectStore
+from tests.factories import export_spec
+from workers.runtime import celery_tasks, export_callbacks
+from workers.runtime.clients import Runtime
+
+SPEC = export_spec()
+URL = "http://127.0.0.1:9/hook"
+
+
+@pytest.fixture
+def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    settings = Settings(callback_secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", callback_backoff_s=1.0)
+    client = fakeredis.FakeRedis()
+    runtime = Runtime(settings, client, ObjectStore(settings), ExportJobStore(client, 3600))
+    monkeypatch.setattr(celery_tasks, "runtime", lambda: runtime)
+    monkeypatch.setattr(export_callbacks, "runtime", lambda: runtime)
+    runtime.jobs.admit(SPEC, "export.copy", 10, 10)
+    runtime.jobs.claim(SPEC.job_id, 1, "w", 60, 10, 10, 1.0)
+    return runtime
+
+
+@pytest.fixture
+def celery(rt: Runtime) -> Celery:
+    app = create_celery(rt.settings)
+    app.conf.task_always_eager = True  # retries run inline, countdowns skipped
+    export_callbacks.register_export_callback_task(app, rt.settings)
+    return app
+
+
+@pytest.fixture
+def delivered(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Each delivery attempt; the first `failures` of them are not acknowledged."""
+    calls: list[dict[str, Any]] = []
+
+    def deliver(
+        url: str, payload: dict[str, Any], secret: str, allow: Any, timeout: float, msg_id: str
+    ) -> int:
+        calls.append({"url": url, "payload": payload, "id": msg_id})
+        if len(calls) <= getattr(deliver, "failures", 0):
+            raise DeliveryFailed("the callback answered HTTP 500")
+        return 200
+
+    monkeypatch.setattr(export_callbacks, "deliver", deliver)
+    return calls
+
+
+def test_an_end_is_announced_once_with_the_final_answer(
+    rt: Runtime, celery: Celery, delivered: list[dict[str, Any]]
+) -> None:
+    callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
+    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.NO_MEDIA, "no media near there")
+    celery_tasks.announce_end(SPEC.job_id, celery)
+    celery_tasks.announce_end(SPEC.job_id, celery)  # a redelivered task meets the same end
+    assert len(delivered) == 1
+    assert delivered[0]["url"] == URL
+    assert delivered[0]["payload"] == {
+        "ErrorCode": 4,
+        "ErrorMessage": "no media near there",
+        "JobId": SPEC.job_id,
+    }
+
+
+def test_a_job_without_a_callback_url_announces_nothing(
+    rt: Runtime, celery: Celery, delivered: list[dict[str, Any]]
+) -> None:
+    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "broken")
+    celery_tasks.announce_end(SPEC.job_id, celery)
+    assert delivered == []
+
+
+def test_a_job_still_running_announces_nothing(
+    rt: Runtime, celery: Celery, delivered: list[dict[str, Any]]
+) -> None:
+    callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
+    celery_tasks.announce_end(SPEC.job_id, celery)
+    assert delivered == []
+
+
+def test_retries_keep_one_webhook_id(
+    rt: Runtime, celery: Celery, delivered: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_callbacks.deliver, "failures", 2, raising=False)
+    callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
+    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "broken")
+    celery_tasks.announce_end(SPEC.job_id, celery)
+    assert len(delivered) == 3
+    assert len({d["id"] for d in delivered}) == 1 and delivered[0]["id"].startswith("msg_")
+
+
+def test_another_end_of_the_same_job_is_another_message() -> None:
+    assert callbacks.delivery_id("job", "1-5.0") != callbacks.delivery_id("job", "2-9.0")
+    assert callbacks.delivery_id("job", "1-5.0") == callbacks.delivery_id("job", "1-5.0")

@@ -1,0 +1,99 @@
+"""Announcing an export's end to its CallbackUrl: a Celery task on the callback queue that
+POSTs the final answer, signed and retried exactly like PutRestoreResult (tasks/platform/webhooks.py).
+
+`export_ended(record)` is THE hook: whatever ends a job (the export task, its failure handlers,
+a cancel) calls it with the ended record; it queues one delivery per end when the job has a
+CallbackUrl.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, Task
+
+from tasks.exports import callbacks
+from tasks.exports.answers import ended_answer
+from tasks.exports.store import JobRecord
+from tasks.platform.celery_app import Queue
+from tasks.platform.settings import Settings
+from tasks.platform.webhooks import DeliveryFailed, UrlRefused, deliver
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, delivery_retries
+from workers.runtime.clients import runtime
+
+log = logging.getLogger(__name__)
+
+EXPORT_CALLBACK_TASK = "resourced.export.callback"
+
+
+class ExportDeliveryNotAcknowledged(Exception):
+    """The client did not acknowledge the delivery: the one thing worth retrying."""
+
+
+def export_ended(record: JobRecord, celery: Celery | None = None) -> bool:
+    """Queue the delivery of this ended job's final answer, once per end; False when the job has
+    no CallbackUrl or this end was announced already."""
+    rt = runtime()
+    url = callbacks.url_of(rt.redis, record.job_id)
+    if not url:
+        return False
+    marker = callbacks.end_marker(record)
+    if not callbacks.claim_announcement(rt.redis, record.job_id, marker, rt.settings.job_ttl_s):
+        return False
+    app = celery or _celery
+    if app is None:
+        raise RuntimeError("export callbacks are not registered on a Celery app")
+    app.tasks[EXPORT_CALLBACK_TASK].apply_async(
+        args=[record.job_id, marker, url],
+        queue=Queue.CALLBACK.value,
+        task_id=f"export-callback-{callbacks.delivery_id(record.job_id, marker)}",
+    )
+    log.info("export end announced", extra={"job_id": record.job_id})
+    return True
+
+
+_celery: Celery | None = None
+
+
+def register_export_callback_task(celery: Celery, settings: Settings) -> None:
+    global _celery
+    _celery = celery
+
+    @celery.task(
+        name=EXPORT_CALLBACK_TASK,
+        shared=False,
+        bind=True,
+        acks_late=True,
+        soft_time_limit=120,
+        time_limit=150,
+        autoretry_for=(ExportDeliveryNotAcknowledged,),
+        retry_backoff=settings.callback_backoff_s,
+        retry_backoff_max=DELIVERY_BACKOFF_MAX_S,
+        retry_jitter=True,
+        max_retries=delivery_retries(settings.callback_backoff_s, settings.callback_retry_hours),
+    )
+    def export_callback(self: Task, job_id: str, marker: str, url: str) -> str:
+        """One signed delivery of the job's final answer; Celery redelivers with backoff until the
+        client acknowledges (code 0) or the retry window is spent. The body is rebuilt from the
+        record each time (fresh presigned URLs); the webhook-id stays that of this end."""
+        rt = runtime()
+        record = rt.jobs.get(job_id)
+        if record is None or callbacks.end_marker(record) != marker:
+            return "gone"  # expired, or started afresh: its new end is announced on its own
+        payload = ended_answer(rt.store, record)
+        if payload is None:
+            return "not ended"
+        s = rt.settings
+        try:
+            deliver(
+                url,
+                payload,
+                s.require_callback_secret(),
+                s.callback_allowlist,
+                s.callback_timeout_s,
+                callbacks.delivery_id(job_id, marker),
+            )
+        except (DeliveryFailed, UrlRefused) as exc:
+            log.warning("export callback not acknowledged", extra={"job_id": job_id, "reason": str(exc)})
+            raise ExportDeliveryNotAcknowledged(str(exc)) from exc
+        return "delivered"
