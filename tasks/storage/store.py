@@ -72,6 +72,21 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, bucket, prefix) from exc
 
+    def keys_from(
+        self, bucket: str, prefix: str, start_after: str, region: str | None = None
+    ) -> Iterator[str]:
+        """Keys directly under `prefix` that sort after `start_after`, in key order: a caller
+        that stops reading once past what it needs lists a slice of a folder, not all of it."""
+        paginator = self.client(region).get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/", StartAfter=start_after
+            ):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, bucket, prefix) from exc
+
     def head(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo:
         try:
             meta = self.client(region).head_object(Bucket=bucket, Key=key)

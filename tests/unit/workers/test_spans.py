@@ -1,0 +1,183 @@
+"""recording-spans from the archive index (moto in-process, fakeredis): spans and gaps of a
+recording with missing segments, a PROGRAM-DATE-TIME jump and two playlists, windows, paging,
+and that no segment's bytes are ever read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import fakeredis
+import pytest
+
+from tasks.exports.spec import S3Location
+from tasks.platform.settings import Settings
+from tasks.storage import ObjectStore
+from tests.helpers import moto_buckets
+from workers.archive import spans as spans_module
+from workers.archive.index import ArchiveIndex, recording_id
+from workers.archive.renditions import Rendition, renditions_of
+from workers.archive.spans import (
+    BadCursor,
+    NotARecording,
+    decode_cursor,
+    encode_cursor,
+    gaps_between,
+    merge_spans,
+    recording_spans,
+)
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SOURCE = S3Location("archive", "us-east-1")
+FOLDER = "rec/cam"
+
+
+def iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def playlist(
+    name: str, count: int, seg_s: float, start_ms: float, jump_after: int = -1, jump_ms: float = 0
+) -> str:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{int(seg_s)}"]
+    at = start_ms
+    lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso(at)}")
+    for i in range(count):
+        if i == jump_after:
+            at += jump_ms
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso(at)}")
+        lines += [f"#EXTINF:{seg_s:.3f},", f"{name}/s{i:05d}.ts"]
+        at += seg_s * 1000
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+class Folder:
+    """A recording in moto whose segments are tiny placeholder objects; counts segment GETs."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.store = ObjectStore(Settings())
+        self.segment_gets: list[str] = []
+        self.store.client("us-east-1").meta.events.register(
+            "provide-client-params.s3.GetObject",
+            lambda params, **_: (
+                self.segment_gets.append(params["Key"]) if params["Key"].endswith(".ts") else None
+            ),
+        )
+        self.index = ArchiveIndex(
+            fakeredis.FakeRedis(), recording_id("archive", "us-east-1", FOLDER), 3600, 1 << 22
+        )
+
+    def put(self, name: str, text: str, skip: tuple[int, ...] = ()) -> None:
+        self.client.put_object(Bucket="archive", Key=f"{FOLDER}/{name}", Body=text.encode())
+        for line in text.splitlines():
+            if line.endswith(".ts") and int(line[-8:-3]) not in skip:
+                self.client.put_object(Bucket="archive", Key=f"{FOLDER}/{line}", Body=b"x")
+
+    def spans(self, **kwargs: Any) -> Any:
+        return recording_spans(self.store, SOURCE, FOLDER, index=self.index, **kwargs)
+
+
+@pytest.fixture
+def folder() -> Iterator[Folder]:
+    with moto_buckets("archive") as client:
+        yield Folder(client)
+
+
+def test_missing_segments_a_pdt_jump_and_two_playlists(folder: Folder) -> None:
+    # a: 0-20 s with s00002 (4-6 s) missing; b: 30-40 s, then a jump of 10 s, 50-54 s.
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(2,))
+    folder.put("b.m3u8", playlist("b", 7, 2.0, T0 + 30_000, jump_after=5, jump_ms=10_000))
+    page = folder.spans()
+    assert page.spans == [
+        (T0, T0 + 4000),
+        (T0 + 6000, T0 + 20_000),
+        (T0 + 30_000, T0 + 40_000),
+        (T0 + 50_000, T0 + 54_000),
+    ]
+    assert page.gaps == [(T0 + 4000, T0 + 6000), (T0 + 20_000, T0 + 30_000), (T0 + 40_000, T0 + 50_000)]
+    assert page.cursor == ""
+    assert page.renditions == [Rendition(name="")]
+    assert folder.segment_gets == []  # never a segment's bytes
+
+
+def test_a_window(folder: Folder) -> None:
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(2,))
+    page = folder.spans(start_ms=T0 + 3000, duration_ms=5000)
+    assert page.spans == [(T0 + 3000, T0 + 4000), (T0 + 6000, T0 + 8000)]
+    assert page.gaps == [(T0 + 4000, T0 + 6000)]
+
+
+def test_overlapping_playlists_count_once(folder: Folder) -> None:
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(2,))
+    folder.put("c.m3u8", playlist("c", 3, 2.0, T0 + 2000))  # covers a's hole at 4-6 s
+    assert folder.spans().spans == [(T0, T0 + 20_000)]
+
+
+def test_pages_join_into_the_whole(folder: Folder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spans_module, "PAGE_SEGMENTS", 4)
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(2,))
+    folder.put("b.m3u8", playlist("b", 5, 2.0, T0 + 30_000))
+    whole, gaps, cursor, pages = [], [], "", 0
+    while True:
+        page = folder.spans(cursor=cursor)
+        pages += 1
+        for span in page.spans:
+            if whole and whole[-1][1] == span[0]:
+                whole[-1] = (whole[-1][0], span[1])  # a span cut at a page boundary
+            else:
+                whole.append(span)
+        gaps += page.gaps
+        cursor = page.cursor
+        if not cursor:
+            break
+    assert pages >= 4
+    assert whole == [(T0, T0 + 4000), (T0 + 6000, T0 + 20_000), (T0 + 30_000, T0 + 40_000)]
+    assert gaps == [(T0 + 4000, T0 + 6000), (T0 + 20_000, T0 + 30_000)]  # the gap across pages, once
+
+
+def test_a_folder_without_a_media_playlist_is_not_a_recording(folder: Folder) -> None:
+    with pytest.raises(NotARecording):
+        folder.spans()
+    folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/notes.m3u8", Body=b"hello")
+    with pytest.raises(NotARecording):
+        folder.spans()
+
+
+def test_a_cursor_of_another_window_is_refused(folder: Folder) -> None:
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0))
+    with pytest.raises(BadCursor):
+        folder.spans(start_ms=T0, duration_ms=1000, cursor=encode_cursor(T0 + 5000, None))
+    with pytest.raises(BadCursor):
+        decode_cursor("garbage!")
+
+
+def test_merge_and_gaps_units() -> None:
+    assert decode_cursor(encode_cursor(5, 3)) == (5, 3) and decode_cursor(encode_cursor(5, None)) == (5, None)
+    assert gaps_between([(10, 20), (25, 30)], 5) == [(5, 10), (20, 25)]
+    assert gaps_between([(10, 20)], None) == []
+
+
+def test_renditions_of_a_master_playlist() -> None:
+    master = (
+        "#EXTM3U\n"
+        '#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.4d401e,mp4a.40.2"\n'
+        "low/index.m3u8\n"
+        '#EXT-X-STREAM-INF:BANDWIDTH=2800000,RESOLUTION=1280x720,CODECS="avc1.4d401f",NAME="hd"\n'
+        "hd/index.m3u8\n"
+    )
+    assert renditions_of([("m.m3u8", master)]) == [
+        Rendition("hd", 1280, 720, 2_800_000, "avc1.4d401f"),
+        Rendition("low", 640, 360, 800_000, "avc1.4d401e,mp4a.40.2"),
+    ]
+    assert renditions_of([]) == [Rendition("")]
+
+
+def test_merge_spans_clips_to_the_window() -> None:
+    class S:
+        def __init__(self, a: float, b: float) -> None:
+            self.start_ms, self.end_ms = a, b
+
+    assert merge_spans([S(0, 10), S(10, 20), S(30, 40)], 5, 35) == [(5, 20), (30, 35)]  # type: ignore[list-item]

@@ -1,0 +1,268 @@
+"""What a recording holds, as time: spans of readable media and the gaps between them, a page
+at a time, from the archive index — never a segment's bytes.
+
+A page is bounded by media, not by the archive: at most PAGE_SEGMENTS playlist entries within at
+most PAGE_MS of timeline, so its cost (the playlists that can hold it, from the index; a LIST of
+the slice of the segment folders it names) is the same in a 30-day archive as in a 1-minute one.
+The cursor names where the next page starts and where the last span seen ended, so the gap
+across a page boundary is reported once, on the page where the media resumes.
+
+Spans are what the playlists list and S3 holds: an entry whose object is missing from its
+folder's listing, or whose URI is refused (absolute, outside the folder), is a gap. A segment
+that exists but does not decode is found by an export (LackLength), not here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import posixpath
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tasks.exports.spec import S3Location
+from tasks.storage import ListedObject, ObjectStore
+from workers.archive.index import ArchiveIndex, PlaylistSummary
+from workers.archive.locate import Locator, natural_key
+from workers.archive.model import Segment
+from workers.archive.playlists import merge_timelines
+from workers.archive.ranges import Lookup, open_index, recording_prefix
+from workers.archive.renditions import Rendition, renditions_of
+
+log = logging.getLogger(__name__)
+
+PAGE_MS = 3600 * 1000  # the most timeline one page looks at: one or two hourly playlists
+PAGE_SEGMENTS = 400  # the most entries one page checks: the segment LIST stays one request
+EDGE_PLAYLISTS = 2  # playlists read at each end of each guessed order to place the recording
+JOIN_MS = 1  # entries this close are contiguous (#EXTINF and PROGRAM-DATE-TIME round to ms)
+MASTER_BYTES = 64 * 1024  # a master playlist is a few lines per variant
+
+
+class NotARecording(Exception):
+    """Nothing under the folder is a media playlist (ErrorCode 4)."""
+
+
+class BadCursor(ValueError):
+    """A Cursor this service did not hand out for this window (ErrorCode 2)."""
+
+
+@dataclass(frozen=True)
+class SpansPage:
+    spans: list[tuple[int, int]]
+    gaps: list[tuple[int, int]]
+    renditions: list[Rendition]
+    cursor: str
+    extent: tuple[int, int] | None  # the recording's first and last ms, as far as it is known
+
+
+def encode_cursor(start_ms: int, seen_to_ms: int | None) -> str:
+    raw = f"v1:{start_ms}:{'' if seen_to_ms is None else seen_to_ms}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int | None]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, start, seen = raw.split(":")
+        if version != "v1":
+            raise ValueError(version)
+        return int(start), (int(seen) if seen else None)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadCursor("is not a cursor this service handed out") from exc
+
+
+def merge_spans(segments: Iterable[Segment], start_ms: int, end_ms: int) -> list[tuple[int, int]]:
+    """Maximal [start, end) spans of the segments, clipped to the window."""
+    spans: list[list[int]] = []
+    for segment in sorted(segments, key=lambda s: s.start_ms):
+        lo, hi = max(round(segment.start_ms), start_ms), min(round(segment.end_ms), end_ms)
+        if hi <= lo:
+            continue
+        if spans and lo <= spans[-1][1] + JOIN_MS:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    return [(a, b) for a, b in spans]
+
+
+def gaps_between(spans: list[tuple[int, int]], seen_to_ms: int | None) -> list[tuple[int, int]]:
+    """The holes between consecutive spans, and before the first one since the previous page's
+    last span ended (`seen_to_ms`)."""
+    gaps: list[tuple[int, int]] = []
+    previous = seen_to_ms
+    for start, end in spans:
+        if previous is not None and start > previous:
+            gaps.append((previous, start))
+        previous = end if previous is None else max(previous, end)
+    return gaps
+
+
+def present_keys(store: ObjectStore, source: S3Location, wanted: set[str]) -> set[str]:
+    """Which of the wanted keys exist: per folder, one LIST from just before the first wanted
+    key to past the last (a slice of the folder, however long the recording)."""
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    for key in wanted:
+        by_folder[posixpath.dirname(key)].append(key)
+    found: set[str] = set()
+    for folder, folder_keys in by_folder.items():
+        folder_keys.sort()
+        first, last = folder_keys[0], folder_keys[-1]
+        budget = len(folder_keys) * 4 + 1000  # names out of time order: stop rather than list all
+        reached = ""
+        for key in store.keys_from(source.bucket, folder + "/" if folder else "", first[:-1], source.region):
+            if key > last:
+                reached = last
+                break
+            if budget <= 0:
+                break
+            budget -= 1
+            reached = key
+            if key in wanted:
+                found.add(key)
+        else:
+            reached = last  # the folder ended: what was not listed does not exist
+        # Past the budget, what was not reached is taken as present: unknown is not a gap.
+        found.update(k for k in folder_keys if k > reached)
+    return found
+
+
+class RecordingSpans:
+    """One spans request against one recording's folder and index."""
+
+    def __init__(
+        self, store: ObjectStore, source: S3Location, live_path: str, index: ArchiveIndex | None = None
+    ):
+        self.store, self.source = store, source
+        self.prefix = recording_prefix(source, live_path)
+        self.lookup = Lookup(
+            store, source, self.prefix, index or open_index(store.settings, source, self.prefix)
+        )
+        listed = self.lookup.listed()
+        by_key = {o.key: o for o in listed}
+        cached = self.lookup.index.summaries()
+        self.lookup.index.forget(
+            [s for k, s in cached.items() if k not in by_key or by_key[k].etag != s.etag]
+        )
+        known = {k: s for k, s in cached.items() if k in by_key and by_key[k].etag == s.etag}
+        self.listed = listed
+        self.locator = Locator(listed, known, self.lookup.head, store.settings.archive_clock_skew_s * 1000)
+
+    def _edges(self) -> list[ListedObject]:
+        """The playlists at each end of both guessed orders (by LastModified, by name)."""
+        picked: dict[str, ListedObject] = {}
+        for order in (
+            sorted(self.listed, key=lambda o: (o.last_modified, o.key)),
+            sorted(self.listed, key=lambda o: natural_key(o.key)),
+        ):
+            for obj in order[:EDGE_PLAYLISTS] + order[-EDGE_PLAYLISTS:]:
+                picked[obj.key] = obj
+        return list(picked.values())
+
+    def _usable(self) -> list[PlaylistSummary]:
+        summaries = [s for s in self.locator.known.values() if s.usable and s.first_ms is not None]
+        absolute = [s for s in summaries if s.absolute]
+        return absolute or summaries  # a folder of timestamped playlists: their timeline
+
+    def extent(self) -> tuple[int, int] | None:
+        """Where the recording starts and (at the latest) ends, from the edges' heads and what
+        the index knows; None when no playlist is a media playlist."""
+        for obj in self._edges():
+            self.locator.summary(obj)
+        usable = self._usable()
+        if not usable:
+            return None
+        first = min(s.first_ms or 0.0 for s in usable)
+        last = max((s.end_ms if s.complete else s.est_end_ms) or s.first_ms or 0.0 for s in usable)
+        return int(first), int(last) + 1
+
+    def masters(self) -> list[tuple[str, str]]:
+        """Master playlists of the folder (known to the index as such), with their text."""
+        found = []
+        for obj in self.listed:
+            summary = self.locator.known.get(obj.key)
+            if summary is not None and "master playlist" in summary.error:
+                data = self.store.get_bytes(
+                    self.source.bucket,
+                    obj.key,
+                    MASTER_BYTES,
+                    self.source.region,
+                    byte_range=(0, MASTER_BYTES),
+                )
+                found.append((obj.key, data.decode("utf-8", "replace")))
+        return found
+
+    def segments(self, start_ms: float, end_ms: float) -> list[Segment]:
+        chosen = self.locator.choose(start_ms, end_ms)
+        found = [self.lookup.segments(o, self.locator.summary(o), start_ms, end_ms) for o in chosen]
+        return merge_timelines(found)
+
+    def next_start(self, after_ms: int) -> int | None:
+        """Where the next placed playlist starts after `after_ms`: an empty page jumps a long
+        hole at once instead of walking it a page at a time."""
+        starts = [int(s.first_ms) for s in self._usable() if s.first_ms is not None and s.first_ms > after_ms]
+        return min(starts, default=None)
+
+
+def recording_spans(
+    store: ObjectStore,
+    source: S3Location,
+    live_path: str,
+    start_ms: int | None = None,
+    duration_ms: int | None = None,
+    cursor: str = "",
+    index: ArchiveIndex | None = None,
+) -> SpansPage:
+    """One page of the recording's spans and gaps in [start_ms, start_ms + duration_ms) (the
+    whole recording where absent); raises NotARecording, BadCursor."""
+    recording = RecordingSpans(store, source, live_path, index)
+    if not recording.listed:
+        raise NotARecording(f"no playlist under {live_path!r}")
+    extent = recording.extent()
+    masters = recording.masters()
+    if extent is None:
+        if masters:
+            raise NotARecording(f"{live_path!r} holds only a master playlist, no media playlist beside it")
+        raise NotARecording(f"no media playlist under {live_path!r}")
+    window_start = extent[0] if start_ms is None else start_ms
+    window_end = (
+        (extent[1] if start_ms is None else max(extent[1], start_ms))
+        if duration_ms is None
+        else window_start + duration_ms
+    )
+    page_start, seen_to = window_start, None
+    if cursor:
+        page_start, seen_to = decode_cursor(cursor)
+        if not window_start <= page_start < window_end:
+            raise BadCursor("does not belong to this StartPos and Duration")
+    page_end = min(page_start + PAGE_MS, window_end)
+    entries = [s for s in recording.segments(page_start, page_end) if s.overlaps(page_start, page_end)]
+    if len(entries) > PAGE_SEGMENTS:
+        page_end = max(int(entries[PAGE_SEGMENTS - 1].end_ms), page_start + 1)
+        entries = [s for s in entries if s.start_ms < page_end]
+    present = present_keys(store, source, {s.key for s in entries if not s.refused})
+    readable = [s for s in entries if not s.refused and s.key in present]
+    spans = merge_spans(readable, page_start, page_end)
+    gaps = gaps_between(spans, seen_to)
+    seen_to = (
+        max([end for _, end in spans] + ([seen_to] if seen_to is not None else []))
+        if spans or seen_to
+        else None
+    )
+    if not entries:
+        jump = recording.next_start(page_start)
+        if jump is not None and jump > page_end:
+            page_end = min(jump, window_end)
+    next_cursor = encode_cursor(page_end, seen_to) if page_end < window_end else ""
+    log.info(
+        "recording spans",
+        extra={
+            "recording": recording.prefix,
+            "playlists": len(recording.listed),
+            "entries": len(entries),
+            "head_reads": recording.lookup.head_reads,
+            "full_reads": recording.lookup.full_reads,
+        },
+    )
+    return SpansPage(spans, gaps, renditions_of(masters), next_cursor, extent)
