@@ -23,12 +23,14 @@ class Queue(StrEnum):
     RESTORE = "restore"
     CALLBACK = "callback"
     MAINTENANCE = "maintenance"
+    SPANS = "spans"  # recording-spans: short index reads a web request waits for (docs/decisions.md)
 
 
 class TaskName(StrEnum):
     EXPORT = "resourced.export"
     RESTORE_POLL = "resourced.restore.poll"
     CALLBACK_DELIVER = "resourced.callback.deliver"
+    SPANS = "resourced.spans"
 
 
 def create_celery(settings: Settings) -> Celery:

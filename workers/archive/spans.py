@@ -21,6 +21,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from tasks.exports.spec import S3Location
 from tasks.storage import ListedObject, ObjectStore
@@ -266,3 +267,42 @@ def recording_spans(
         },
     )
     return SpansPage(spans, gaps, renditions_of(masters), next_cursor, extent)
+
+
+def iso_ms(ms: float) -> str:
+    """A timeline position as a client reads it: UTC, to the second (a timeline without
+    PROGRAM-DATE-TIME starts at 1970-01-01T00:00:00Z)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def coverage_note(
+    store: ObjectStore,
+    source: S3Location,
+    live_path: str,
+    start_ms: int,
+    end_ms: int,
+    index: ArchiveIndex | None = None,
+) -> str:
+    """What the recording does cover near a range that holds no media, for the "no media"
+    answer: its extent, the nearest media before and after, and a hint when the range looks
+    like seconds where milliseconds are meant. Empty when nothing can be said."""
+    recording = RecordingSpans(store, source, live_path, index)
+    if not recording.listed:
+        return f"; nothing under {live_path!r} is a recording"
+    extent = recording.extent()
+    if extent is None:
+        return f"; no media playlist under {live_path!r}"
+    parts = [f"the recording covers {iso_ms(extent[0])}-{iso_ms(extent[1])}"]
+    before = [s for s in recording.segments(start_ms - PAGE_MS, start_ms) if s.end_ms <= start_ms]
+    if before:
+        parts.append(f"nearest media before ends at {iso_ms(max(s.end_ms for s in before))}")
+    after = [s for s in recording.segments(end_ms, end_ms + PAGE_MS) if s.start_ms >= end_ms]
+    later = min((s.start_ms for s in after), default=None)
+    if later is None:
+        later = recording.next_start(end_ms)
+    if later is not None:
+        parts.append(f"nearest media after starts at {iso_ms(later)}")
+    parts.append(f"the request asked for {iso_ms(start_ms)}-{iso_ms(end_ms)}")
+    if start_ms < extent[0] and extent[0] <= start_ms * 1000 < extent[1]:
+        parts.append("StartPos looks like seconds: it is in milliseconds")
+    return "; " + "; ".join(parts)

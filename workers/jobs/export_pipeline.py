@@ -28,6 +28,7 @@ from tasks.tenancy import ownership
 from tasks.tenancy.images import CACHE_CONTROL, ImageStore
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
+from workers.archive.spans import coverage_note
 from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
 from workers.media.mp4_boxes import LayoutError
@@ -267,6 +268,16 @@ def run_export(
         ) from exc
 
 
+def near(store: ObjectStore, spec: ExportSpec) -> str:
+    """What the recording covers near the range, for the "no media" answer; a failure to say
+    it leaves the answer as it was."""
+    try:
+        return coverage_note(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms)
+    except Exception:  # a hint, never a reason to fail differently
+        log.warning("no coverage note for a no-media answer", exc_info=True)
+        return ""
+
+
 def _run_export(
     spec: ExportSpec,
     store: ObjectStore,
@@ -278,7 +289,7 @@ def _run_export(
     report("indexing", 0.0)
     segments = indexed(segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms))
     if not segments:
-        raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range")
+        raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range{near(store, spec)}")
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))
     dest = spec.destination
     clip = workdir / "clip.mp4"

@@ -6,6 +6,7 @@ from tasks.platform.settings import fail_fast, get_settings
 from workers.runtime.celery_tasks import register_restore_tasks, register_tasks
 from workers.runtime.export_callbacks import register_export_callback_task
 from workers.runtime.lifecycle import connect_worker_signals
+from workers.runtime.spans_task import register_spans_task
 
 fail_fast(get_settings)  # a malformed setting stops the worker with one line
 configure_logging("worker", get_settings().log_level)
@@ -13,4 +14,5 @@ celery = create_celery(get_settings())
 register_tasks(celery, get_settings())
 register_restore_tasks(celery, get_settings())
 register_export_callback_task(celery, get_settings())
+register_spans_task(celery)
 connect_worker_signals(celery)

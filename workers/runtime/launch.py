@@ -19,7 +19,7 @@ from workers.media.encoder_probe import has_nvenc, working_encoders
 
 log = logging.getLogger("workers.runtime.launch")
 
-SHARED_QUEUES = (Queue.EXPORT_COPY, Queue.RESTORE, Queue.CALLBACK, Queue.MAINTENANCE)
+SHARED_QUEUES = (Queue.EXPORT_COPY, Queue.RESTORE, Queue.CALLBACK, Queue.MAINTENANCE, Queue.SPANS)
 
 
 def choose_queues(gpu_only: bool, configured: tuple[str, ...], nvenc: bool) -> list[str]:

@@ -21,6 +21,7 @@ from workers.archive.renditions import Rendition, renditions_of
 from workers.archive.spans import (
     BadCursor,
     NotARecording,
+    coverage_note,
     decode_cursor,
     encode_cursor,
     gaps_between,
@@ -181,3 +182,16 @@ def test_merge_spans_clips_to_the_window() -> None:
             self.start_ms, self.end_ms = a, b
 
     assert merge_spans([S(0, 10), S(10, 20), S(30, 40)], 5, 35) == [(5, 20), (30, 35)]  # type: ignore[list-item]
+
+
+def test_a_no_media_note_says_what_the_recording_covers(folder: Folder) -> None:
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0))
+    folder.put("b.m3u8", playlist("b", 5, 2.0, T0 + 60_000))
+    in_the_hole = coverage_note(folder.store, SOURCE, FOLDER, T0 + 30_000, T0 + 35_000, folder.index)
+    assert "the recording covers 2026-01-01T00:00:00Z-2026-01-01T00:01:" in in_the_hole
+    assert "nearest media before ends at 2026-01-01T00:00:20Z" in in_the_hole
+    assert "nearest media after starts at 2026-01-01T00:01:00Z" in in_the_hole
+    assert "seconds" not in in_the_hole
+    in_seconds = coverage_note(folder.store, SOURCE, FOLDER, T0 // 1000 + 5, T0 // 1000 + 10, folder.index)
+    assert "StartPos looks like seconds: it is in milliseconds" in in_seconds
+    assert "the request asked for 1970-01-21" in in_seconds

@@ -1,0 +1,81 @@
+"""POST /resource/v1/i/recording-spans: what a recording holds, as spans and gaps, a page at a time.
+
+The web authenticates and validates; a worker on the `spans` queue reads the archive index and
+answers within SPANS_WAIT_S (the web has no archive code: docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify
+from kombu.exceptions import OperationalError
+
+from app.errors import ApiError, json_body
+from app.schemas.fields import entry_for
+from app.schemas.spans import SpansRequestSchema
+from app.services import services
+from app.session_check import authenticate, require_bucket, require_scope
+from tasks.exports.spans_rpc import SpansRequest, new_reply_key, wait_reply
+from tasks.exports.spec import ErrorCode, S3Location
+from tasks.platform.celery_app import Queue, TaskName
+
+log = logging.getLogger(__name__)
+bp = Blueprint("spans", __name__)
+
+MAX_BODY_BYTES = 256 * 1024
+SPANS_WAIT_S = 10  # a page reads the index and a few playlists: seconds at worst
+HTTP_STATUS = {0: 200, 2: 400, 3: 403, 4: 404, 6: 503}
+
+
+def spans_request(data: dict[str, Any], default_region: str) -> SpansRequest:
+    entry = entry_for(data["storage_info"], "ts") or {}
+    source = S3Location(
+        bucket=entry["storage_name"],
+        region=entry.get("storage_location") or default_region,
+        prefix=entry.get("storage_root_folder", ""),
+    )
+    return SpansRequest(
+        source=source,
+        live_path=data["LivePath"].strip("/"),
+        start_ms=data["StartPos"],
+        duration_ms=data["Duration"],
+        rendition=data["Rendition"],
+        cursor=data["Cursor"],
+        reply_to=new_reply_key(),
+    )
+
+
+@bp.post("/resource/v1/i/recording-spans")
+def recording_spans() -> tuple[Response, int]:
+    svc = services()
+    body = json_body(MAX_BODY_BYTES)
+    if not isinstance(body, dict):
+        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
+    session = authenticate(body.get("SessionId"), body.get("userid"))
+    request = spans_request(SpansRequestSchema().load(body), svc.settings.aws_region)
+    require_bucket(request.source.bucket, "storage_info (ts)")
+    require_scope(
+        session, request.source.bucket, request.source.key(request.live_path), "the recording (LivePath)"
+    )
+    try:
+        svc.celery.send_task(
+            TaskName.SPANS.value,
+            args=[request.to_json()],
+            queue=Queue.SPANS.value,
+            task_id=f"spans-{request.reply_to.rsplit(':', 1)[-1]}",
+            expires=SPANS_WAIT_S,  # nobody waits for it after that
+            headers={"request_id": g.get("request_id", "")},
+        )
+    except (OperationalError, OSError) as exc:
+        log.error("broker unreachable", extra={"reason": str(exc)})
+        raise ApiError(
+            int(ErrorCode.FAILED), "service temporarily unavailable: queue unreachable", 503, 5
+        ) from exc
+    answer = wait_reply(svc.redis, request.reply_to, SPANS_WAIT_S)
+    if answer is None:
+        raise ApiError(
+            int(ErrorCode.FAILED), "service temporarily unavailable: no spans worker answered", 503, 2
+        )
+    return jsonify(answer), HTTP_STATUS.get(int(answer["ErrorCode"]), 500)
