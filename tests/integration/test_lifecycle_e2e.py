@@ -1,0 +1,157 @@
+"""Section 6 through the Procfile's web and worker, real Redis, moto's S3 over HTTP: a
+recording's spans and gaps, and an export's end announced to its CallbackUrl (verified with the
+standardwebhooks library), retried under one webhook-id."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import requests
+from standardwebhooks import Webhook
+
+from scripts import devstack
+from scripts.samples import SampleSpec, generate_recording
+from tests.helpers import export_body, storage_info, upload_recording
+from tests.integration.conftest import poll_export
+from tests.integration.receiver import Receiver, receiver
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+PDT_MS = 1_700_000_000_000  # where scripts/samples.py places a generated recording
+SPANS = "/resource/v1/i/recording-spans"
+
+
+def playlist(name: str, count: int, start_iso: str, jump_after: int = -1, jump_to: str = "") -> str:
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:2", f"#EXT-X-PROGRAM-DATE-TIME:{start_iso}"]
+    for i in range(count):
+        if i == jump_after:
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{jump_to}")
+        lines += ["#EXTINF:2.000,", f"{name}/s{i:03d}.ts"]
+    return "\n".join([*lines, "#EXT-X-ENDLIST", ""])
+
+
+@pytest.fixture(scope="module")
+def holes(s3: Any) -> str:
+    """a: 00:00-00:20 with s002 missing; b: 00:30-00:40, a PDT jump, 00:50-00:54."""
+    folder = "live/holes"
+    texts = {
+        "a.m3u8": playlist("a", 10, "2026-01-01T00:00:00Z"),
+        "b.m3u8": playlist("b", 7, "2026-01-01T00:00:30Z", jump_after=5, jump_to="2026-01-01T00:00:50Z"),
+    }
+    for name, text in texts.items():
+        s3.put_object(Bucket="archive", Key=f"{folder}/{name}", Body=text.encode())
+        for line in text.splitlines():
+            if line.endswith(".ts") and line != "a/s002.ts":
+                s3.put_object(Bucket="archive", Key=f"{folder}/{line}", Body=b"x")
+    return folder
+
+
+def spans(web: str, session: str, folder: str, **fields: Any) -> tuple[int, dict[str, Any]]:
+    body = {
+        "storage_info": storage_info("archive"),
+        "LivePath": folder,
+        "SessionId": session,
+        "userid": "alice",
+    }
+    response = requests.post(web + SPANS, json={**body, **fields}, timeout=20)
+    return response.status_code, response.json()
+
+
+def test_spans_and_gaps_of_a_recording_with_holes(
+    web: str, worker: subprocess.Popen, session_id: str, holes: str
+) -> None:
+    status, page = spans(web, session_id, holes)
+    assert (status, page["ErrorCode"], page["Cursor"]) == (200, 0, ""), page
+    s = 1000
+    assert page["Spans"] == [
+        {"Start": T0, "End": T0 + 4 * s},
+        {"Start": T0 + 6 * s, "End": T0 + 20 * s},
+        {"Start": T0 + 30 * s, "End": T0 + 40 * s},
+        {"Start": T0 + 50 * s, "End": T0 + 54 * s},
+    ]
+    assert page["Gaps"] == [
+        {"Start": T0 + 4 * s, "End": T0 + 6 * s},
+        {"Start": T0 + 20 * s, "End": T0 + 30 * s},
+        {"Start": T0 + 40 * s, "End": T0 + 50 * s},
+    ]
+    status, window = spans(web, session_id, holes, StartPos=T0 + 15 * s, Duration=20 * s)
+    assert window["Spans"] == [
+        {"Start": T0 + 15 * s, "End": T0 + 20 * s},
+        {"Start": T0 + 30 * s, "End": T0 + 35 * s},
+    ]
+
+
+def test_spans_bad_input_and_other_users(
+    web: str, worker: subprocess.Popen, session_id: str, holes: str, service_env: dict[str, str]
+) -> None:
+    assert spans(web, session_id, holes, StartPos="yesterday")[1]["ErrorCode"] == 2
+    status, answer = spans(web, session_id, holes, Cursor="bogus")
+    assert (status, answer["ErrorCode"]) == (400, 2) and "Cursor" in answer["ErrorMessage"]
+    assert spans(web, session_id, "live/nothing-here")[1]["ErrorCode"] == 4
+    bob = devstack.issue_session(service_env, "bob")
+    status, answer = spans(web, bob, holes)  # userid alice with bob's session
+    assert answer["ErrorCode"] == 3 and status in (401, 403)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory, s3: Any) -> str:
+    rec = generate_recording(tmp_path_factory.mktemp("rec"), SampleSpec(seconds=4))
+    upload_recording(s3, "archive", "live/lifecycle", rec)
+    return "live/lifecycle"
+
+
+def wait_received(client: Receiver, count: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(client.received) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_callback_delivered_once_on_success(
+    web: str, worker: subprocess.Popen, session_id: str, recording: str, service_env: dict[str, str]
+) -> None:
+    with receiver() as client:
+        body = export_body(session_id, "alice", PDT_MS, 2000, LivePath=recording, CallbackUrl=client.url)
+        status, answer = poll_export(web, body)
+        assert (status, answer["ErrorCode"]) == (200, 5), answer
+        wait_received(client, 1)
+        time.sleep(1.5)  # a second delivery, were there one, would have come by now
+        assert len(client.received) == 1
+        headers, raw = client.received[0]
+        payload = Webhook(service_env["RESOURCED_CALLBACK_SECRET"]).verify(raw, headers)
+        assert payload["JobId"] == answer["JobId"] and payload["ErrorCode"] == 5
+        assert payload["S3Dir"] == answer["S3Dir"] and payload["Version"] == answer["Version"]
+
+
+def test_callback_retried_under_one_webhook_id_and_no_media_says_where_media_is(
+    web: str, worker: subprocess.Popen, session_id: str, recording: str, service_env: dict[str, str]
+) -> None:
+    with receiver() as client:
+        client.answers = [(500, {"error": "down"})]
+        start_in_seconds = PDT_MS // 1000  # a client that sent seconds
+        body = export_body(
+            session_id, "alice", start_in_seconds, 2000, LivePath=recording, CallbackUrl=client.url
+        )
+        status, answer = poll_export(web, body)
+        assert (status, answer["ErrorCode"]) == (404, 4), answer
+        assert "the recording covers 2023-11-14T22:13:20Z" in answer["ErrorMessage"]
+        assert "StartPos looks like seconds" in answer["ErrorMessage"]
+        wait_received(client, 2)
+        assert len(client.received) == 2
+        assert len({headers["webhook-id"] for headers, _ in client.received}) == 1
+        payload = Webhook(service_env["RESOURCED_CALLBACK_SECRET"]).verify(
+            client.received[1][1], client.received[1][0]
+        )
+        assert payload == {"ErrorCode": 4, "ErrorMessage": answer["ErrorMessage"], "JobId": answer["JobId"]}
+
+
+def test_a_callback_url_the_policy_refuses_is_2_before_any_job(web: str, session_id: str) -> None:
+    body = export_body(
+        session_id, "alice", PDT_MS, 2000, LivePath="live/x", CallbackUrl="http://10.1.2.3/hook"
+    )
+    response = requests.post(f"{web}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
+    assert (response.status_code, response.json()["ErrorCode"]) == (400, 2)
+    assert "CallbackUrl" in response.json()["ErrorMessage"]
