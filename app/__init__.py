@@ -60,12 +60,13 @@ def register_services(
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import docs, export, health, imgbed, restore, spans
+    from app.api import docs, export, health, imgbed, restore, snapshot, spans
 
     app.register_blueprint(export.bp)
     app.register_blueprint(imgbed.bp)
     app.register_blueprint(restore.bp)
     app.register_blueprint(spans.bp)
+    app.register_blueprint(snapshot.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
 

@@ -196,7 +196,7 @@ def validated_spec(svc: Services, raw: bytes, body: dict[str, Any], session: Ses
 def require_export_scopes(session: Session, spec: ExportSpec) -> None:
     """A scoped session reads only recordings and writes only results under its scopes."""
     require_scope(session, spec.source.bucket, spec.source.key(spec.live_path), "the recording (LivePath)")
-    for key in (spec.video_key, spec.image_key):
+    for key in spec.written_keys:
         require_scope(session, spec.destination.bucket, key, "the destination")
 
 

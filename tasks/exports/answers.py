@@ -33,7 +33,9 @@ def ended_answer(store: UrlSigner, record: JobRecord) -> dict[str, Any] | None:
             "JobId": record.job_id,
             "VideoPath": store.url(
                 result.bucket, result.video_key, result.region, result.video_version_id or None
-            ),
+            )
+            if result.video_key
+            else "",  # a snapshot writes a picture and no video
             "ImagePath": store.url(
                 result.bucket, result.image_key, result.region, result.image_version_id or None
             )

@@ -58,6 +58,10 @@ class ExportSpec:
     peer_id: str = ""
     service_caller: str = ""
     writer: str = ""  # a service session's own user when it acts for `user` (see tasks/tenancy/ownership.py)
+    # A snapshot (POST /resource/v1/i/snapshot): the JPEG of the picture on screen at this
+    # timeline ms, `snapshot_width` pixels wide (0: the source's width); no video is written.
+    snapshot_ms: int | None = None
+    snapshot_width: int = 0
 
     @property
     def end_ms(self) -> int:
@@ -73,12 +77,19 @@ class ExportSpec:
         return self.destination.key(f"{stem}.jpg")
 
     @property
+    def written_keys(self) -> tuple[str, ...]:
+        """The keys the job writes, claims and must own: a snapshot writes only its image."""
+        if self.snapshot_ms is not None:
+            return (self.image_key,)
+        return (self.video_key, self.image_key)
+
+    @property
     def needs_encoding(self) -> bool:
         return self.export_type is not ExportType.COPY
 
     def identity(self) -> dict[str, object]:
         """The fields that make two requests the same job."""
-        return {
+        found: dict[str, object] = {
             "user": self.user,
             "source": asdict(self.source),
             "live_path": self.live_path,
@@ -88,6 +99,10 @@ class ExportSpec:
             "destination": asdict(self.destination),
             "video_name": self.video_name,
         }
+        if self.snapshot_ms is not None:  # only when set: every export's job id stays as it was
+            found["snapshot_ms"] = self.snapshot_ms
+            found["snapshot_width"] = self.snapshot_width
+        return found
 
     @property
     def job_id(self) -> str:

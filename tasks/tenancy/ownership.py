@@ -95,7 +95,7 @@ def export_refusal(store: ObjectStore, spec: ExportSpec) -> str | None:
     the worker's look before its uploads start, and its last look before each one completes."""
     dest = spec.destination
     try:
-        check_writable(store, dest.bucket, (spec.video_key, spec.image_key), dest.region, export_writer(spec))
+        check_writable(store, dest.bucket, spec.written_keys, dest.region, export_writer(spec))
     except NotOwner as exc:
         return f"forbidden: {exc}"
     return None
@@ -123,7 +123,7 @@ def claim_export_keys(
     appended to `created`, for a caller that may have to take them back."""
     writer = export_writer(spec)
     dest = spec.destination
-    for key in (spec.video_key, spec.image_key):
+    for key in spec.written_keys:
         name = keys.destination_claim(dest.bucket, key)
         if client.set(name, json.dumps(writer.metadata), nx=True, ex=ttl_s):
             if created is not None:
@@ -154,7 +154,7 @@ def release_export_claims(client: redis.Redis, spec: ExportSpec, names: list[str
     names = (
         names
         if names is not None
-        else [keys.destination_claim(dest.bucket, key) for key in (spec.video_key, spec.image_key)]
+        else [keys.destination_claim(dest.bucket, key) for key in spec.written_keys]
     )
     if names:
         client.eval(_RELEASE, len(names), *names, json.dumps(export_writer(spec).metadata))

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 import requests
 from standardwebhooks import Webhook
 
 from scripts import devstack
-from scripts.samples import SampleSpec, generate_recording
+from scripts.samples import SampleSpec, generate_recording, read_frame_index
 from tests.helpers import export_body, storage_info, upload_recording
 from tests.integration.conftest import poll_export
 from tests.integration.receiver import Receiver, receiver
@@ -155,3 +157,43 @@ def test_a_callback_url_the_policy_refuses_is_2_before_any_job(web: str, session
     response = requests.post(f"{web}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
     assert (response.status_code, response.json()["ErrorCode"]) == (400, 2)
     assert "CallbackUrl" in response.json()["ErrorMessage"]
+
+
+def test_a_snapshot_in_the_middle_of_a_gop(
+    web: str, worker: subprocess.Popen, session_id: str, recording: str, tmp_path: Path
+) -> None:
+    body = {
+        "storage_info": storage_info("archive", "exports"),
+        "LivePath": recording,
+        "StartPos": PDT_MS + 1000,
+        "StartTime": "540",  # 1.54 s: frame 38 of the GOP that starts at frame 25
+        "Width": 80,
+        "SessionId": session_id,
+        "userid": "alice",
+    }
+    deadline = time.monotonic() + 60
+    while True:
+        response = requests.post(f"{web}/resource/v1/i/snapshot", json=body, timeout=30)
+        answer = response.json()
+        if answer["ErrorCode"] != 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert (response.status_code, answer["ErrorCode"]) == (200, 5), answer
+    assert answer["VideoPath"] == "" and answer["JobId"]
+    jpeg = tmp_path / "still.jpg"
+    jpeg.write_bytes(requests.get(answer["ImagePath"], timeout=10).content)
+    with av.open(str(jpeg)) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (80, 48)
+    assert read_frame_index(frame) == 38
+    missing = requests.post(
+        f"{web}/resource/v1/i/snapshot", json={**body, "StartPos": PDT_MS + 60_000}, timeout=30
+    )
+    deadline = time.monotonic() + 30
+    while missing.json()["ErrorCode"] == 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        missing = requests.post(
+            f"{web}/resource/v1/i/snapshot", json={**body, "StartPos": PDT_MS + 60_000}, timeout=30
+        )
+    assert (missing.status_code, missing.json()["ErrorCode"]) == (404, 4)
+    assert "the recording covers" in missing.json()["ErrorMessage"]

@@ -31,6 +31,7 @@ from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
 from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
+from workers.jobs.snapshot import run_snapshot
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
 from workers.media.remux import ClipStats, ParametersChanged, remux
@@ -258,8 +259,11 @@ def run_export(
     indexed: Indexed = lambda segments: segments,
 ) -> ExportResult:
     """Cut and upload one export. `indexed` sees the segments the lookup found and returns the
-    ones to cut: a job pins its first attempt's view of a live recording there."""
+    ones to cut: a job pins its first attempt's view of a live recording there. A snapshot job
+    (spec.snapshot_ms set) is the same job with other work: workers/jobs/snapshot.py."""
     try:
+        if spec.snapshot_ms is not None:
+            return run_snapshot(spec, store, settings, report, fence, indexed)
         return _run_export(spec, store, settings, report, fence, indexed)
     except NoSuchBucket as exc:  # the request named a bucket that does not exist: its fault, not ours
         role = "storage_info's ts entry" if exc.bucket == spec.source.bucket else "the destination"

@@ -1,0 +1,123 @@
+"""POST /resource/v1/i/snapshot: the JPEG of the picture on screen at one instant.
+
+A snapshot is an export job of the same store (ExportSpec.snapshot_ms), so it is admitted,
+claimed, fenced, long-polled and answered exactly as an export is (app/api/export.py); a worker
+decodes at most one GOP (workers/jobs/snapshot.py). Usually the first, held request answers 5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import posixpath
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.api import long_poll
+from app.api.export import _location, admit, answer, require_export_scopes
+from app.auth import Session
+from app.errors import ApiError, json_body
+from app.schemas.fields import entry_for
+from app.schemas.snapshot import SnapshotRequestSchema
+from app.services import services
+from app.session_check import authenticate, require_bucket
+from tasks.exports.spec import ErrorCode, ExportSpec, ExportType, S3Location
+from tasks.exports.store import JobState
+
+bp = Blueprint("snapshot", __name__)
+
+MAX_BODY_BYTES = 256 * 1024
+DEFAULT_NAME = "snapshot.jpg"
+
+
+def _default_dir(user: str, source: S3Location, live_path: str, at_ms: int, width: int, secret: str) -> str:
+    """A folder per request, keyed with the service's secret like an export's (app/api/export.py)."""
+    seed = json.dumps(["snapshot", user, source.bucket, source.prefix, live_path, at_ms, width])
+    return f"snapshots/{user}/{hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:20]}"
+
+
+def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, secret: str) -> ExportSpec:
+    entries = data["storage_info"]
+    source = _location(entry_for(entries, "ts") or {}, default_region)
+    mp4 = entry_for(entries, "mp4")
+    at_ms = data["StartPos"] + (data.get("StartTime") or 0)
+    live_path = data["LivePath"].strip("/")
+    if data["ExportS3Bucket"]:
+        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
+        if not region and mp4 is not None and mp4["storage_name"] == bucket:
+            region = mp4["storage_location"]
+    else:
+        assert mp4 is not None  # the schema refuses a request with neither
+        bucket, root = mp4["storage_name"], mp4.get("storage_root_folder", "")
+        region = data["ExportS3Region"] or mp4["storage_location"]
+    key, name = data["ExportS3Key"], DEFAULT_NAME
+    if key.lower().endswith(".jpg"):
+        s3_dir, name = posixpath.dirname(key), posixpath.basename(key)
+    elif key:
+        s3_dir = key
+    else:
+        s3_dir = _default_dir(user, source, live_path, at_ms, data["Width"], secret)
+    return ExportSpec(
+        user=user,
+        source=source,
+        live_path=live_path,
+        start_ms=at_ms,
+        duration_ms=1,  # the instant
+        export_type=ExportType.COPY,
+        destination=S3Location(
+            bucket=bucket, region=region or default_region, prefix="/".join(p for p in (root, s3_dir) if p)
+        ),
+        video_name=name[: -len(".jpg")]
+        + ".mp4",  # names the image: image_key is its .jpg; no video is written
+        snapshot_ms=at_ms,
+        snapshot_width=data["Width"],
+    )
+
+
+def validated_snapshot(body: dict[str, Any], session: Session) -> ExportSpec:
+    svc = services()
+    data = SnapshotRequestSchema().load(body)
+    user = session.user if not session.service else data["userid"]
+    spec = build_snapshot_spec(data, user, svc.settings.aws_region, svc.settings.secret_key)
+    if session.service:
+        spec = dataclasses.replace(spec, writer=session.user)
+    require_bucket(spec.source.bucket, "storage_info (ts)")
+    require_bucket(spec.destination.bucket, "the destination")
+    require_export_scopes(session, spec)
+    return spec
+
+
+@bp.post("/resource/v1/i/snapshot")
+def snapshot() -> tuple[Response, int]:
+    svc = services()
+    body = json_body(MAX_BODY_BYTES)
+    if not isinstance(body, dict):
+        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
+    session = authenticate(body.get("SessionId"), body.get("userid"))
+    spec = validated_snapshot(body, session)
+    record = svc.jobs.get(spec.job_id)
+    if record is None or record.state is JobState.FAILED:
+        admit(svc, spec)
+        record = svc.jobs.get(spec.job_id)
+    if record is None:
+        queued = {
+            "ErrorCode": 1,
+            "ErrorMessage": "queued",
+            "TimeWait": 1,
+            "JobId": spec.job_id,
+            "Progress": 0,
+        }
+        return jsonify(queued), 200
+    held = long_poll.until_end(
+        svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
+    )
+    if held.state is JobState.FAILED and record.state is not JobState.FAILED:
+        svc.jobs.mark_reported(spec.job_id)
+    payload, status = answer(svc, held)
+    response = jsonify(payload)
+    if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):
+        response.headers["Retry-After"] = str(payload["TimeWait"])
+    return response, status
