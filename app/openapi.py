@@ -7,6 +7,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from app.openapi_section6 import export_callback, section6_paths
 from app.schemas.examples import EXPORT_ANSWERS, EXPORT_REQUEST
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import StorageEntrySchema
@@ -20,8 +21,11 @@ from app.schemas.responses import (
     PutRestoreResultSchema,
     RestoreAcceptedSchema,
     RestoreStatusSchema,
+    SpansResponseSchema,
 )
 from app.schemas.restore import RestoreRequestSchema, TestCallbackSchema
+from app.schemas.snapshot import SnapshotRequestSchema
+from app.schemas.spans import SpansRequestSchema
 from tasks.platform.settings import Settings
 
 EXPORT_CODES = {
@@ -103,6 +107,7 @@ def _export_path() -> dict[str, Any]:
                 "content": {"application/json": {"schema": "ExportRequest", "example": EXPORT_REQUEST}},
             },
             "responses": responses,
+            "callbacks": {"ExportEnded": export_callback()},
         }
     }
 
@@ -263,11 +268,14 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "TestCallback": TestCallbackSchema,
         "PutRestoreResult": PutRestoreResultSchema,
         "Health": HealthSchema,
+        "SpansRequest": SpansRequestSchema,
+        "SpansResponse": SpansResponseSchema,
+        "SnapshotRequest": SnapshotRequestSchema,
     }
     for name, schema in schemas.items():
         spec.components.schema(name, schema=schema)
     spec.path(path="/resource/v1/i/export-to-s3dir", operations=_export_path())
-    for path, operations in {**_imgbed_paths(), **_restore_paths()}.items():
+    for path, operations in {**_imgbed_paths(), **_restore_paths(), **section6_paths()}.items():
         spec.path(path=path, operations=operations)
     health = {"200": _json("Health", "ok"), "503": _json("Health", "not ready")}
     spec.path(

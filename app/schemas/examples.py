@@ -51,7 +51,16 @@ VIDEO_URL = "https://mma-video-exports.s3.us-west-1.amazonaws.com/clips/exports/
 
 # One answer per ErrorCode: (HTTP status, body).
 EXPORT_ANSWERS: dict[int, tuple[int, dict[str, Any]]] = {
-    1: (200, {"ErrorCode": 1, "ErrorMessage": "running: remuxing 40%", "TimeWait": 2}),
+    1: (
+        200,
+        {
+            "ErrorCode": 1,
+            "ErrorMessage": "running: remuxing 40%",
+            "TimeWait": 2,
+            "JobId": "5b1f0c9e2d7a4e8f9a6b3c2d1e0f4a5b",
+            "Progress": 40,
+        },
+    ),
     2: (
         400,
         {
@@ -63,7 +72,14 @@ EXPORT_ANSWERS: dict[int, tuple[int, dict[str, Any]]] = {
     3: (401, {"ErrorCode": 3, "ErrorMessage": "not authenticated: the session is invalid or expired"}),
     4: (
         404,
-        {"ErrorCode": 4, "ErrorMessage": "no recording under 'live/cam1' covers the requested range"},
+        {
+            "ErrorCode": 4,
+            "ErrorMessage": "no recording under 'live/cam1' covers the requested range; the recording"
+            " covers 2023-11-14T22:13:20Z-2023-11-15T22:13:20Z; nearest media after starts at"
+            " 2023-11-14T22:13:20Z; the request asked for 1970-01-20T16:13:32Z-1970-01-20T16:13:52Z;"
+            " StartPos looks like seconds: it is in milliseconds",
+            "JobId": "0c4e1a7b9d2f4c6e8a0b1c3d5e7f9a2b",
+        },
     ),
     5: (
         200,
@@ -76,6 +92,7 @@ EXPORT_ANSWERS: dict[int, tuple[int, dict[str, Any]]] = {
             "S3Dir": "clips/exports/alice/9f2c",
             "Version": "3HL4kqtJlcpXroDTDmJ.7w3ZP4Cq1Zb9",
             "LackLength": 1500,
+            "JobId": "5b1f0c9e2d7a4e8f9a6b3c2d1e0f4a5b",
         },
     ),
     6: (500, {"ErrorCode": 6, "ErrorMessage": "the export failed: S3 refused the upload (SlowDown)"}),
@@ -91,4 +108,45 @@ EXPORT_ANSWERS: dict[int, tuple[int, dict[str, Any]]] = {
             "TimeWait": 300,
         },
     ),
+}
+
+SPANS_REQUEST: dict[str, Any] = {
+    "storage_info": storage_info_b64(),
+    "LivePath": "live/cam1",
+    "StartPos": 1700000000000,
+    "Duration": 3600000,
+    "Cursor": "",
+    "SessionId": "<session>",
+    "userid": "alice",
+}
+
+SPANS_ANSWER: dict[str, Any] = {
+    "ErrorCode": 0,
+    "ErrorMessage": "ok",
+    "Spans": [{"Start": 1700000000000, "End": 1700000004000}, {"Start": 1700000006000, "End": 1700000020000}],
+    "Gaps": [{"Start": 1700000004000, "End": 1700000006000}],
+    "Renditions": [{"Name": "", "Width": 0, "Height": 0, "Bandwidth": 0, "Codec": ""}],
+    "Cursor": "djE6MTcwMDAwMDAyMDAwMDoxNzAwMDAwMDIwMDAw",
+}
+
+SNAPSHOT_REQUEST: dict[str, Any] = {
+    "storage_info": storage_info_b64(),
+    "LivePath": "live/cam1",
+    "StartPos": 1700000000000,
+    "StartTime": "1540",
+    "Width": 640,
+    "SessionId": "<session>",
+    "userid": "alice",
+}
+
+SNAPSHOT_ANSWER: dict[str, Any] = {
+    "ErrorCode": 5,
+    "ErrorMessage": "ready",
+    "TimeWait": 0,
+    "JobId": "9d3a5c7e1f2b4d6f8a0c2e4a6b8d0f1c",
+    "VideoPath": "",
+    "ImagePath": VIDEO_URL.replace("exports/alice/9f2c/clip.mp4", "snapshots/alice/7c1d/snapshot.jpg"),
+    "S3Dir": "clips/snapshots/alice/7c1d",
+    "Version": "Xk2v9qLrT0aP1mZb8cWd3eYf6gHj4iNo",
+    "LackLength": 0,
 }

@@ -27,6 +27,39 @@ class ExportResponseSchema(Schema):
             " the range running past its end); Duration minus the exported duration, 0 when complete"
         }
     )
+    JobId = fields.String(
+        metadata={
+            "description": "the job's id, stable for identical requests; in every answer about a job"
+            " (1, 4, 5, 6, 8 and a 3 a worker found), not in a 2, 3 or 7 refused before a job exists"
+        }
+    )
+    Progress = fields.Integer(metadata={"description": "with 1 and 8: how far the job got, 0-100"})
+
+
+class SpanSchema(Schema):
+    Start = fields.Integer(required=True, metadata={"description": "timeline ms, inclusive"})
+    End = fields.Integer(required=True, metadata={"description": "timeline ms, exclusive"})
+
+
+class RenditionSchema(Schema):
+    Name = fields.String(
+        required=True, metadata={"description": 'NAME or URI folder; "" for a plain recording'}
+    )
+    Width = fields.Integer(required=True, metadata={"description": "0 where the playlists do not say"})
+    Height = fields.Integer(required=True)
+    Bandwidth = fields.Integer(required=True, metadata={"description": "bits/s from BANDWIDTH; 0 unknown"})
+    Codec = fields.String(required=True, metadata={"description": "CODECS as the master playlist lists it"})
+
+
+class SpansResponseSchema(Schema):
+    ErrorCode = fields.Integer(required=True, metadata={"enum": [0, 2, 3, 4, 6]})
+    ErrorMessage = fields.String(required=True)
+    Spans = fields.List(
+        fields.Nested(SpanSchema), metadata={"description": "readable media, maximal, in order"}
+    )
+    Gaps = fields.List(fields.Nested(SpanSchema), metadata={"description": "the holes between the spans"})
+    Renditions = fields.List(fields.Nested(RenditionSchema))
+    Cursor = fields.String(metadata={"description": 'send it back for the next page; "" on the last'})
 
 
 class ImgbedResponseSchema(Schema):

@@ -109,3 +109,16 @@ def test_another_users_session_is_refused(client: FlaskClient, settings: Setting
 def test_a_destination_not_allowed_is_refused(client: FlaskClient, session: str, sent: SentTasks) -> None:
     response = client.post(URL, json=body(session, ExportS3Bucket="forbidden"))
     assert (response.status_code, response.get_json()["ErrorCode"]) == (403, 3) and sent.sent == []
+
+
+def test_the_section6_examples_validate() -> None:
+    from app.openapi import build_spec
+    from app.schemas.examples import SNAPSHOT_REQUEST, SPANS_REQUEST
+    from app.schemas.snapshot import SnapshotRequestSchema
+    from app.schemas.spans import SpansRequestSchema
+
+    assert SpansRequestSchema().load(SPANS_REQUEST)["LivePath"] == "live/cam1"
+    assert SnapshotRequestSchema().load(SNAPSHOT_REQUEST)["Width"] == 640
+    paths = build_spec(Settings())["paths"]
+    assert {"/resource/v1/i/recording-spans", "/resource/v1/i/snapshot"} <= set(paths)
+    assert "ExportEnded" in paths["/resource/v1/i/export-to-s3dir"]["post"]["callbacks"]
