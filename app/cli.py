@@ -1,5 +1,5 @@
-"""The `resourced` command: issue sessions (operators), and export, image bed and restore
-calls (clients), with progress bars on a terminal and `--json` for scripts."""
+"""The `resourced` command: issue sessions (operators), and export, spans, snapshot, image bed
+and restore calls (clients), with progress bars on a terminal and `--json` for scripts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from tqdm import tqdm
 
+from app import cli_section6
 from app.auth import BadScope, make_backend
 from app.client import Client, ResourcedError, storage_info_b64
 from tasks.platform.settings import ClientSettings, ConfigError, Settings
@@ -64,10 +65,11 @@ def _export(args: argparse.Namespace) -> int:
         """The job's state, step and percent: on the bar on a terminal, else one line per change."""
         message = str(answer.get("ErrorMessage", ""))
         found = PERCENT.search(message)
+        percent = answer.get("Progress", int(found.group(1)) if found else None)
         if bar is not None:
             bar.set_description(message.split(":", 1)[-1].rsplit(" ", 1)[0].strip() or "export")
-            if found:
-                bar.update(max(0, int(found.group(1)) - bar.n))
+            if percent is not None:
+                bar.update(max(0, int(percent) - bar.n))
         elif not args.json and message not in said[-1:]:
             said.append(message)
             print(f"export: {message}", file=sys.stderr, flush=True)
@@ -82,6 +84,7 @@ def _export(args: argparse.Namespace) -> int:
         export_type=args.type,
         file_name=args.file_name,
         export_key=args.dest_key,
+        callback_url=args.callback_url,
         on_progress=progress,
         hold_s=args.hold,
     )
@@ -105,6 +108,18 @@ def _export(args: argparse.Namespace) -> int:
     if result.lack_ms:
         line += f"\n{result.lack_ms} ms of the range had no recording"
     _emit(args, {**result.answer, "Downloaded": args.download or None}, line)
+    return 0
+
+
+def _spans(args: argparse.Namespace) -> int:
+    payload, text = cli_section6.run_spans(_client(args), args)
+    _emit(args, payload, text)
+    return 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    payload, text = cli_section6.run_snapshot(_client(args), args)
+    _emit(args, payload, text)
     return 0
 
 
@@ -185,7 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=25,
         help="seconds a poll may be held open until the job ends (long polling; 0: answer at once)",
     )
+    export.add_argument(
+        "--callback-url", default="", help="CallbackUrl: the job's end is POSTed there, signed"
+    )
     export.set_defaults(handler=_export)
+    spans, snap = cli_section6.add_commands(commands, client, defaults)
+    spans.set_defaults(handler=_spans)
+    snap.set_defaults(handler=_snapshot)
 
     imgbed = commands.add_parser("imgbed", help="the image bed").add_subparsers(
         dest="imgbed_command", required=True

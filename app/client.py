@@ -1,10 +1,14 @@
-"""A Python client for resourced: submit and poll exports (honouring TimeWait/Retry-After),
-the image bed, restores, and verifying PutRestoreResult deliveries on the client's side.
+"""A Python client for resourced: submit and poll exports and snapshots (honouring
+TimeWait/Retry-After), a recording's spans, the image bed, restores, and verifying signed
+deliveries (PutRestoreResult, an export's CallbackUrl) on the client's side.
 
     client = Client("https://resourced.example", session_id, "alice")
-    result = client.export(live_path="live/cam1", start_pos=..., duration=20_000,
-                           storage_info=storage_info_b64("archive", "exports"))
+    info = storage_info_b64("archive", "exports")
+    held = client.all_spans(live_path="live/cam1", storage_info=info)
+    result = client.export(live_path="live/cam1", start_pos=held.spans[0][0], duration=20_000,
+                           storage_info=info, callback_url="https://me.example/hook")
     client.download(result.video_url, "clip.mp4")
+    still = client.snapshot(live_path="live/cam1", start_pos=held.spans[0][0] + 1540, storage_info=info)
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 EXPORT_PATH = "/resource/v1/i/export-to-s3dir"
+SNAPSHOT_PATH = "/resource/v1/i/snapshot"
+SPANS_PATH = "/resource/v1/i/recording-spans"
 RECONNECT_WAIT_S = 1.0  # between polls while the service cannot be reached at all
 
 
@@ -75,6 +81,33 @@ class ExportResult:
     lack_ms: int
     answer: dict[str, Any]
 
+    @property
+    def job_id(self) -> str:
+        return str(self.answer.get("JobId", ""))
+
+
+@dataclass(frozen=True)
+class SpansPage:
+    """One page of recording-spans: (start, end) ms pairs, the renditions, the next Cursor."""
+
+    spans: list[tuple[int, int]]
+    gaps: list[tuple[int, int]]
+    renditions: list[dict[str, Any]]
+    cursor: str
+
+
+def join_pages(pages: list[SpansPage]) -> SpansPage:
+    """The pages of one request as one: a span cut at a page boundary is whole again."""
+    spans: list[tuple[int, int]] = []
+    for page in pages:
+        for start, end in page.spans:
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+    gaps = [gap for page in pages for gap in page.gaps]
+    return SpansPage(spans, gaps, pages[0].renditions if pages else [], "")
+
 
 def storage_info_b64(
     ts_bucket: str, mp4_bucket: str | None = None, region: str = "us-east-1", root: str = ""
@@ -96,7 +129,8 @@ def storage_info_b64(
 
 
 def verify_restore_callback(secret: str, body: bytes | str, headers: Mapping[str, str]) -> dict[str, Any]:
-    """For client implementers: the PutRestoreResult payload if its signature is valid; raises if not."""
+    """For client implementers: the payload of a signed delivery (PutRestoreResult, or an
+    export's CallbackUrl) if its signature is valid; raises if not."""
     lowered = {k.lower(): v for k, v in headers.items()}
     payload: dict[str, Any] = Webhook(secret).verify(body, lowered)
     return payload
@@ -118,12 +152,15 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"X-Session-Id": self.session_id}
 
-    def export_request(self, body: dict[str, Any], hold_s: float = 0) -> tuple[int, dict[str, Any], float]:
-        """One submit-or-poll; `hold_s` > 0 asks the service to hold it until the job ends (long
-        polling, `Prefer: wait=N`), and the read timeout grows to outlast the hold."""
+    def export_request(
+        self, body: dict[str, Any], hold_s: float = 0, path: str = EXPORT_PATH
+    ) -> tuple[int, dict[str, Any], float]:
+        """One submit-or-poll (of an export, or of a snapshot with `path`); `hold_s` > 0 asks the
+        service to hold it until the job ends (long polling, `Prefer: wait=N`), and the read
+        timeout grows to outlast the hold."""
         headers = {"Prefer": f"wait={round(hold_s)}"} if hold_s > 0 else {}
         timeout = max(self.timeout_s, hold_s + 10)
-        response = self.http.post(self.base_url + EXPORT_PATH, json=body, headers=headers, timeout=timeout)
+        response = self.http.post(self.base_url + path, json=body, headers=headers, timeout=timeout)
         try:
             answer = response.json()
         except ValueError as exc:
@@ -148,6 +185,7 @@ class Client:
         export_bucket: str = "",
         export_region: str = "",
         export_key: str = "",
+        callback_url: str = "",
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         timeout_s: float = 3600,
         max_poll_s: float = 30,
@@ -157,7 +195,8 @@ class Client:
 
         Each poll is held by the service until the job ends (up to its configured hold, at most
         `hold_s`), and between polls the client sleeps TimeWait: the answer arrives when the clip
-        is ready, not at the next poll. `on_progress` gets every processing (1/8) answer."""
+        is ready, not at the next poll. `on_progress` gets every processing (1/8) answer, with
+        `JobId` and `Progress`. `callback_url`: where the service POSTs the job's end as well."""
         body: dict[str, Any] = {
             "ServiceCaller": service_caller,
             "StartPos": start_pos,
@@ -175,13 +214,113 @@ class Client:
             ("ExportS3Bucket", export_bucket),
             ("ExportS3Region", export_region),
             ("ExportS3Key", export_key),
+            ("CallbackUrl", callback_url),
         ):
             if value:
                 body[field] = value
+        answer = self.until_ended(body, EXPORT_PATH, on_progress, timeout_s, max_poll_s, hold_s)
+        return ExportResult(
+            answer["VideoPath"],
+            answer["ImagePath"],
+            answer["S3Dir"],
+            answer["Version"],
+            int(answer.get("LackLength", 0)),
+            answer,
+        )
+
+    def snapshot(
+        self,
+        *,
+        live_path: str,
+        start_pos: int,
+        storage_info: str,
+        start_time: int = 0,
+        width: int = 0,
+        export_bucket: str = "",
+        export_region: str = "",
+        export_key: str = "",
+        timeout_s: float = 600,
+        hold_s: float = 25,
+    ) -> ExportResult:
+        """The JPEG of the picture on screen at start_pos + start_time (`image_url`); raises
+        NoMedia when no picture is there. Polled like an export."""
+        body: dict[str, Any] = {
+            "storage_info": storage_info,
+            "LivePath": live_path,
+            "StartPos": start_pos,
+            "StartTime": str(start_time),
+            "SessionId": self.session_id,
+            "userid": self.userid,
+        }
+        for field, value in (
+            ("Width", width),
+            ("ExportS3Bucket", export_bucket),
+            ("ExportS3Region", export_region),
+            ("ExportS3Key", export_key),
+        ):
+            if value:
+                body[field] = value
+        answer = self.until_ended(body, SNAPSHOT_PATH, None, timeout_s, 30, hold_s)
+        return ExportResult("", answer["ImagePath"], answer["S3Dir"], answer["Version"], 0, answer)
+
+    def spans(
+        self,
+        *,
+        live_path: str,
+        storage_info: str,
+        start_pos: int | None = None,
+        duration: int | None = None,
+        rendition: str = "",
+        cursor: str = "",
+    ) -> SpansPage:
+        """One page of the recording's spans and gaps; pass `cursor` on for the next page."""
+        body: dict[str, Any] = {
+            "storage_info": storage_info,
+            "LivePath": live_path,
+            "SessionId": self.session_id,
+            "userid": self.userid,
+        }
+        for field, value in (("StartPos", start_pos), ("Duration", duration)):
+            if value is not None:
+                body[field] = value
+        for field, text in (("Rendition", rendition), ("Cursor", cursor)):
+            if text:
+                body[field] = text
+        response = self.http.post(self.base_url + SPANS_PATH, json=body, timeout=self.timeout_s)
+        answer: dict[str, Any] = response.json()
+        code = int(answer.get("ErrorCode", 6))
+        if code != 0:
+            raise EXPORT_ERRORS.get(code, ResourcedError)(
+                code, answer.get("ErrorMessage", ""), response.status_code
+            )
+        return SpansPage(
+            [(s["Start"], s["End"]) for s in answer["Spans"]],
+            [(g["Start"], g["End"]) for g in answer["Gaps"]],
+            answer["Renditions"],
+            answer["Cursor"],
+        )
+
+    def all_spans(self, **kwargs: Any) -> SpansPage:
+        """Every page of one spans request, joined (see join_pages)."""
+        pages = [self.spans(**kwargs)]
+        while pages[-1].cursor:
+            pages.append(self.spans(**kwargs, cursor=pages[-1].cursor))
+        return join_pages(pages)
+
+    def until_ended(
+        self,
+        body: dict[str, Any],
+        path: str,
+        on_progress: Callable[[dict[str, Any]], None] | None,
+        timeout_s: float,
+        max_poll_s: float,
+        hold_s: float,
+    ) -> dict[str, Any]:
+        """Send the request until it is answered 5 (returned) or an error (raised)."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                status, answer, wait = self.export_request(body, hold_s)
+                status, answer, wait = self.export_request(body, hold_s, path)
             except requests.ConnectionError as exc:  # the web tier restarting: the job goes on
                 if time.monotonic() + RECONNECT_WAIT_S > deadline:
                     raise ResourcedError(6, f"the service is unreachable: {exc}", 0) from exc
@@ -189,14 +328,7 @@ class Client:
                 continue
             code = int(answer.get("ErrorCode", 6))
             if code == 5:
-                return ExportResult(
-                    answer["VideoPath"],
-                    answer["ImagePath"],
-                    answer["S3Dir"],
-                    answer["Version"],
-                    int(answer.get("LackLength", 0)),
-                    answer,
-                )
+                return answer
             if code == 7 or status == 503:  # busy, or Redis/S3 briefly away: both say when to retry
                 if time.monotonic() + wait > deadline:
                     message = answer.get("ErrorMessage", "busy")
