@@ -18,7 +18,9 @@ def scripted(monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> Client:
     client = Client("http://resourced.test", "session", "alice")
     monkeypatch.setattr(client_module, "RECONNECT_WAIT_S", 0.01)
 
-    def export_request(body: dict[str, Any], hold_s: float = 0) -> tuple[int, dict[str, Any], float]:
+    def export_request(
+        body: dict[str, Any], hold_s: float = 0, path: str = ""
+    ) -> tuple[int, dict[str, Any], float]:
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
