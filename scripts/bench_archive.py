@@ -8,6 +8,11 @@ object, but only the clip's hour has real segments behind it (the rest are never
 as ratios against the baseline (taken as at least 0.5 s), with the workers' peak RSS, the
 index's build time and its Redis memory per 1,000 playlists. Targets: warm within 1.5x, cold
 within 3x, worker memory flat.
+
+In the same run: recording-spans through the API, a page of the 30-day archive (the clip's hour,
+whose 1,800 segment objects all exist as placeholders) against the whole 1-minute recording
+(target within 1.5x, as the contract says); and a snapshot through the API (a still in the middle
+of a GOP) against decoding that GOP with the ffmpeg CLI on a local copy of the segment.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +61,12 @@ def real_entries(playlist: Path) -> list[tuple[str, str]]:
     return [(line, lines[i + 1]) for i, line in enumerate(lines) if line.startswith("#EXTINF")]
 
 
+def segment_name(hour: int, n: int) -> str:
+    """The clip's hour continues the real segments' names (seg_NNNNN.ts), so its folder sorts in
+    time order as a recorder's does; other hours are never listed or read."""
+    return f"seg_{n:05d}.ts" if hour == CLIP_HOUR else f"s{n:05d}.ts"
+
+
 def hour_playlist(hour: int, real: list[tuple[str, str]]) -> str:
     """One hour of 2 s segments named h{hour}/s{n}.ts; the clip's hour starts with the real ones."""
     start_ms = PDT_MS + (hour - CLIP_HOUR) * HOUR_MS
@@ -68,7 +80,7 @@ def hour_playlist(hour: int, real: list[tuple[str, str]]) -> str:
     for extinf, name in head:
         lines += [extinf, f"h{hour:04d}/{name}"]
     for n in range(len(head), int(HOUR_MS / 1000 / SEGMENT_S)):
-        lines += [f"#EXTINF:{SEGMENT_S:.3f},", f"h{hour:04d}/s{n:05d}.ts"]
+        lines += [f"#EXTINF:{SEGMENT_S:.3f},", f"h{hour:04d}/{segment_name(hour, n)}"]
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
@@ -87,9 +99,15 @@ def upload_archives(s3: Any, rec_dir: Path) -> int:
     def put(hour: int) -> None:
         s3.put_object(Bucket="bench-archive", Key=f"live/month/h{hour:04d}.m3u8", Body=texts[hour].encode())
 
+    def placeholder(n: int) -> None:  # the clip hour's other segments exist, as in a real archive
+        s3.put_object(
+            Bucket="bench-archive", Key=f"live/month/h{CLIP_HOUR:04d}/{segment_name(CLIP_HOUR, n)}", Body=b""
+        )
+
     started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, range(HOURS)))
+        list(pool.map(placeholder, range(len(real), int(HOUR_MS / 1000 / SEGMENT_S))))
     print(
         f"bench: uploaded {HOURS} playlists ({sum(map(len, texts)) / 1e6:.0f} MB)"
         f" in {time.monotonic() - started:.1f} s"
@@ -142,6 +160,31 @@ def timed_export(client: Client, live_path: str, start_ms: int, name: str) -> fl
     if result.lack_ms > 100:
         raise RuntimeError(f"{live_path} {name}: {result.lack_ms} ms missing from the clip")
     return elapsed
+
+
+def timed_spans(client: Client, live_path: str, start_ms: int | None, duration: int | None) -> float:
+    info = storage_info_b64("bench-archive")
+    started = time.perf_counter()
+    page = client.spans(live_path=live_path, storage_info=info, start_pos=start_ms, duration=duration)
+    elapsed = time.perf_counter() - started
+    if not page.spans:
+        raise RuntimeError(f"{live_path}: no spans")
+    return elapsed
+
+
+def timed_snapshot(client: Client, at_ms: int) -> float:
+    info = storage_info_b64("bench-archive", "bench-exports")
+    started = time.perf_counter()
+    client.snapshot(live_path="live/minute", start_pos=at_ms, storage_info=info)
+    return time.perf_counter() - started
+
+
+def ffmpeg_gop_decode(segment: Path, offset_s: float, out: Path) -> float:
+    """The same still with the ffmpeg CLI: accurate seek (decode from the keyframe) to the frame."""
+    command = ["ffmpeg", "-v", "error", "-y", "-ss", f"{offset_s:.3f}", "-i", str(segment)]
+    started = time.perf_counter()
+    subprocess.run([*command, "-frames:v", "1", str(out)], check=True, capture_output=True)
+    return time.perf_counter() - started
 
 
 def index_build(s3_url: str, redis_url: str) -> tuple[float, float, int]:
@@ -225,6 +268,14 @@ def main() -> int:
                 for i in range(REPEATS)
             ]
             rss_month = peak_rss_mib(worker_pids(worker.pid))
+            timed_spans(client, "live/minute", None, None)  # warm-up, as for the exports
+            spans_minute = [timed_spans(client, "live/minute", None, None) for _ in range(REPEATS)]
+            hour_start = PDT_MS  # the clip's hour starts where the 1-minute recording does
+            spans_month = [timed_spans(client, "live/month", hour_start, HOUR_MS) for _ in range(REPEATS)]
+            timed_snapshot(client, PDT_MS + 10_540)  # warm-up
+            stills = [timed_snapshot(client, PDT_MS + 20_540 + i * 40) for i in range(REPEATS)]
+            segment = rec.directory / rec.segments[10].name  # 20-22 s: 0.54 s in, mid-GOP
+            cli = [ffmpeg_gop_decode(segment, 0.54 + i * 0.04, work / "still.jpg") for i in range(REPEATS)]
             keys = redis.Redis.from_url(redis_url)
             used = sum(int(keys.memory_usage(k) or 0) for k in keys.scan_iter("resourced:archive:*"))
             reads = lookups_logged(work / "worker.log")
@@ -258,7 +309,17 @@ def main() -> int:
     print(f"bench: index after exports    {used / 1024:.0f} KiB in Redis (heads + the clip's playlist)")
     print(f"bench: full index build       {build_s:.1f} s for {HOURS} playlists ({indexed:,} segments)")
     print(f"bench: Redis per 1,000 playlists fully indexed: {per_thousand / 1024 / 1024:.1f} MiB")
+    spans_ratio = statistics.median(spans_month) / statistics.median(spans_minute)
+    print(
+        f"bench: spans, 1-minute whole  {statistics.median(spans_minute) * 1000:.0f} ms;"
+        f" a 30-day page {statistics.median(spans_month) * 1000:.0f} ms = {spans_ratio:.2f}x (target <= 1.5x)"
+    )
+    print(
+        f"bench: snapshot via the API   {statistics.median(stills) * 1000:.0f} ms; the GOP with the"
+        f" ffmpeg CLI on a local segment {statistics.median(cli) * 1000:.0f} ms"
+    )
     ok = cold / baseline <= 3 and warm_s / baseline <= 1.5 and rss_month <= rss_minute * 1.2 + 10
+    ok = ok and spans_ratio <= 1.5
     print("bench: targets met" if ok else "bench: TARGETS MISSED")
     return 0 if ok else 1
 
