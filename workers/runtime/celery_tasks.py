@@ -22,7 +22,7 @@ from tasks.restore.store import RestoreJobStore
 from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
 from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, delivery_retries, give_up
 from workers.runtime.clients import runtime
-from workers.runtime.export_callbacks import export_ended
+from workers.runtime.export_callbacks import announce
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,11 @@ def announce_end(job_id: str, celery: Celery | None = None) -> None:
     is logged and never turns the export itself into a failure."""
     try:
         record = runtime().jobs.get(job_id)
-        if record is not None and record.state.value in ENDED:
-            export_ended(record, celery)
     except Exception:
         log.exception("could not announce the export's end", extra={"job_id": job_id})
+        return
+    if record is not None and record.state.value in ENDED:
+        announce(record, celery)
 
 
 class ExportTask(Task):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from celery import Celery, Task
 
 from tasks.exports import callbacks
@@ -30,15 +31,16 @@ class ExportDeliveryNotAcknowledged(Exception):
     """The client did not acknowledge the delivery: the one thing worth retrying."""
 
 
-def export_ended(record: JobRecord, celery: Celery | None = None) -> bool:
+def export_ended(record: JobRecord, celery: Celery | None = None, client: redis.Redis | None = None) -> bool:
     """Queue the delivery of this ended job's final answer, once per end; False when the job has
-    no CallbackUrl or this end was announced already."""
-    rt = runtime()
-    url = callbacks.url_of(rt.redis, record.job_id)
+    no CallbackUrl or this end was announced already. `client`: the job store's Redis, where the
+    caller has it (a job without a URL then costs one GET and nothing else)."""
+    client = client or runtime().redis
+    url = callbacks.url_of(client, record.job_id)
     if not url:
         return False
     marker = callbacks.end_marker(record)
-    if not callbacks.claim_announcement(rt.redis, record.job_id, marker, rt.settings.job_ttl_s):
+    if not callbacks.claim_announcement(client, record.job_id, marker, runtime().settings.job_ttl_s):
         return False
     app = celery or _celery
     if app is None:
@@ -50,6 +52,15 @@ def export_ended(record: JobRecord, celery: Celery | None = None) -> bool:
     )
     log.info("export end announced", extra={"job_id": record.job_id})
     return True
+
+
+def announce(record: JobRecord, celery: Celery | None = None, client: redis.Redis | None = None) -> None:
+    """export_ended for callers whose own work is done (a job already recorded as ended): a
+    failure to announce is logged, never raised into them."""
+    try:
+        export_ended(record, celery, client)
+    except Exception:
+        log.exception("could not announce the export's end", extra={"job_id": record.job_id})
 
 
 _celery: Celery | None = None

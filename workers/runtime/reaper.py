@@ -21,6 +21,7 @@ from tasks.exports.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
 from tasks.exports.spec import ErrorCode
 from tasks.exports.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
 from tasks.platform import keys
+from workers.runtime.export_callbacks import announce
 
 log = logging.getLogger(__name__)
 
@@ -125,4 +126,7 @@ def _give_up(
     wall = time.time() - (record.started_at or record.created_at)
     record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, wall, 0, None)
     log.error("export given up", extra={**extra, "reason": message})
+    ended = jobs.get(record.job_id)
+    if ended is not None:
+        announce(ended, client=client)  # its CallbackUrl learns the end like any other
     return True

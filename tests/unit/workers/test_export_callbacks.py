@@ -107,3 +107,17 @@ def test_retries_keep_one_webhook_id(
 def test_another_end_of_the_same_job_is_another_message() -> None:
     assert callbacks.delivery_id("job", "1-5.0") != callbacks.delivery_id("job", "2-9.0")
     assert callbacks.delivery_id("job", "1-5.0") == callbacks.delivery_id("job", "1-5.0")
+
+
+def test_a_job_the_reaper_gives_up_is_announced(
+    rt: Runtime, celery: Celery, delivered: list[dict[str, Any]]
+) -> None:
+    from tasks.platform import keys
+    from workers.runtime import reaper
+
+    callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
+    rt.redis.delete(keys.export_lease(SPEC.job_id))  # the attempt's worker is gone
+    record = rt.jobs.get(SPEC.job_id)
+    assert record is not None
+    assert reaper._give_up(rt.jobs, rt.redis, record, "gave up", {})
+    assert [d["payload"]["ErrorCode"] for d in delivered] == [6]
