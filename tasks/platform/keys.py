@@ -103,3 +103,9 @@ def export_callback_sent(job_id: str, ended_at: str) -> str:
 def spans_reply(request_id: str) -> str:
     """LIST: a worker's answer to one recording-spans request, popped by the waiting web request."""
     return f"{PREFIX}:spans:reply:{request_id}"
+
+
+def archive_listing(recording: str) -> str:
+    """STRING: a recording folder's playlist listing, briefly, for recording-spans pages that
+    follow one another (docs/decisions.md)."""
+    return f"{PREFIX}:archive:{recording}:listing"

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import json
 import logging
 import posixpath
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import redis
+
 from tasks.exports.spec import S3Location
+from tasks.platform import keys
 from tasks.storage import ListedObject, ObjectStore
 from workers.archive.index import ArchiveIndex, PlaylistSummary
 from workers.archive.locate import Locator, natural_key
@@ -39,6 +45,9 @@ PAGE_SEGMENTS = 400  # the most entries one page checks: the segment LIST stays 
 EDGE_PLAYLISTS = 2  # playlists read at each end of each guessed order to place the recording
 JOIN_MS = 1  # entries this close are contiguous (#EXTINF and PROGRAM-DATE-TIME round to ms)
 MASTER_BYTES = 64 * 1024  # a master playlist is a few lines per variant
+# A client walks a recording's pages one after another: they share one LIST of the folder for
+# this long. A playlist added or changed within it shows on the pages after it expires.
+LISTING_TTL_S = 15
 
 
 class NotARecording(Exception):
@@ -129,18 +138,46 @@ def present_keys(store: ObjectStore, source: S3Location, wanted: set[str]) -> se
     return found
 
 
+def shared_listing(lookup: Lookup) -> list[ListedObject]:
+    """The folder's playlists: from the listing an earlier page made within LISTING_TTL_S, else
+    one LIST (kept for the next page). A Redis failure costs the LIST, never the answer."""
+    client = lookup.index.client
+    if client is None:
+        return lookup.listed()
+    name = keys.archive_listing(lookup.index.recording)
+    try:
+        raw = client.get(name)
+        if isinstance(raw, bytes):
+            rows = json.loads(zlib.decompress(raw))
+            return [ListedObject(str(k), str(e), int(n), float(t)) for k, e, n, t in rows]
+    except (redis.RedisError, ValueError, TypeError, zlib.error):
+        pass
+    listed = lookup.listed()
+    if not listed:
+        return listed  # nothing there yet: a recording that starts now shows at once
+    rows = [[o.key, o.etag, o.size, o.last_modified] for o in listed]
+    with contextlib.suppress(redis.RedisError):
+        client.set(name, zlib.compress(json.dumps(rows, separators=(",", ":")).encode()), ex=LISTING_TTL_S)
+    return listed
+
+
 class RecordingSpans:
     """One spans request against one recording's folder and index."""
 
     def __init__(
-        self, store: ObjectStore, source: S3Location, live_path: str, index: ArchiveIndex | None = None
+        self,
+        store: ObjectStore,
+        source: S3Location,
+        live_path: str,
+        index: ArchiveIndex | None = None,
+        share_listing: bool = False,
     ):
         self.store, self.source = store, source
         self.prefix = recording_prefix(source, live_path)
         self.lookup = Lookup(
             store, source, self.prefix, index or open_index(store.settings, source, self.prefix)
         )
-        listed = self.lookup.listed()
+        listed = shared_listing(self.lookup) if share_listing else self.lookup.listed()
         by_key = {o.key: o for o in listed}
         cached = self.lookup.index.summaries()
         self.lookup.index.forget(
@@ -217,7 +254,7 @@ def recording_spans(
 ) -> SpansPage:
     """One page of the recording's spans and gaps in [start_ms, start_ms + duration_ms) (the
     whole recording where absent); raises NotARecording, BadCursor."""
-    recording = RecordingSpans(store, source, live_path, index)
+    recording = RecordingSpans(store, source, live_path, index, share_listing=True)
     if not recording.listed:
         raise NotARecording(f"no playlist under {live_path!r}")
     extent = recording.extent()

@@ -61,11 +61,16 @@ class Folder:
         self.client = client
         self.store = ObjectStore(Settings())
         self.segment_gets: list[str] = []
-        self.store.client("us-east-1").meta.events.register(
+        self.lists: list[str] = []
+        events = self.store.client("us-east-1").meta.events
+        events.register(
             "provide-client-params.s3.GetObject",
             lambda params, **_: (
                 self.segment_gets.append(params["Key"]) if params["Key"].endswith(".ts") else None
             ),
+        )
+        events.register(
+            "provide-client-params.s3.ListObjectsV2", lambda params, **_: self.lists.append(params["Prefix"])
         )
         self.index = ArchiveIndex(
             fakeredis.FakeRedis(), recording_id("archive", "us-east-1", FOLDER), 3600, 1 << 22
@@ -195,3 +200,17 @@ def test_a_no_media_note_says_what_the_recording_covers(folder: Folder) -> None:
     in_seconds = coverage_note(folder.store, SOURCE, FOLDER, T0 // 1000 + 5, T0 // 1000 + 10, folder.index)
     assert "StartPos looks like seconds: it is in milliseconds" in in_seconds
     assert "the request asked for 1970-01-21" in in_seconds
+
+
+def test_pages_of_one_walk_share_one_listing_of_the_folder(
+    folder: Folder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spans_module, "PAGE_SEGMENTS", 4)
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0))
+    first = folder.spans()
+    assert folder.lists.count(f"{FOLDER}/") == 1
+    folder.spans(cursor=first.cursor)
+    assert folder.lists.count(f"{FOLDER}/") == 1  # the next page reused it
+    folder.index.client.delete(f"resourced:archive:{folder.index.recording}:listing")  # expired
+    folder.spans(cursor=first.cursor)
+    assert folder.lists.count(f"{FOLDER}/") == 2
