@@ -73,14 +73,19 @@ class ObjectStore:
             raise translate(exc, bucket, prefix) from exc
 
     def keys_from(
-        self, bucket: str, prefix: str, start_after: str, region: str | None = None
+        self, bucket: str, prefix: str, start_after: str, region: str | None = None, page_keys: int = 1000
     ) -> Iterator[str]:
-        """Keys directly under `prefix` that sort after `start_after`, in key order: a caller
-        that stops reading once past what it needs lists a slice of a folder, not all of it."""
+        """Keys directly under `prefix` that sort after `start_after`, in key order, `page_keys`
+        per request: a caller that stops reading once past what it needs lists a slice of a
+        folder, not all of it."""
         paginator = self.client(region).get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(
-                Bucket=bucket, Prefix=prefix, Delimiter="/", StartAfter=start_after
+                Bucket=bucket,
+                Prefix=prefix,
+                Delimiter="/",
+                StartAfter=start_after,
+                PaginationConfig={"PageSize": max(1, min(page_keys, 1000))},
             ):
                 for item in page.get("Contents", []):
                     yield item["Key"]

@@ -121,7 +121,10 @@ def present_keys(store: ObjectStore, source: S3Location, wanted: set[str]) -> se
         first, last = folder_keys[0], folder_keys[-1]
         budget = len(folder_keys) * 4 + 1000  # names out of time order: stop rather than list all
         reached = ""
-        for key in store.keys_from(source.bucket, folder + "/" if folder else "", first[:-1], source.region):
+        page_keys = len(folder_keys) + 8  # one request sized to the slice, a few keys to see its end
+        for key in store.keys_from(
+            source.bucket, folder + "/" if folder else "", first[:-1], source.region, page_keys
+        ):
             if key > last:
                 reached = last
                 break
