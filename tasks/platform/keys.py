@@ -91,13 +91,14 @@ def export_events(job_id: str) -> str:
 
 
 def export_callback(job_id: str) -> str:
-    """STRING: the CallbackUrl the latest request of an export named (not part of its identity)."""
-    return f"{PREFIX}:export:{job_id}:callback"
+    """STRING: the CallbackUrl the latest request of an export named (not part of its identity).
+    Outside `export:*`, where every key is a job's HASH or belongs to its attempts."""
+    return f"{PREFIX}:callback:export:{job_id}"
 
 
 def export_callback_sent(job_id: str, ended_at: str) -> str:
     """STRING: set once a job end's callback is queued, so one end is announced once."""
-    return f"{PREFIX}:export:{job_id}:callback-sent:{ended_at}"
+    return f"{PREFIX}:callback:export-sent:{job_id}:{ended_at}"
 
 
 def spans_reply(request_id: str) -> str:
