@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
+from app.client import Client
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording, read_frame_index
 from tests.helpers import export_body, storage_info, upload_recording
@@ -193,3 +195,64 @@ def test_a_snapshot_in_the_middle_of_a_gop(
         )
     assert (missing.status_code, missing.json()["ErrorCode"]) == (404, 4)
     assert "the recording covers" in missing.json()["ErrorMessage"]
+
+
+@pytest.fixture(scope="module")
+def long_recording(s3: Any) -> str:
+    """400 segments of 10 s (66 min 40 s: two pages), s350 missing."""
+    folder = "live/long"
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:10", "#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00Z"]
+    for i in range(400):
+        lines += ["#EXTINF:10.000,", f"seg/s{i:03d}.ts"]
+    s3.put_object(
+        Bucket="archive", Key=f"{folder}/index.m3u8", Body="\n".join([*lines, "#EXT-X-ENDLIST", ""]).encode()
+    )
+
+    def put(i: int) -> None:
+        s3.put_object(Bucket="archive", Key=f"{folder}/seg/s{i:03d}.ts", Body=b"x")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, [i for i in range(400) if i != 350]))
+    return folder
+
+
+def test_spans_are_paged_and_join_into_the_whole(
+    web: str, worker: subprocess.Popen, session_id: str, long_recording: str
+) -> None:
+    hole = (T0 + 3_500_000, T0 + 3_510_000)  # s350, missing from S3
+    status, first = spans(web, session_id, long_recording)  # a page is at most an hour
+    assert (status, first["ErrorCode"]) == (200, 0) and first["Cursor"]
+    assert first["Spans"] == [
+        {"Start": T0, "End": hole[0]},
+        {"Start": hole[1], "End": T0 + 3_600_000},
+    ]
+    assert first["Gaps"] == [{"Start": hole[0], "End": hole[1]}]
+    status, second = spans(web, session_id, long_recording, Cursor=first["Cursor"])
+    assert second["Spans"] == [{"Start": T0 + 3_600_000, "End": T0 + 4_000_000}]
+    assert (second["Gaps"], second["Cursor"]) == ([], "")
+    info = storage_info("archive")
+    whole = Client(web, session_id, "alice").all_spans(live_path=long_recording, storage_info=info)
+    assert whole.spans == [(T0, hole[0]), (hole[1], T0 + 4_000_000)] and whole.gaps == [hole]
+
+
+def test_snapshot_bad_input_and_other_users(
+    web: str, worker: subprocess.Popen, session_id: str, recording: str, service_env: dict[str, str]
+) -> None:
+    body = {
+        "storage_info": storage_info("archive", "exports"),
+        "LivePath": recording,
+        "SessionId": session_id,
+    }
+    for bad, field in (({"StartPos": "x"}, "StartPos"), ({"StartPos": 1, "Width": 3}, "Width")):
+        response = requests.post(
+            f"{web}/resource/v1/i/snapshot", json={**body, "userid": "alice", **bad}, timeout=10
+        )
+        assert (response.status_code, response.json()["ErrorCode"]) == (400, 2)
+        assert field in response.json()["ErrorMessage"]
+    bob = devstack.issue_session(service_env, "bob")
+    response = requests.post(
+        f"{web}/resource/v1/i/snapshot",
+        json={**body, "SessionId": bob, "userid": "alice", "StartPos": PDT_MS},
+        timeout=10,
+    )
+    assert response.json()["ErrorCode"] == 3
