@@ -36,7 +36,7 @@ from workers.archive.locate import Locator, natural_key
 from workers.archive.model import Segment
 from workers.archive.playlists import merge_timelines
 from workers.archive.ranges import Lookup, open_index, recording_prefix
-from workers.archive.renditions import Rendition, renditions_of
+from workers.archive.span_renditions import Rendition, renditions_of
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from tasks.exports.spans_rpc import SpansRequest, send_reply
 from tasks.exports.spec import ErrorCode
 from tasks.platform.celery_app import TaskName
 from tasks.storage import NoSuchBucket, StorageError
-from workers.archive.renditions import Rendition
+from workers.archive.span_renditions import Rendition
 from workers.archive.spans import BadCursor, NotARecording, SpansPage, recording_spans
 from workers.errors import SegmentsArchived
 from workers.runtime.clients import runtime

@@ -17,7 +17,7 @@ from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
 from workers.archive import spans as spans_module
 from workers.archive.index import ArchiveIndex, recording_id
-from workers.archive.renditions import Rendition, renditions_of
+from workers.archive.span_renditions import Rendition, renditions_of
 from workers.archive.spans import (
     BadCursor,
     NotARecording,
