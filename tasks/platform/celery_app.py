@@ -55,5 +55,9 @@ def create_celery(settings: Settings) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        # Bounded worker memory: a child is replaced after a task that left it above the limit
+        # (KiB), or after this many tasks (settings.py says why and the defaults).
+        worker_max_memory_per_child=settings.worker_max_memory_per_child_mib * 1024 or None,
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child or None,
     )
     return app

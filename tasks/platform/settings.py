@@ -142,6 +142,16 @@ class Settings:
     web_worker_class: str = "gevent"  # held polls and slow clients park a greenlet, not a worker
     web_connections: int = 1000  # per gunicorn process: held polls + slow clients
     web_keepalive: int = 0  # seconds; 0: a refused oversized body cannot hold the connection
+    # Worker memory (deploy/README.md, "Worker memory"): a worker child that ends a task above
+    # this resident size is replaced before its next one. A child starts at ~70 MiB and a 1080p
+    # transcode peaks at ~200 MiB; without a bound, FFmpeg's buffer pools and glibc's arenas keep
+    # what a long run's peaks took (children grew to 260-320 MiB), so each child stays under
+    # this plus one task's peak. 0 turns it off.
+    worker_max_memory_per_child_mib: int = 300
+    worker_max_tasks_per_child: int = 200  # also replaced after this many tasks; 0: never
+    # glibc makes up to 8 x cores malloc arenas per process, each keeping freed memory; encoder
+    # threads touch many. 2 keeps contention low and resident size flat. 0: glibc's default.
+    malloc_arena_max: int = 2
 
     @property
     def celery_broker_url(self) -> str:
@@ -247,7 +257,19 @@ class Settings:
             web_worker_class=env.get("WEB_WORKER_CLASS", "").strip() or cls.web_worker_class,
             web_connections=_int(env, "WEB_CONNECTIONS", cls.web_connections, 1),
             web_keepalive=_int(env, "WEB_KEEPALIVE", cls.web_keepalive, 0),
+            worker_max_memory_per_child_mib=_int(
+                env, "RESOURCED_WORKER_MAX_MEMORY_PER_CHILD_MIB", cls.worker_max_memory_per_child_mib, 0
+            ),
+            worker_max_tasks_per_child=_int(
+                env, "RESOURCED_WORKER_MAX_TASKS_PER_CHILD", cls.worker_max_tasks_per_child, 0
+            ),
+            malloc_arena_max=_int(env, MALLOC_ARENA_ENV, cls.malloc_arena_max, 0),
         )
+
+    def worker_process_env(self) -> dict[str, str]:
+        """Variables the worker's processes need before they start (glibc reads MALLOC_ARENA_MAX
+        once, at process start, so the launcher puts it into the environment it execs with)."""
+        return {MALLOC_ARENA_ENV: str(self.malloc_arena_max)} if self.malloc_arena_max else {}
 
     def check_web(self) -> None:
         """What the web process cannot run without (raises ConfigError): the secret signs session
@@ -262,6 +284,7 @@ class Settings:
 
 
 USE_NVENC_ENV = "RESOURCED_USE_NVENC"
+MALLOC_ARENA_ENV = "MALLOC_ARENA_MAX"  # glibc's own name; an operator's value is kept
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads this name itself
 
 

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     sys.stdout.flush()
     # This worker's processes encode with NVENC: the decision travels to them in the environment.
-    env = environ_with(**{USE_NVENC_ENV: "1" if args.gpu and nvenc else "0"})
+    env = environ_with(**{USE_NVENC_ENV: "1" if args.gpu and nvenc else "0", **settings.worker_process_env()})
     os.execve(sys.executable, command, env)  # noqa: S606 - replace ourselves: signals reach Celery
 
 
