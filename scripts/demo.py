@@ -25,6 +25,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,18 +51,19 @@ class Stopped(SystemExit):
 
 
 def stop_on_signals() -> None:
-    """A terminal's Ctrl-C raises KeyboardInterrupt; `kill %1`, a supervisor's stop or a closed
-    terminal would otherwise end this process at once and leave redis, moto, gunicorn, celery
-    and Flower running in their own sessions. A second signal during the unwinding is ignored,
-    so the stop in progress completes."""
+    """Without this, `kill %1`, a supervisor's stop or a closed terminal would end this process
+    at once and leave redis, moto, gunicorn, celery and Flower running in their own sessions.
+    Ctrl-C (SIGINT) goes the same way. A second signal during the unwinding is ignored, so the
+    stop in progress completes instead of leaving half the stack behind."""
 
     def handler(signum: int, _frame: object) -> None:
         for again in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(again, signal.SIG_IGN)
+        say(f"{signal.Signals(signum).name}: stopping everything this started")
         raise Stopped(128 + signum)
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, handler)
 
 
 def main() -> int:
@@ -105,9 +107,7 @@ def main() -> int:
         say("starting the Procfile's web and worker")
         base = stack.enter_context(devstack.service(env, logs))
         if serving and os.environ.get("DEMO_SAMPLE", "1") == "0":
-            serve(stack, workdir, env, base)
-            say("stopped")
-            return 0
+            serve(stack, workdir, env, base)  # returns only by a signal
 
         say("generating a 60 s 1280x720 25 fps H.264+AAC HLS recording with PROGRAM-DATE-TIME")
         started = time.monotonic()
@@ -166,9 +166,7 @@ def main() -> int:
         say(f"  first frame image: {workdir / 'demo-clip.jpg'}")
         say(f"  in S3: s3://{EXPORTS}/{answer['S3Dir']}/demo-clip.mp4 (version {answer['Version']})")
         if serving:
-            serve(stack, workdir, env, base)
-            say("stopped")
-            return 0
+            serve(stack, workdir, env, base)  # returns only by a signal
         say("done")
     return 0
 
@@ -194,7 +192,7 @@ def write_env_file(path: Path, variables: dict[str, str]) -> None:
         out.writelines(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
 
 
-def serve(stack: ExitStack, workdir: Path, env: dict[str, str], base: str) -> None:
+def serve(stack: ExitStack, workdir: Path, env: dict[str, str], base: str) -> NoReturn:
     """Leave the stack running for the CLI, curl and a second shell, with Flower beside it; the
     variables they need go to .demo/env, removed again when the sandbox stops."""
     session = devstack.issue_session(env, "demo-user")
@@ -232,9 +230,8 @@ def serve(stack: ExitStack, workdir: Path, env: dict[str, str], base: str) -> No
         ' "$RESOURCED_URL/api/imgbed/v1/upload"'
     )
     say("Ctrl-C (or SIGTERM) stops everything")
-    with contextlib.suppress(KeyboardInterrupt):
-        while True:
-            time.sleep(3600)
+    while True:
+        time.sleep(3600)  # until a signal unwinds the stack (stop_on_signals)
 
 
 if __name__ == "__main__":

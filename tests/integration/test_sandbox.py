@@ -1,5 +1,5 @@
 """`make serve` is a whole sandbox: a second shell with nothing but `.demo/env` issues a session
-for another user and uploads to the image bed, and SIGTERM leaves no process it started."""
+for another user and uploads to the image bed, and SIGTERM or SIGINT leaves no process it started."""
 
 from __future__ import annotations
 
@@ -59,7 +59,10 @@ def second_shell(env_file: Path, command: str) -> str:
     ).stdout
 
 
-def test_a_second_shell_works_and_sigterm_stops_everything(sandbox: tuple[subprocess.Popen, Path]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_second_shell_works_and_a_signal_stops_everything(
+    sandbox: tuple[subprocess.Popen, Path], signum: int
+) -> None:
     demo, env_file = sandbox
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"  # it holds the secret key
     values = dict(line.split("=", 1) for line in second_shell(env_file, "env").splitlines() if "=" in line)
@@ -84,7 +87,7 @@ def test_a_second_shell_works_and_sigterm_stops_everything(sandbox: tuple[subpro
 
     started = descendants(demo.pid)
     assert len(started) >= 5, started  # redis, moto, web (+ its workers), worker, Flower
-    os.kill(demo.pid, signal.SIGTERM)
+    os.kill(demo.pid, signum)
     demo.wait(90)
     survivors = wait_all_gone(started, 10)
     for pid in survivors:  # leave the machine clean even when the sandbox did not
