@@ -8,7 +8,13 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from app.api.export import MAX_BODY_BYTES as EXPORT_MAX_BODY_BYTES
-from app.schemas.examples import EXPORT_ANSWERS, EXPORT_REQUEST, export_refusals, imgbed_answers
+from app.schemas.examples import (
+    EXPORT_ANSWERS,
+    EXPORT_REQUEST,
+    export_refusals,
+    imgbed_answers,
+    restore_answers,
+)
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import StorageEntrySchema
 from app.schemas.responses import (
@@ -198,16 +204,20 @@ def _imgbed_paths(max_upload_bytes: int) -> dict[str, dict[str, Any]]:
     }
 
 
+RESTORE_MAX_BODY_BYTES = 1024 * 1024  # app/api/restore.py's json_body limit; a test compares the answers
+
+
 def _restore_paths() -> dict[str, dict[str, Any]]:
+    examples = restore_answers(RESTORE_MAX_BODY_BYTES)
     errors = {
-        str(s): _json("CodeMessage", d)
+        str(s): _json("CodeMessage", d, examples[s])
         for s, d in [
             (400, "2: bad request"),
-            (401, "3"),
+            (401, "3: no valid session"),
             (403, "3: not the session's user, a bucket not allowed, or outside the session's scopes"),
-            (413, "2"),
+            (413, f"2: body larger than {RESTORE_MAX_BODY_BYTES} bytes"),
             (429, "7: too busy (per-user limits); retry after Retry-After"),
-            (503, "6: unavailable"),
+            (503, "6: unavailable; retry after Retry-After"),
         ]
     }
     callback = {
@@ -240,8 +250,8 @@ def _restore_paths() -> dict[str, dict[str, Any]]:
                 ],
                 "responses": {
                     "200": _json("RestoreStatus", "the job"),
-                    "401": _json("CodeMessage", "3"),
-                    "404": _json("CodeMessage", "4: no such job"),
+                    "401": _json("CodeMessage", "3: no valid session", examples[401]),
+                    "404": _json("CodeMessage", "4: no such job", examples[404]),
                 },
             }
         },

@@ -156,3 +156,29 @@ def imgbed_answers(max_upload_bytes: int) -> dict[int, dict[str, dict[str, Any]]
         },
         503: {"busy": {"errCode": 4, "message": "busy: the image is being written, try again"}},
     }
+
+
+def restore_answers(max_body_bytes: int) -> dict[int, dict[str, dict[str, Any]]]:
+    """The restore API's error answers by HTTP status ({code, message}), as the service words them."""
+    return {
+        400: {"bad request": {"code": 2, "message": "bad request: the body must be a JSON object"}},
+        401: {"no session": {"code": 3, "message": "not authenticated: SessionId is missing"}},
+        403: {
+            "bucket not allowed": {
+                "code": 3,
+                "message": "forbidden: storage_info names bucket 'someone-elses-bucket',"
+                " which is not allowed",
+            }
+        },
+        404: {"no such job": {"code": 4, "message": "no such restore job"}},
+        413: {
+            "body too large": {
+                "code": 2,
+                "message": f"bad request: the body is larger than {max_body_bytes} bytes",
+            }
+        },
+        429: {"too busy": {"code": 7, "message": "too busy: this user has 10 restore jobs running"}},
+        503: {
+            "queue unreachable": {"code": 6, "message": "service temporarily unavailable: queue unreachable"}
+        },
+    }
