@@ -14,7 +14,9 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 # the reliability tests run against RabbitMQ too (CELERY_BROKER_URL=amqp://...)
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
 # tests/unit/test_deploy.py: promtool checks and unit-tests the alert rules, docker-compose
-# validates the trial compose file (neither runs a container)
+# validates the trial compose file (neither runs a container). Debian ships promtool only in
+# the prometheus package, whose server a systemd machine then starts on :9090; stop it with
+# `systemctl disable --now prometheus` where it is not wanted.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
