@@ -115,7 +115,7 @@ def cut_clip(
     finally:
         inputs.close()
     if stats.spliced and not decodes_cleanly(out, stats.video_frames):
-        raise SpliceRejected(f"smart cut rejected: {spec.video_key} does not decode frame for frame")
+        raise SpliceRejected(f"{spec.video_key} does not decode frame for frame")
     return stats
 
 

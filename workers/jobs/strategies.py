@@ -45,7 +45,7 @@ class Strategy:
 def with_strategies(first: Strategy, clip: Path, make: Callable[[Strategy], T], key: str) -> T:
     """Run `make` under `first`, then under each strategy its failures call for. The clip file is
     removed before each run, so nothing (an upload's watcher included) ever sees the bytes of an
-    abandoned one. Each change is logged as "strategy changed": when `make` streams an upload, one
+    abandoned one. Each change is logged ("upload aborted"): when `make` streams an upload, one
     change is exactly one aborted upload."""
     strategy = first
     while True:
@@ -57,7 +57,8 @@ def with_strategies(first: Strategy, clip: Path, make: Callable[[Strategy], T], 
             if after == strategy:  # the fallback failed the same way: no strategy is left
                 raise
             log.warning(
-                "strategy changed, the clip is made anew (%s)",
+                "%s: upload aborted, the clip is made anew (%s)",
+                "copy export re-encoded" if isinstance(failure, ParametersChanged) else "smart cut rejected",
                 failure,
                 extra={
                     "key": key,
