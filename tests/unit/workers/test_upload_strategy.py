@@ -5,21 +5,23 @@ abandoned copy reaches the object (issue 19: the re-encode's header over the cop
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scripts.samples import SampleRecording, SampleSpec, generate_recording
+from scripts.samples import SampleRecording
 from tasks.exports.spec import ExportSpec
 from tasks.platform.settings import Settings
 from tasks.storage import MultipartUpload, ObjectStore, Uploaded, WriteCondition
 from tests.factories import export_spec
-from tests.helpers import moto_buckets, upload_recording
+from tests.helpers import moto_buckets, restart_at_new_size, upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices
 from workers.jobs.export_pipeline import run_export
 from workers.jobs.fencing import Unfenced
+from workers.media import remux
 
 PDT_MS = 1_700_000_000_000
 FPS = 25
@@ -28,26 +30,9 @@ BIG_S, SMALL_S = 8, 2  # 8 s at 20 Mbit/s: ~19 MiB, parts 2 and 3 ship before th
 
 @pytest.fixture(scope="module")
 def resized(tmp_path_factory: pytest.TempPathFactory) -> list[SampleRecording]:
-    """An encoder restart at a new resolution: 8 s of noise-like 640x360 at 20 Mbit/s (enough for
-    the streaming upload to ship media parts before the copy meets the change), then 2 s of
-    320x180; a playlist per encoder run, placed by PROGRAM-DATE-TIME."""
-    root = tmp_path_factory.mktemp("resized")
-    first = SampleSpec(
-        seconds=BIG_S, width=640, height=360, bit_rate=20_000_000, noise=True, segment_prefix="a"
-    )
-    second = SampleSpec(
-        seconds=SMALL_S,
-        width=320,
-        height=180,
-        segment_prefix="b",
-        first_frame_index=BIG_S * FPS,
-        pts_start=100 * 90_000,
-        program_date_time_ms=PDT_MS + BIG_S * 1000,
-    )
-    return [
-        generate_recording(root, first, playlist_name="hour1.m3u8"),
-        generate_recording(root, second, playlist_name="hour2.m3u8"),
-    ]
+    """8 s of 20 Mbit/s 640x360 (~19 MiB: parts 2 and 3 ship before the copy meets the change),
+    then 2 s of 320x180."""
+    return restart_at_new_size(tmp_path_factory.mktemp("resized"), BIG_S, SMALL_S, PDT_MS, FPS)
 
 
 @pytest.fixture
@@ -113,10 +98,22 @@ class RecordingFence(Unfenced):
 
 
 def test_a_copy_that_becomes_a_re_encode_aborts_the_upload_that_shipped_its_parts(
-    s3: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    s3: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(upload_part_mib=5, work_dir=str(tmp_path), encode_preset="ultrafast")
     store = CountingStore(settings)
+    real_check = remux.check_same_params
+
+    def once_parts_are_up(first: Any, segment: Any) -> None:
+        """The change is met only once the copy's upload has sent a media part: the muxer can
+        outrun the upload's watcher, and the case under test is the one where it did not."""
+        if segment.segment.key.rsplit("/", 1)[-1].startswith("b"):
+            deadline = time.monotonic() + 20
+            while not (store.uploads and store.uploads[0].sent) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        real_check(first, segment)
+
+    monkeypatch.setattr(remux, "check_same_params", once_parts_are_up)
     fence = RecordingFence()
     job = spec()
     with caplog.at_level(logging.WARNING):
