@@ -128,12 +128,22 @@ def last_look(store: ObjectStore, spec: ExportSpec, fence: Fence) -> None:
     fence.check()
 
 
-def refused_write(fence: Fence, bucket: str, key: str) -> ExportError:
+def refused_write(
+    fence: Fence, store: ObjectStore, bucket: str, key: str, region: str, mark: str
+) -> Uploaded:
     """S3 refused a conditional completion: the key no longer holds what this attempt saw when it
     looked. A newer attempt of the job wrote it (LeaseLost, raised here), or another writer did:
-    not this export's to overwrite (AUTH, as when the last look finds it)."""
+    not this export's to overwrite (AUTH, as when the last look finds it). One case is ours after
+    all: botocore retried a completion whose first answer was lost, and the key holds the object
+    it completed (this admission's mark, the rule `adopted` follows): that object is the answer."""
     completion_failed(fence)
-    return ExportError(
+    info = store.look(bucket, key, region)
+    if info is not None and mark and info.metadata.get(ownership.JOB_META) == mark:
+        log.warning(
+            "conditional completion refused, but the key holds this export's object", extra={"key": key}
+        )
+        return Uploaded(etag=info.etag, version_id=info.version_id)
+    raise ExportError(
         ErrorCode.AUTH, f"forbidden: s3://{bucket}/{key}: written by another writer during the export"
     )
 
@@ -165,9 +175,9 @@ def upload_poster(
         upload.upload_part(1, jpeg)
         last_look(store, spec, fence)
         return upload.complete(condition)
-    except WriteConflict as exc:
+    except WriteConflict:
         upload.abort()
-        raise refused_write(fence, dest.bucket, key) from exc
+        return refused_write(fence, store, dest.bucket, key, dest.region, mark)
     except StorageError:
         upload.abort()
         completion_failed(fence)
@@ -276,8 +286,10 @@ def stream_clip(
 
                 try:
                     uploaded = upload.finish(before_complete=poster_then_fence, condition=target.condition)
-                except WriteConflict as exc:
-                    raise refused_write(fence, target.bucket, target.key) from exc
+                except WriteConflict:
+                    uploaded = refused_write(
+                        fence, store, target.bucket, target.key, target.region, target.mark
+                    )
                 except StorageError:
                     completion_failed(fence)  # aborted by a newer attempt: LeaseLost
                     raise
@@ -301,8 +313,8 @@ def stream_clip(
                 before_complete=lambda: last_look(store, spec, fence),
                 condition=target.condition,
             )
-        except WriteConflict as exc:
-            raise refused_write(fence, target.bucket, target.key) from exc
+        except WriteConflict:
+            uploaded = refused_write(fence, store, target.bucket, target.key, target.region, target.mark)
         except StorageError:
             completion_failed(fence)  # aborted by a newer attempt: LeaseLost
             raise
