@@ -1,9 +1,9 @@
 """Keep one child process (the Celery worker) running: restart it when it ends unexpectedly.
 
-Celery gives up for good on some errors its consumer meets while the broker or Redis is away
-(kombu's restore_unacked after a connection was collected ends in "Unrecoverable error:
-AttributeError"): the worker process exits and, under a Procfile with no restart policy, the
-node serves nothing until an operator notices. The launcher therefore stays the parent: a child
+Celery gives up for good on an error it does not class as a connection error ("Unrecoverable
+error"): a Redis outage did that through kombu (tasks/platform/kombu_redis.py patches that one),
+and the worker process exited; under a Procfile with no restart policy the node then served
+nothing until an operator noticed. The launcher therefore stays the parent: a child
 that dies (any status but 0, or killed by a signal) is started again after a backoff (1 s,
 doubling to 30 s, starting over once a child has run a minute), every restart logged with why.
 SIGTERM and SIGINT stop the child (Celery's warm shutdown, which lets running exports finish)
