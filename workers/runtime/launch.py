@@ -18,7 +18,7 @@ from tasks.platform.celery_app import Queue
 from tasks.platform.logs import configure_logging
 from tasks.platform.settings import USE_NVENC_ENV, environ_with, fail_fast, get_settings
 from workers.media.encoder_probe import has_nvenc, working_encoders
-from workers.runtime.supervise import Supervisor
+from workers.runtime.supervise import Supervisor, exit_code
 
 log = logging.getLogger("workers.runtime.launch")
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     env = environ_with(**{USE_NVENC_ENV: "1" if args.gpu and nvenc else "0"})
     supervisor = Supervisor(command, env)
     supervisor.install_signal_handlers()
-    sys.exit(supervisor.run())
+    sys.exit(exit_code(supervisor.run()))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ def describe_exit(status: int) -> str:
     return f"exit status {status}"
 
 
+def exit_code(status: int) -> int:
+    """The launcher's own exit code for a child's status: 128+N for a child killed by signal N,
+    as a shell reports it (a negative code would reach the process manager as 256-N)."""
+    return status if status >= 0 else 128 - status
+
+
 def _popen(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
     # Same process group as the launcher: a process manager that signals or SIGKILLs the group
     # (systemd's default, honcho, Kubernetes' PID namespace) reaches Celery too.

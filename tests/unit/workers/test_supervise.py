@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.runtime.supervise import Backoff, Supervisor, describe_exit
+from workers.runtime.supervise import Backoff, Supervisor, describe_exit, exit_code
 
 ROOT = Path(__file__).resolve().parents[3]
 QUICK = Backoff(first_s=0.05, max_s=0.2, healthy_after_s=60)
@@ -53,6 +53,7 @@ def test_backoff_doubles_to_its_cap() -> None:
 def test_exit_reasons_name_the_signal() -> None:
     assert describe_exit(1) == "exit status 1"
     assert describe_exit(-9) == "killed by SIGKILL"
+    assert (exit_code(1), exit_code(-15)) == (1, 143)  # as a shell reports a signalled child
 
 
 def test_a_child_that_dies_is_started_again_until_a_stop_is_asked(tmp_path: Path) -> None:
@@ -67,7 +68,12 @@ def test_a_child_that_dies_is_started_again_until_a_stop_is_asked(tmp_path: Path
         supervisor.request_stop()
         runner.join(5)
     assert not runner.is_alive(), "a stop request did not end the supervisor"
-    assert result == [1] and supervisor.restarts >= 2
+    assert supervisor.restarts >= 2
+    # The last child's status: it died (1), or the stop found it just started (SIGTERM).
+    assert result in ([1], [-signal.SIGTERM])
+    starts = len(lines(log))
+    time.sleep(0.3)  # longer than the backoff: nothing is started after the stop
+    assert len(lines(log)) == starts
 
 
 @pytest.mark.parametrize("status", [0, 2])
