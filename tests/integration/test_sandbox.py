@@ -49,6 +49,18 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
         log.close()
 
 
+def cmdline(pid: int) -> bytes:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    return b""
+
+
+def environ(pid: int) -> bytes:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    return b""
+
+
 def second_shell(env_file: Path, command: str) -> str:
     """`source .demo/env` in a fresh shell, then `command`: what a person does in another terminal."""
     script = f"set -e; . {env_file}; {command}"
@@ -87,6 +99,8 @@ def test_a_second_shell_works_and_a_signal_stops_everything(
 
     started = descendants(demo.pid)
     assert len(started) >= 5, started  # redis, moto, web (+ its workers), worker, Flower
+    celery = [p for p in started if b"celery" in cmdline(p) and b" worker " in b" " + cmdline(p) + b" "]
+    assert celery and all(b"MALLOC_ARENA_MAX=2" in environ(p) for p in celery)  # the launcher's bound
     os.kill(demo.pid, signum)
     demo.wait(90)
     survivors = wait_all_gone(started, 10)
