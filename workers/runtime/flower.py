@@ -10,7 +10,9 @@ front of it: SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to the launcher's pid (a s
 stop, `kill PID`, Ctrl-C) are forwarded to Flower's whole group, and the launcher exits with
 Flower's status. A Flower that ignores the signal is killed after STOP_GRACE_S; a launcher that
 dies without a word (SIGKILL) takes Flower along through the kernel's parent-death signal. So no
-`celery flower` outlives the pid an operator or a sandbox knows about.
+`celery flower` outlives the pid an operator or a sandbox knows about. (The worker launcher's
+Supervisor, workers/runtime/supervise.py, restarts Celery and keeps it in the launcher's group on
+purpose; Flower needs no restarts, but a stop that reaches all of it.)
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def supervise(args: list[str], grace_s: float = STOP_GRACE_S) -> int:
+def run_as_group(args: list[str], grace_s: float = STOP_GRACE_S) -> int:
     """Run `args` in its own process group, forward stop signals to that group, kill it if it
     lingers after one; returns its exit status (128 + signal when a signal ended it)."""
     child = subprocess.Popen(args, start_new_session=True, preexec_fn=_die_with_parent)
@@ -83,7 +85,9 @@ def main(argv: list[str]) -> int:
     if problem is not None:
         print(f"flower: refusing to start: {problem}", file=sys.stderr)
         return EXIT_NO_CREDENTIALS
-    return supervise([sys.executable, "-m", "celery", "-A", "workers.runtime.celery_worker", "flower", *argv])
+    return run_as_group(
+        [sys.executable, "-m", "celery", "-A", "workers.runtime.celery_worker", "flower", *argv]
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ SERVER = (
 def launch(ignore: bool) -> subprocess.Popen:
     code = (
         "import sys\n"
-        "from workers.runtime.flower import supervise\n"
-        f"sys.exit(supervise([sys.executable, '-c', {SERVER.format(ignore=ignore)!r}], grace_s=1.0))\n"
+        "from workers.runtime.flower import run_as_group\n"
+        f"sys.exit(run_as_group([sys.executable, '-c', {SERVER.format(ignore=ignore)!r}], grace_s=1.0))\n"
     )
     return subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
 
