@@ -276,7 +276,11 @@ def _run_export(
     indexed: Indexed,
 ) -> ExportResult:
     report("indexing", 0.0)
-    segments = indexed(segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms))
+    segments = indexed(
+        segments_for_range(
+            store, spec.source, spec.live_path, spec.start_ms, spec.end_ms, rendition=spec.rendition
+        )
+    )
     if not segments:
         raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range")
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))
