@@ -27,7 +27,7 @@ from workers.archive.index import ArchiveIndex, PlaylistSummary, recording_id
 from workers.archive.locate import Locator
 from workers.archive.model import PlaylistError, Segment
 from workers.archive.packing import SegmentPacker, unpack
-from workers.archive.playlists import covering, merge_timelines
+from workers.archive.playlists import LEADING_MS, covering, merge_timelines
 from workers.archive.variants import MASTER_MAX_BYTES, Rendition, choose, is_master, ladder, parse_master
 from workers.errors import SegmentsArchived
 
@@ -233,7 +233,8 @@ def segments_for_range(
     )
     locator.listed = recording_playlists(lookup, locator, cached, rendition)
     chosen = locator.choose(start_ms, end_ms)
-    found = [lookup.segments(o, locator.summary(o), start_ms, end_ms) for o in chosen]
+    # A little past the end: the next segment may hold the range's last pictures (LEADING_MS).
+    found = [lookup.segments(o, locator.summary(o), start_ms, end_ms + LEADING_MS) for o in chosen]
     log.info(
         "archive lookup",
         extra={

@@ -126,11 +126,14 @@ class CopyCut:
         if self.video_done:
             return []
         if item.at_ms >= self.end_ms:
-            if item.keyframe or len(self._held) >= REORDER_WINDOW:
+            if len(self._held) >= REORDER_WINDOW or self._trailing_past_end(item):
                 self.video_done = True
                 self._held.clear()
                 return []
-            self._held.append(item)  # shown after the end; kept if an earlier frame refers to it
+            # Shown after the end; kept if a frame shown before it refers to it. A keyframe too:
+            # an open GOP's leading pictures follow it in decode order and may be shown before the
+            # end (x265 -preset ultrafast codes the last picture before a keyframe after it).
+            self._held.append(item)
             return []
         out = [self._emit(held) for held in self._held]
         self.past_end = self.past_end or bool(self._held)  # references shown past the end
@@ -150,6 +153,12 @@ class CopyCut:
             self.origin = item.pts
         self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
         return [CutPacket(item=item, pts=item.pts - self.origin, dts=item.dts - self.origin)]
+
+    def _trailing_past_end(self, item: TimedPacket) -> bool:
+        """A picture after a held keyframe past the end that is shown after it (a trailing one,
+        or the next keyframe): every picture that may still be shown before the end came before."""
+        keyframe = next((h for h in self._held if h.keyframe), None)
+        return keyframe is not None and (item.keyframe or item.at_ms >= keyframe.at_ms)
 
     def _frame_end_ms(self, item: TimedPacket) -> float:
         return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK
