@@ -24,6 +24,8 @@ from scripts.samples import index_plane
 
 PDT_MS = 1_700_000_000_000  # where playlists that carry #EXT-X-PROGRAM-DATE-TIME start
 WIDTH, HEIGHT = 160, 96  # small, and still >= 64x64 for libx265
+AES_KEYS = (bytes(range(16)), bytes(range(100, 116)))  # the packager's two keys (a rotation)
+AES_IV = bytes.fromhex("0123456789abcdef0123456789abcdef")
 CLICK = "aevalsrc='if(lt(mod(t\\,1)\\,0.02)\\,0.8*sin(2*PI*1000*t)\\,0)':s=48000"  # a click a second
 
 
@@ -110,14 +112,29 @@ def _run_ffmpeg(
         if case.vfr:
             cmd += ["-vf", f"settb=1/1000,setpts='{VFR_SETPTS}/TB'", "-fps_mode", "passthrough"]
             cmd += ["-enc_time_base", "1:1000"]
+    if case.layout.startswith("abr"):  # the ladder: the source size, and twice it
+        cmd += ["-filter_complex", f"[0:v]split=2[lo][hi0];[hi0]scale={2 * case.width}:{2 * case.height}[hi]"]
+        cmd += ["-map", "[lo]", "-map", "[hi]", "-map", "1:a", "-map", "1:a"]
     if case.audio:
         cmd += ["-c:a", "aac", "-ac", "1"]
     ext = "m4s" if case.fmp4 else "ts"
     cmd += ["-f", "hls", "-hls_time", "2", "-hls_list_size", "0"]
     if case.fmp4:
         cmd += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", f"{prefix}init.mp4"]
+    if case.layout == "aes":  # the key beside the segments, a relative URI, an explicit IV
+        (directory / "k0.key").write_bytes(AES_KEYS[0])
+        (directory / "keyinfo").write_text(f"k0.key\nk0.key\n{AES_IV.hex()}\n")
+        cmd += ["-hls_key_info_file", "keyinfo"]
     if case.single_file:
         cmd += ["-hls_flags", "single_file"]
+    elif case.layout == "abr_folders":  # ffmpeg's -var_stream_map: a master, a folder per rendition
+        cmd += ["-var_stream_map", "v:0,a:0 v:1,a:1", "-master_pl_name", playlist]
+        cmd += ["-hls_segment_filename", "stream_%v/seg%03d.ts"]
+        playlist = "stream_%v/playlist.m3u8"
+    elif case.layout == "abr_flat":  # ... or every rendition beside the master
+        cmd += ["-var_stream_map", "v:0,a:0 v:1,a:1", "-master_pl_name", playlist]
+        cmd += ["-hls_segment_filename", "stream_%v_%03d.ts"]
+        playlist = "stream_%v.m3u8"
     else:
         cmd += ["-hls_segment_filename", f"{prefix}%03d.{ext}"]
     cmd.append(playlist)
@@ -198,11 +215,50 @@ def record(case: RecorderCase, directory: Path) -> Recording:
     else:
         _run_ffmpeg(case, directory, "index.m3u8", 0, frames, "seg")
         _rewrite_layout(case, directory, rec)
+    if case.layout.startswith("abr"):  # the master is named for what it is
+        (directory / "index.m3u8").rename(directory / "master.m3u8")
     rec.files = sorted(p.relative_to(directory) for p in directory.rglob("*") if p.is_file())
     return rec
 
 
+def _aes(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
+    """AES-128-CBC with PKCS#7 padding, as HLS packagers encrypt whole segments."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+    if encrypt:
+        padder = padding.PKCS7(128).padder()
+        padded = padder.update(data) + padder.finalize()
+        encryptor = cipher.encryptor()
+        return encryptor.update(padded) + encryptor.finalize()
+    decryptor = cipher.decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    return unpadder.update(decryptor.update(data) + decryptor.finalize()) + unpadder.finalize()
+
+
+def _rotate_keys(directory: Path, header: list[str], entries: list[tuple[list[str], str]]) -> str:
+    """ffmpeg encrypted every segment with key 0 and an explicit IV; a packager that rotates keys
+    moves to key 1 (in a keys/ folder, IV implicit: the media sequence number) from the second
+    segment, and ends encryption (METHOD=NONE) from the third."""
+    (directory / "keyinfo").unlink()
+    (directory / "keys").mkdir()
+    (directory / "keys" / "k1.key").write_bytes(AES_KEYS[1])
+    for n, (tags, uri) in enumerate(entries[1:], start=1):
+        clear = _aes(AES_KEYS[0], AES_IV, (directory / uri).read_bytes(), encrypt=False)
+        if n == 1:
+            (directory / uri).write_bytes(_aes(AES_KEYS[1], n.to_bytes(16, "big"), clear, encrypt=True))
+            tags.insert(0, '#EXT-X-KEY:METHOD=AES-128,URI="keys/k1.key"')
+        else:
+            (directory / uri).write_bytes(clear)
+            if n == 2:
+                tags.insert(0, "#EXT-X-KEY:METHOD=NONE")
+    return _join(header, entries)
+
+
 def _rewrite_layout(case: RecorderCase, directory: Path, rec: Recording) -> None:
+    if case.layout.startswith("abr"):  # the master is the recording's only playlist at the top
+        return
     playlist = directory / "index.m3u8"
     header, entries = _entries(playlist.read_text())
     if case.layout == "rollover":  # one encoder, the recorder starts a new playlist on the hour
@@ -222,6 +278,14 @@ def _rewrite_layout(case: RecorderCase, directory: Path, rec: Recording) -> None
             (directory / uri).rename(folder / target)
             moved.append((tags, quote(f"2024 06/{target}")))
         playlist.write_text(_join(header, moved))
+    elif case.layout == "aes":
+        playlist.write_text(_rotate_keys(directory, header, entries))
+    elif case.layout == "gap":  # the packager marks the second entry missing; its object holds
+        # other media (the first segment's), which must never be read
+        tags, uri = entries[1]
+        (directory / uri).write_bytes((directory / entries[0][1]).read_bytes())
+        entries[1] = (["#EXT-X-GAP", *tags], uri)
+        playlist.write_text(_join(header, entries))
     elif case.layout == "absolute":  # the second entry points at a CDN: that entry is a gap
         tags, uri = entries[1]
         entries[1] = (tags, f"https://cdn.example.com/live/{uri}")
@@ -256,6 +320,35 @@ def _rewrite_layout(case: RecorderCase, directory: Path, rec: Recording) -> None
             reset.replace(source)
 
 
+LIVE_SECONDS = 16.0  # room for a 10 s range on segment boundaries, [4 s, 14 s)
+# What real-time encoders run: one representative per family first (in the default suite), the
+# sweep after (slow).
+LIVE_PRESETS: list[RecorderCase] = [
+    RecorderCase(
+        "live_x264_ultrafast_zerolatency",
+        video_args=("-preset", "ultrafast", "-tune", "zerolatency"),
+        seconds=LIVE_SECONDS,
+    ),
+    RecorderCase(
+        "live_x265_ultrafast", video="libx265", video_args=("-preset", "ultrafast"), seconds=LIVE_SECONDS
+    ),
+    RecorderCase("live_x264_superfast", video_args=("-preset", "superfast"), seconds=LIVE_SECONDS),
+    RecorderCase("live_x264_veryfast", video_args=("-preset", "veryfast"), seconds=LIVE_SECONDS),
+    RecorderCase("live_x264_ultrafast", video_args=("-preset", "ultrafast"), seconds=LIVE_SECONDS),
+    RecorderCase(
+        "live_x265_superfast", video="libx265", video_args=("-preset", "superfast"), seconds=LIVE_SECONDS
+    ),
+    RecorderCase(
+        "live_x265_veryfast", video="libx265", video_args=("-preset", "veryfast"), seconds=LIVE_SECONDS
+    ),
+    RecorderCase(
+        "live_x265_ultrafast_zerolatency",
+        video="libx265",
+        video_args=("-preset", "ultrafast", "-tune", "zerolatency"),
+        seconds=LIVE_SECONDS,
+    ),
+]
+
 CASES: list[RecorderCase] = [
     RecorderCase("x264_bframes_scenecut"),
     RecorderCase("x265_open_gop", video="libx265"),
@@ -282,5 +375,11 @@ CASES: list[RecorderCase] = [
     RecorderCase("nginx_rtmp", layout="nginx"),
     RecorderCase("gstreamer_hlssink2", layout="hlssink2"),
     RecorderCase("camera_ts_reset", layout="ts_reset"),
+    # Packagers (issue 20): ABR ladders, AES-128, #EXT-X-GAP, live encoder presets.
+    RecorderCase("abr_ladder_subfolders", layout="abr_folders"),
+    RecorderCase("abr_ladder_one_folder", layout="abr_flat"),
+    RecorderCase("aes128_key_rotation", layout="aes"),
+    RecorderCase("gap_entry", layout="gap"),
+    *LIVE_PRESETS[:2],
 ]
-BY_NAME = {case.name: case for case in CASES}
+BY_NAME = {case.name: case for case in [*CASES, *LIVE_PRESETS]}
