@@ -256,6 +256,60 @@ def _rotate_keys(directory: Path, header: list[str], entries: list[tuple[list[st
     return _join(header, entries)
 
 
+ID3_TAG = b"ID3\x04\x00\x00\x00\x00\x00\x15TXXX\x00\x00\x00\x0b\x00\x00\x03cue\x00ad-break"
+
+
+def _crc32_mpeg(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = (crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def _scte35_null() -> bytes:
+    """A splice_info_section holding a splice_null(): what packagers send as a heartbeat."""
+    body = bytes.fromhex("fc301100000000000000fff000000000")
+    return body + _crc32_mpeg(body).to_bytes(4, "big")
+
+
+def _with_data_streams(segment: Path) -> None:
+    """Rewrite a TS segment with a timed ID3 stream and a SCTE-35 stream beside its video and
+    audio, an ID3 tag and a splice_null() on every keyframe and each second, as packagers (AWS
+    Elemental, Wowza) carry timed metadata and ad markers. PyAV writes them: the ffmpeg CLI has
+    no encoder for either (it can only copy them)."""
+    import av
+
+    with (
+        av.open(str(segment)) as source,
+        av.open(str(segment.with_suffix(".tmp")), "w", format="mpegts") as out,
+    ):
+        video, audio = source.streams.video[0], source.streams.audio[0]
+        outputs = {
+            video.index: out.add_stream_from_template(video),
+            audio.index: out.add_stream_from_template(audio),
+        }
+        id3, scte = out.add_data_stream(codec_name="timed_id3"), out.add_data_stream(codec_name="scte_35")
+        for n, packet in enumerate(source.demux(video, audio)):
+            if packet.dts is None:
+                continue
+            if packet.stream.index == video.index and (packet.is_keyframe or n % 25 == 0):
+                for stream, payload in ((id3, ID3_TAG), (scte, _scte35_null())):
+                    data = av.Packet(payload)
+                    data.stream, data.pts, data.dts, data.time_base = (
+                        stream,
+                        packet.dts,
+                        packet.dts,
+                        packet.time_base,
+                    )
+                    out.mux(data)
+            packet.stream = outputs[packet.stream.index]
+            out.mux(packet)
+    segment.with_suffix(".tmp").replace(segment)
+
+
 def _rewrite_layout(case: RecorderCase, directory: Path, rec: Recording) -> None:
     if case.layout.startswith("abr"):  # the master is the recording's only playlist at the top
         return
@@ -278,6 +332,9 @@ def _rewrite_layout(case: RecorderCase, directory: Path, rec: Recording) -> None
             (directory / uri).rename(folder / target)
             moved.append((tags, quote(f"2024 06/{target}")))
         playlist.write_text(_join(header, moved))
+    elif case.layout == "data_streams":
+        for _tags, uri in entries:
+            _with_data_streams(directory / uri)
     elif case.layout == "aes":
         playlist.write_text(_rotate_keys(directory, header, entries))
     elif case.layout == "gap":  # the packager marks the second entry missing; its object holds
@@ -380,6 +437,7 @@ CASES: list[RecorderCase] = [
     RecorderCase("abr_ladder_one_folder", layout="abr_flat"),
     RecorderCase("aes128_key_rotation", layout="aes"),
     RecorderCase("gap_entry", layout="gap"),
+    RecorderCase("ts_id3_scte35", layout="data_streams"),
     *LIVE_PRESETS[:2],
 ]
 BY_NAME = {case.name: case for case in [*CASES, *LIVE_PRESETS]}

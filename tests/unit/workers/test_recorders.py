@@ -418,3 +418,19 @@ def test_live_encoder_presets_hold_every_frame_of_the_range(
     assert got == wanted
     assert ffmpeg_decode_errors(clip) == ""
     assert result.lack_ms <= 40
+
+
+@pytest.mark.parametrize("export_type", [ExportType.COPY, ExportType.H264])
+def test_timed_id3_and_scte35_streams_are_dropped_without_breaking_the_cut(
+    export_type: ExportType, s3: Any, recordings: dict[str, Recording], recordings_root: Path, tmp_path: Path
+) -> None:
+    """docs/recorders.md: an MP4 has no place for either; the pictures and sound are exact."""
+    rec = recording_of("ts_id3_scte35", recordings, recordings_root)
+    source = ffprobe(rec.directory / "seg000.ts")["streams"]
+    assert {s["codec_type"] for s in source} == {"video", "audio", "data"}
+    result, clip = export(s3, rec, export_type, tmp_path)
+    assert [s["codec_type"] for s in ffprobe(clip)["streams"]] == ["video", "audio"]
+    wanted = expected_frames(rec, START_S, START_S + DURATION_S)
+    assert [i for i in frame_indices(clip) if i >= wanted[0]] == wanted
+    assert ffmpeg_decode_errors(clip) == ""
+    check_lack(rec, result, START_S, START_S + DURATION_S)
