@@ -45,6 +45,17 @@ class Rendition:
             return True
         return bool(self.width) and wanted.lower() == f"{self.width}x{self.height}"
 
+    def answer(self) -> dict[str, object]:
+        """As recording-spans answers it (API contract: Renditions [{Name, Width, Height,
+        Bandwidth, Codec}])."""
+        return {
+            "Name": self.name,
+            "Width": self.width,
+            "Height": self.height,
+            "Bandwidth": self.bandwidth,
+            "Codec": self.codecs,
+        }
+
     def row(self) -> list[object]:
         return [self.name, self.playlist, self.width, self.height, self.bandwidth, self.codecs]
 

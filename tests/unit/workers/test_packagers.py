@@ -99,6 +99,13 @@ def test_a_master_lists_its_renditions_best_first() -> None:
         ("low/index.m3u8", "r/cam/low/index.m3u8", 640, 800000),
     ]
     assert renditions[1].codecs == "avc1.4d401f,mp4a.40.2"
+    assert renditions[1].answer() == {
+        "Name": "720p",
+        "Width": 1280,
+        "Height": 720,
+        "Bandwidth": 2800000,
+        "Codec": "avc1.4d401f,mp4a.40.2",
+    }
 
 
 @pytest.mark.parametrize(
