@@ -48,6 +48,7 @@ class CopyCut:
     shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
     _last_shown_at_ms: float | None = None  # that frame's place on the timeline
     past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
+    _keyframe_past_end: float | None = None  # where the first keyframe after end_ms is shown
 
     def covered(self) -> float:
         """Media time inside [start_ms, end_ms) that was written, from presentation times."""
@@ -155,10 +156,14 @@ class CopyCut:
         return [CutPacket(item=item, pts=item.pts - self.origin, dts=item.dts - self.origin)]
 
     def _trailing_past_end(self, item: TimedPacket) -> bool:
-        """A picture after a held keyframe past the end that is shown after it (a trailing one,
-        or the next keyframe): every picture that may still be shown before the end came before."""
-        keyframe = next((h for h in self._held if h.keyframe), None)
-        return keyframe is not None and (item.keyframe or item.at_ms >= keyframe.at_ms)
+        """Whether every picture that may still be shown before the end has come: `item` follows
+        the first keyframe past the end (noted here when it is that keyframe) and is shown after
+        it (a trailing picture) or is the next keyframe."""
+        if self._keyframe_past_end is None:
+            if item.keyframe:
+                self._keyframe_past_end = item.at_ms
+            return False
+        return item.keyframe or item.at_ms >= self._keyframe_past_end
 
     def _frame_end_ms(self, item: TimedPacket) -> float:
         return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK
