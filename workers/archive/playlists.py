@@ -53,15 +53,17 @@ def merge_timelines(playlists: list[list[Segment]]) -> list[Segment]:
 LEADING_MS = 500.0
 
 
-def covering(segments: list[Segment], start_ms: float, end_ms: float) -> list[Segment]:
-    """Segments that overlap [start_ms, end_ms), in timeline order, and the one continuing the
-    last of them where it starts within LEADING_MS after the end (it may hold the range's last
-    pictures); a segment that another already covers whole (an overlapping second playlist)
-    is left out."""
+def covering(
+    segments: list[Segment], start_ms: float, end_ms: float, leading_ms: float = 0.0
+) -> list[Segment]:
+    """Segments that overlap [start_ms, end_ms), in timeline order, and with `leading_ms` (an
+    export passes LEADING_MS) the one continuing the last of them where it starts that soon
+    after the end (it may hold the range's last pictures); a segment that another already
+    covers whole (an overlapping second playlist) is left out."""
     chosen: list[Segment] = []
     covered_to = float("-inf")
     for segment in segments:
-        if segment.end_ms <= start_ms or segment.start_ms >= end_ms + LEADING_MS:
+        if segment.end_ms <= start_ms or segment.start_ms >= end_ms + leading_ms:
             continue
         if segment.start_ms >= end_ms and not _continues(chosen, segment):
             continue

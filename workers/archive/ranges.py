@@ -27,7 +27,7 @@ from workers.archive.index import ArchiveIndex, PlaylistSummary, recording_id
 from workers.archive.locate import Locator
 from workers.archive.model import PlaylistError, Segment
 from workers.archive.packing import SegmentPacker, unpack
-from workers.archive.playlists import LEADING_MS, covering, merge_timelines
+from workers.archive.playlists import covering, merge_timelines
 from workers.archive.variants import MASTER_MAX_BYTES, Rendition, choose, is_master, ladder, parse_master
 from workers.errors import SegmentsArchived
 
@@ -220,9 +220,12 @@ def segments_for_range(
     end_ms: float,
     index: ArchiveIndex | None = None,
     rendition: str = "",
+    leading_ms: float = 0.0,
 ) -> list[Segment]:
     """The segments covering [start_ms, end_ms), in timeline order, duplicates left out; of one
-    rendition where the recording is an ABR ladder (`rendition` names it, else the best)."""
+    rendition where the recording is an ABR ladder (`rendition` names it, else the best). With
+    `leading_ms`, also the segment continuing the range that starts within it after the end
+    (an export passes playlists.LEADING_MS: that segment may hold the range's last pictures)."""
     prefix = recording_prefix(source, live_path)
     settings = store.settings
     lookup = Lookup(store, source, prefix, index or open_index(settings, source, prefix))
@@ -233,8 +236,7 @@ def segments_for_range(
     )
     locator.listed = recording_playlists(lookup, locator, cached, rendition)
     chosen = locator.choose(start_ms, end_ms)
-    # A little past the end: the next segment may hold the range's last pictures (LEADING_MS).
-    found = [lookup.segments(o, locator.summary(o), start_ms, end_ms + LEADING_MS) for o in chosen]
+    found = [lookup.segments(o, locator.summary(o), start_ms, end_ms + leading_ms) for o in chosen]
     log.info(
         "archive lookup",
         extra={
@@ -246,7 +248,7 @@ def segments_for_range(
             "from_index": lookup.from_index,
         },
     )
-    return covering(merge_timelines(found), start_ms, end_ms)
+    return covering(merge_timelines(found), start_ms, end_ms, leading_ms)
 
 
 def known_unchanged(

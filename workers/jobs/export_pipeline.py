@@ -26,7 +26,7 @@ from tasks.storage import (
 )
 from tasks.tenancy import ownership
 from tasks.tenancy.images import CACHE_CONTROL, ImageStore
-from workers.archive.playlists import Segment
+from workers.archive.playlists import LEADING_MS, Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
@@ -278,7 +278,13 @@ def _run_export(
     report("indexing", 0.0)
     segments = indexed(
         segments_for_range(
-            store, spec.source, spec.live_path, spec.start_ms, spec.end_ms, rendition=spec.rendition
+            store,
+            spec.source,
+            spec.live_path,
+            spec.start_ms,
+            spec.end_ms,
+            rendition=spec.rendition,
+            leading_ms=LEADING_MS,  # the next segment may hold the range's last pictures
         )
     )
     if not segments:

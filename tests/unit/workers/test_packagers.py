@@ -15,7 +15,7 @@ from tests.factories import export_spec
 from tests.recorders import _aes
 from workers.archive.hls_parser import GAP_REASON
 from workers.archive.packing import SegmentPacker, unpack
-from workers.archive.playlists import covering, parse_playlist
+from workers.archive.playlists import LEADING_MS, covering, parse_playlist
 from workers.archive.variants import UnknownRendition, choose, ladder, parse_master
 from workers.transfer.aes import UndecryptableSegment, decrypt_file
 
@@ -67,14 +67,15 @@ def test_packed_rows_keep_keys_and_ivs() -> None:
 def test_covering_takes_the_segment_continuing_a_range_that_ends_at_its_start() -> None:
     text = "#EXTM3U\n" + "".join(f"#EXTINF:2.0,\ns{i}.ts\n" for i in range(4))
     segments = parse_playlist(text, "r/cam/index.m3u8", "r/cam")
-    assert [s.key[-6:] for s in covering(segments, 2000, 4000)] == ["/s1.ts", "/s2.ts"]
-    assert [s.key[-6:] for s in covering(segments, 2000, 3000)] == ["/s1.ts"]
+    assert [s.key[-6:] for s in covering(segments, 2000, 4000, LEADING_MS)] == ["/s1.ts", "/s2.ts"]
+    assert [s.key[-6:] for s in covering(segments, 2000, 4000)] == ["/s1.ts"], "a lookup's own answer"
+    assert [s.key[-6:] for s in covering(segments, 2000, 3000, LEADING_MS)] == ["/s1.ts"]
     after_a_gap = parse_playlist(
         text.replace("#EXTINF:2.0,\ns2.ts", "#EXT-X-DISCONTINUITY\n#EXTINF:2.0,\ns2.ts"),
         "r/cam/index.m3u8",
         "r/cam",
     )
-    assert [s.key[-6:] for s in covering(after_a_gap, 2000, 4000)] == ["/s1.ts"]
+    assert [s.key[-6:] for s in covering(after_a_gap, 2000, 4000, LEADING_MS)] == ["/s1.ts"]
 
 
 MASTER = """#EXTM3U
