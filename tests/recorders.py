@@ -239,19 +239,20 @@ def _aes(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
 
 def _rotate_keys(directory: Path, header: list[str], entries: list[tuple[list[str], str]]) -> str:
     """ffmpeg encrypted every segment with key 0 and an explicit IV; a packager that rotates keys
-    moves to key 1 (in a keys/ folder, IV implicit: the media sequence number) from the second
-    segment, and ends encryption (METHOD=NONE) from the third."""
+    moves to key 1 (in a keys/ folder, IV implicit: the media sequence number) for the second and
+    third segments, and ends encryption (METHOD=NONE) from the fourth."""
     (directory / "keyinfo").unlink()
     (directory / "keys").mkdir()
     (directory / "keys" / "k1.key").write_bytes(AES_KEYS[1])
     for n, (tags, uri) in enumerate(entries[1:], start=1):
         clear = _aes(AES_KEYS[0], AES_IV, (directory / uri).read_bytes(), encrypt=False)
-        if n == 1:
+        if n <= 2:
             (directory / uri).write_bytes(_aes(AES_KEYS[1], n.to_bytes(16, "big"), clear, encrypt=True))
-            tags.insert(0, '#EXT-X-KEY:METHOD=AES-128,URI="keys/k1.key"')
+            if n == 1:
+                tags.insert(0, '#EXT-X-KEY:METHOD=AES-128,URI="keys/k1.key"')
         else:
             (directory / uri).write_bytes(clear)
-            if n == 2:
+            if n == 3:
                 tags.insert(0, "#EXT-X-KEY:METHOD=NONE")
     return _join(header, entries)
 
@@ -435,7 +436,7 @@ CASES: list[RecorderCase] = [
     # Packagers (issue 20): ABR ladders, AES-128, #EXT-X-GAP, live encoder presets.
     RecorderCase("abr_ladder_subfolders", layout="abr_folders"),
     RecorderCase("abr_ladder_one_folder", layout="abr_flat"),
-    RecorderCase("aes128_key_rotation", layout="aes"),
+    RecorderCase("aes128_key_rotation", layout="aes", seconds=8.0),  # k0, k1, k1, clear
     RecorderCase("gap_entry", layout="gap"),
     RecorderCase("ts_id3_scte35", layout="data_streams"),
     *LIVE_PRESETS[:2],

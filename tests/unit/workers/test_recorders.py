@@ -294,7 +294,8 @@ def test_aes128_with_key_rotation_reads_each_key_once_and_never_logs_it(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Key 0 with an explicit IV, key 1 (in keys/) with the implicit IV, then METHOD=NONE."""
+    """Key 0 with an explicit IV, key 1 (in keys/) for two segments with the implicit IV, then
+    METHOD=NONE."""
     rec = recording_of("aes128_key_rotation", recordings, recordings_root)
     for relative in rec.files:
         s3.upload_file(str(rec.directory / relative), "archive", f"live/aes/{relative}")
@@ -309,10 +310,10 @@ def test_aes128_with_key_rotation_reads_each_key_once_and_never_logs_it(
 
     store.get_bytes = counting  # type: ignore[method-assign]
     caplog.set_level("DEBUG")
-    spec = export_spec(live_path="live/aes", start_ms=0, duration_ms=6000, export_type=ExportType.H264)
+    spec = export_spec(live_path="live/aes", start_ms=0, duration_ms=8000, export_type=ExportType.H264)
     result = run_export(spec, store, settings)
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
-    assert frame_indices(tmp_path / "clip.mp4") == list(range(150))
+    assert frame_indices(tmp_path / "clip.mp4") == list(range(200))
     assert result.lack_ms == 0
     assert sorted(k for k in read if k.endswith(".key")) == ["live/aes/k0.key", "live/aes/keys/k1.key"]
     for key in AES_KEYS:
