@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import redis
@@ -44,6 +45,9 @@ class PlaylistSummary:
     segments: int = 0
     packed: bool = False  # its segment list is in the index
     error: str = ""  # why it is not usable (not a playlist, a master playlist...)
+    # A master playlist's variants (workers/archive/variants.Rendition rows): which renditions
+    # the recording has, known without reading the master again.
+    renditions: list[list[object]] = dataclass_field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -69,7 +73,7 @@ class PlaylistSummary:
         return cls(**json.loads(raw))
 
 
-FORMAT = 2  # bump when what a summary or a packed list means changes: old entries then miss
+FORMAT = 3  # bump when what a summary or a packed list means changes: old entries then miss
 
 
 def recording_id(bucket: str, region: str | None, prefix: str) -> str:

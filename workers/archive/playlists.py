@@ -45,16 +45,38 @@ def merge_timelines(playlists: list[list[Segment]]) -> list[Segment]:
     return merged
 
 
-def covering(segments: list[Segment], start_ms: float, end_ms: float) -> list[Segment]:
-    """Segments that overlap [start_ms, end_ms), in timeline order; a segment that another
-    already covers whole (an overlapping second playlist) is left out."""
+# Pictures a segment shows before its own start: the leading pictures of an open GOP (x265's
+# CRA, which -preset ultrafast places so the last picture before a keyframe is coded after it)
+# and B-frame reordering are carried in the next segment by the HLS muxer, which splits at the
+# keyframe's decode time. A few frames at most; a range ending this close before a segment
+# starts may have its last pictures in that segment.
+LEADING_MS = 500.0
+
+
+def covering(
+    segments: list[Segment], start_ms: float, end_ms: float, leading_ms: float = 0.0
+) -> list[Segment]:
+    """Segments that overlap [start_ms, end_ms), in timeline order, and with `leading_ms` (an
+    export passes LEADING_MS) the one continuing the last of them where it starts that soon
+    after the end (it may hold the range's last pictures); a segment that another already
+    covers whole (an overlapping second playlist) is left out."""
     chosen: list[Segment] = []
     covered_to = float("-inf")
     for segment in segments:
-        if segment.end_ms <= start_ms or segment.start_ms >= end_ms:
+        if segment.end_ms <= start_ms or segment.start_ms >= end_ms + leading_ms:
+            continue
+        if segment.start_ms >= end_ms and not _continues(chosen, segment):
             continue
         if segment.end_ms <= covered_to + 1:
             continue
         chosen.append(segment)
         covered_to = max(covered_to, segment.end_ms)
     return chosen
+
+
+def _continues(chosen: list[Segment], segment: Segment) -> bool:
+    """`segment` follows on from the last chosen one: the same playlist, no discontinuity, no gap."""
+    if not chosen or segment.discontinuity or segment.refused:
+        return False
+    last = chosen[-1]
+    return last.playlist == segment.playlist and abs(segment.start_ms - last.end_ms) < 1 and not last.refused

@@ -29,7 +29,7 @@ from tasks.storage import (
 )
 from tasks.tenancy import ownership
 from tasks.tenancy.images import CACHE_CONTROL, ImageStore
-from workers.archive.playlists import Segment
+from workers.archive.playlists import LEADING_MS, Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
@@ -349,7 +349,17 @@ def _run_export(
     indexed: Indexed,
 ) -> ExportResult:
     report("indexing", 0.0)
-    segments = indexed(segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms))
+    segments = indexed(
+        segments_for_range(
+            store,
+            spec.source,
+            spec.live_path,
+            spec.start_ms,
+            spec.end_ms,
+            rendition=spec.rendition,
+            leading_ms=LEADING_MS,  # the next segment may hold the range's last pictures
+        )
+    )
     if not segments:
         raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range")
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))

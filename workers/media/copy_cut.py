@@ -49,6 +49,7 @@ class CopyCut:
     shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
     _last_shown_at_ms: float | None = None  # that frame's place on the timeline
     past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
+    _keyframe_past_end: float | None = None  # where the first keyframe after end_ms is shown
     carrier: VideoCarrier = field(default_factory=VideoCarrier)  # DTS that repeats or steps back
 
     def covered(self) -> float:
@@ -131,11 +132,14 @@ class CopyCut:
         if self.video_done:
             return []
         if item.at_ms >= self.end_ms:
-            if item.keyframe or len(self._held) >= REORDER_WINDOW:
+            if len(self._held) >= REORDER_WINDOW or self._trailing_past_end(item):
                 self.video_done = True
                 self._held.clear()
                 return []
-            self._held.append(item)  # shown after the end; kept if an earlier frame refers to it
+            # Shown after the end; kept if a frame shown before it refers to it. A keyframe too:
+            # an open GOP's leading pictures follow it in decode order and may be shown before the
+            # end (x265 -preset ultrafast codes the last picture before a keyframe after it).
+            self._held.append(item)
             return []
         out = [packet for held in self._held for packet in self._emit(held)]
         self.past_end = self.past_end or bool(self._held)  # references shown past the end
@@ -155,6 +159,16 @@ class CopyCut:
             self.origin = item.pts
         self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
         return [CutPacket(item=item, pts=item.pts - self.origin, dts=item.dts - self.origin)]
+
+    def _trailing_past_end(self, item: TimedPacket) -> bool:
+        """Whether every picture that may still be shown before the end has come: `item` follows
+        the first keyframe past the end (noted here when it is that keyframe) and is shown after
+        it (a trailing picture) or is the next keyframe."""
+        if self._keyframe_past_end is None:
+            if item.keyframe:
+                self._keyframe_past_end = item.at_ms
+            return False
+        return item.keyframe or item.at_ms >= self._keyframe_past_end
 
     def _frame_end_ms(self, item: TimedPacket) -> float:
         return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK

@@ -107,6 +107,7 @@ class Transcoder:
         self.decoder_codec = ""
         self.decoder_params: StreamParams | None = None  # a new decoder where the stream changes
         self.decoder_drained = False
+        self.leading_only = False  # the range's last GOP is done: only the next one's leading pictures
         self.encoder: EncoderRun | None = None
         self.smart = False
         self.origin: int | None = None
@@ -191,9 +192,17 @@ class Transcoder:
             self.frame_ms = item.duration * 1000 / CLOCK
         if item.keyframe and self.gop.packets:
             self._finish_gop(next_keyframe_ms=item.at_ms)
+            if self.video_done:
+                return
         if not self.gop.packets and not item.keyframe:
             return  # undecodable without its keyframe
         self.gop.packets.append(item)
+        if self.leading_only and not item.keyframe and item.at_ms >= self.gop.packets[0].at_ms:
+            # The first trailing picture of the GOP after the range: its leading pictures (shown
+            # before its keyframe, possibly before the end) are all in; nothing later is shown.
+            self.gop.packets.pop()
+            self._finish_gop(next_keyframe_ms=None)
+            self.video_done = True
 
     def finish(self) -> None:
         if self.gop.packets and not self.video_done:
@@ -221,7 +230,9 @@ class Transcoder:
         elif not self._copy_gop(gop):
             self._decode_gop(gop)  # its decode order would overlap the encoded frames before it
         if gop_end >= self.end_ms - EPSILON_MS:
-            self.video_done = True
+            # The next GOP's leading pictures (open GOP) may still be shown before the end.
+            self.leading_only = next_keyframe_ms is not None
+            self.video_done = self.video_done or not self.leading_only
 
     def _copy_gop(self, gop: _Gop) -> bool:
         """Copy a GOP after the encoded run before it; False where its DTS would go back in time."""
