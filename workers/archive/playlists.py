@@ -13,6 +13,8 @@ playlist of any size is read in bounded memory; there is no size cap.
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
+
 from workers.archive.hls_parser import MediaPlaylistReader, read_segments
 from workers.archive.model import ByteRange, PlaylistError, Segment, resolve_segment_key
 
@@ -27,9 +29,12 @@ __all__ = [
 ]
 
 
-def parse_playlist(text: str, playlist_key: str, recording_prefix: str) -> list[Segment]:
-    """Segments of one media playlist, in playlist order, placed on the timeline."""
-    reader = MediaPlaylistReader(playlist_key, recording_prefix)
+def parse_playlist(
+    text: str, playlist_key: str, recording_prefix: str, pdt_zone: tzinfo = UTC
+) -> list[Segment]:
+    """Segments of one media playlist, in playlist order, placed on the timeline (offset-less
+    PROGRAM-DATE-TIME read in `pdt_zone`)."""
+    reader = MediaPlaylistReader(playlist_key, recording_prefix, pdt_zone)
     return list(read_segments(text.splitlines(), reader))
 
 
