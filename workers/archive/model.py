@@ -35,6 +35,10 @@ class Segment:
     init_key: str | None = None  # fMP4/CMAF: the #EXT-X-MAP initialization section's key
     init_range: ByteRange | None = None  # ... and its byte range, where it has one
     refused: str = ""  # why this entry is never fetched (absolute URI, outside the folder): a gap
+    # Set by `covering` where the next segment chosen starts inside this one (two playlists that
+    # overlap, a restarted recorder re-sending its last second): this one's media shown from then
+    # on is left to the next one, so each instant appears once.
+    until_ms: float | None = None
 
     @property
     def end_ms(self) -> float:

@@ -13,10 +13,15 @@ playlist of any size is read in bounded memory; there is no size cap.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, tzinfo
 
 from workers.archive.hls_parser import MediaPlaylistReader, read_segments
 from workers.archive.model import ByteRange, PlaylistError, Segment, resolve_segment_key
+
+# Two entries placed within this of each other are back to back, not overlapping: PROGRAM-DATE-TIME
+# written per segment jitters by a few ms, well under a frame.
+OVERLAP_TOLERANCE_MS = 5.0
 
 __all__ = [
     "ByteRange",
@@ -52,7 +57,9 @@ def merge_timelines(playlists: list[list[Segment]]) -> list[Segment]:
 
 def covering(segments: list[Segment], start_ms: float, end_ms: float) -> list[Segment]:
     """Segments that overlap [start_ms, end_ms), in timeline order; a segment that another
-    already covers whole (an overlapping second playlist) is left out."""
+    already covers whole (an overlapping second playlist) is left out, and one that the next
+    overlaps in part (a recorder restarted and re-sent its last second) is used only until the
+    next one starts (`until_ms`): each instant of the recording is taken once."""
     chosen: list[Segment] = []
     covered_to = float("-inf")
     for segment in segments:
@@ -62,4 +69,19 @@ def covering(segments: list[Segment], start_ms: float, end_ms: float) -> list[Se
             continue
         chosen.append(segment)
         covered_to = max(covered_to, segment.end_ms)
-    return chosen
+    return handed_over(chosen)
+
+
+def handed_over(chosen: list[Segment]) -> list[Segment]:
+    """Each segment ends where the next one (in timeline order) starts, where that is earlier
+    than its own end by more than OVERLAP_TOLERANCE_MS. The later segment wins: it starts at a
+    keyframe, so it decodes on its own, while the earlier one's tail can simply be left out.
+    A refused entry (never fetched) takes nothing over."""
+    out = list(chosen)
+    for index, segment in enumerate(chosen[:-1]):
+        following = next((s for s in chosen[index + 1 :] if not s.refused), None)
+        if following is None or segment.refused:
+            continue
+        if following.start_ms < segment.end_ms - OVERLAP_TOLERANCE_MS:
+            out[index] = replace(segment, until_ms=max(following.start_ms, segment.start_ms))
+    return out

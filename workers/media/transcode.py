@@ -123,6 +123,10 @@ class Transcoder:
         self.gop = _Gop()
         self.audio_wait: deque[TimedPacket] = deque(maxlen=AUDIO_LOOKBEHIND)
         self.at_of_pts: dict[int, float] = {}
+        # Pictures a segment shows after the next one took over (an overlap): decoded as references
+        # for the pictures before, never encoded; the decoder is drained before the next segment
+        # (whose pictures may reuse these output timestamps).
+        self.superseded_pts: set[int] = set()
         self.source_codec = ""
         self.audio_codec: str | None = None
 
@@ -183,8 +187,11 @@ class Transcoder:
     # -- packets ---------------------------------------------------------------------------
     def feed(self, item: TimedPacket) -> None:
         if item.kind == "audio":
-            self._audio(item)
+            if not item.superseded:  # the next segment's audio covers that time
+                self._audio(item)
             return
+        if item.superseded:
+            self.superseded_pts.add(item.pts)  # decoded (a reference), never encoded
         if self.video_done:
             return
         if item.duration:
@@ -216,8 +223,14 @@ class Transcoder:
             self.video_done = True
             return
         inside = gop_start >= self.start_ms - EPSILON_MS and gop_end <= self.end_ms + EPSILON_MS
-        if not (self.smart and inside and carries_parameter_sets(gop.packets[0].packet, self.source_codec)):
+        handed_over = any(p.superseded for p in gop.packets)  # only part of it is this clip's
+        if handed_over or not (
+            self.smart and inside and carries_parameter_sets(gop.packets[0].packet, self.source_codec)
+        ):
             self._decode_gop(gop)
+            if handed_over:
+                self._drain_decoder()
+                self.superseded_pts.clear()
         elif not self._copy_gop(gop):
             self._decode_gop(gop)  # its decode order would overlap the encoded frames before it
         if gop_end >= self.end_ms - EPSILON_MS:
@@ -266,7 +279,7 @@ class Transcoder:
 
     def _frame(self, frame: av.VideoFrame) -> None:
         at = self.at_of_pts.pop(frame.pts, None) if frame.pts is not None else None
-        if at is None:
+        if at is None or frame.pts in self.superseded_pts:
             return
         if at + self.frame_ms <= self.start_ms + EPSILON_MS or at >= self.end_ms - EPSILON_MS:
             return
@@ -331,7 +344,7 @@ def transcode(
     allow_smart_cut: bool = True,
 ) -> ClipStats:
     job = Transcoder(start_ms, end_ms, out, export_type, settings, faststart, allow_smart_cut)
-    timeline = PacketTimeline(job.on_open)
+    timeline = PacketTimeline(job.on_open, copied=False)
     span = max(end_ms - start_ms, 1.0)
     try:
         for item in timeline.packets(inputs):
