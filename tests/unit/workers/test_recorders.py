@@ -5,6 +5,7 @@ indices read from its pixels, by the ffmpeg CLI's decoder, and by its LackLength
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -205,3 +206,25 @@ def test_h264_from_hevc_main10_with_adaptive_b_frames_has_every_frame(
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
     assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 25 + round(seconds * 25)))
     assert result.lack_ms == 0
+
+
+def test_a_camera_writing_pdt_without_offset_exports_the_same_on_a_host_in_another_zone(
+    s3: Any,
+    recordings: dict[str, Recording],
+    recordings_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's TZ is Asia/Shanghai; offset-less PROGRAM-DATE-TIME is still read as UTC
+    (RESOURCED_PDT_ZONE's default), so the range is found and cut frame-exactly."""
+    rec = recording_of("camera_pdt_without_offset", recordings, recordings_root)
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        result, clip = export(s3, rec, ExportType.H264, tmp_path)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    end_s = START_S + DURATION_S
+    assert shown_indices(clip) == expected_frames(rec, START_S, end_s)
+    check_lack(rec, result, START_S, end_s)
