@@ -56,11 +56,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 MAX_LONG_POLL_S = 25.0  # a held poll must end well inside a 30 s proxy or client read timeout
 
 
+HOST_ZONE_NAMES = frozenset({"localtime", "posixrules"})  # files the zone database links to the host's
+
+
 @cache
 def _tzinfo(name: str) -> tzinfo:
     """An IANA zone by name; ConfigError for a name the zone database does not know."""
     if name.upper() == "UTC":
         return UTC
+    if name.lower() in HOST_ZONE_NAMES:  # the result would follow the host's zone after all
+        raise ConfigError(
+            f"time zone {name!r} names the host's zone: give an IANA name such as Asia/Shanghai"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -77,7 +77,7 @@ def test_a_bad_program_date_time_refuses_the_playlist() -> None:
 def test_settings_default_to_utc_and_refuse_an_unknown_zone() -> None:
     assert Settings.from_env({}).pdt_zone == "UTC"
     assert Settings.from_env({"RESOURCED_PDT_ZONE": " Asia/Shanghai "}).pdt_zone == "Asia/Shanghai"
-    for wrong in ("Mars/Olympus_Mons", "../../etc/passwd", "UTC+8"):
+    for wrong in ("Mars/Olympus_Mons", "../../etc/passwd", "UTC+8", "localtime"):
         with pytest.raises(ConfigError, match="RESOURCED_PDT_ZONE"):
             Settings.from_env({"RESOURCED_PDT_ZONE": wrong})
 
