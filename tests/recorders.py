@@ -289,6 +289,8 @@ CASES: list[RecorderCase] = [
     RecorderCase("gstreamer_hlssink2", layout="hlssink2"),
     RecorderCase("camera_ts_reset", layout="ts_reset"),
     RecorderCase("overlap_restarted_timestamps", layout="overlap"),
+    # without B-frames the handover is clean: a copy leaves the re-sent second out, no re-encode
+    RecorderCase("overlap_without_bframes", layout="overlap", video_args=("-bf", "0")),
     RecorderCase("camera_pdt_without_offset", layout="bare_pdt"),
 ]
 BY_NAME = {case.name: case for case in CASES}
