@@ -190,8 +190,6 @@ class Transcoder:
             if not item.superseded:  # the next segment's audio covers that time
                 self._audio(item)
             return
-        if item.superseded:
-            self.superseded_pts.add(item.pts)  # decoded (a reference), never encoded
         if self.video_done:
             return
         if item.duration:
@@ -200,6 +198,8 @@ class Transcoder:
             self._finish_gop(next_keyframe_ms=item.at_ms)
         if not self.gop.packets and not item.keyframe:
             return  # undecodable without its keyframe
+        if item.superseded:
+            self.superseded_pts.add(item.pts)  # decoded (a reference), never encoded
         self.gop.packets.append(item)
 
     def finish(self) -> None:
@@ -218,6 +218,7 @@ class Transcoder:
         gop_start = gop.start_ms
         gop_end = next_keyframe_ms if next_keyframe_ms is not None else gop.end_ms(self.frame_ms)
         if gop_end <= self.start_ms + EPSILON_MS:
+            self.superseded_pts.clear()  # the next segment's pictures may reuse those timestamps
             return  # wholly before the range: not even decoded
         if gop_start >= self.end_ms - EPSILON_MS:
             self.video_done = True

@@ -231,3 +231,27 @@ def test_a_camera_writing_pdt_without_offset_exports_the_same_on_a_host_in_anoth
     end_s = START_S + DURATION_S
     assert shown_indices(clip) == expected_frames(rec, START_S, end_s)
     check_lack(rec, result, START_S, end_s)
+
+
+@pytest.mark.parametrize("start_s", [1.9, 2.0, 2.1, 2.5])
+@pytest.mark.parametrize("export_type", [ExportType.COPY, ExportType.H264])
+@pytest.mark.parametrize("name", ["overlap_restarted_timestamps", "overlap_without_bframes"])
+def test_a_range_starting_around_an_overlaps_handover_has_each_picture_once(
+    name: str,
+    start_s: float,
+    export_type: ExportType,
+    s3: Any,
+    recordings: dict[str, Recording],
+    recordings_root: Path,
+    tmp_path: Path,
+) -> None:
+    """The first playlist's GOP that the second takes over from may end before the range or
+    straddle its start; either way the second's pictures are all there, each once."""
+    rec = recording_of(name, recordings, recordings_root)
+    result, clip = export(s3, rec, export_type, tmp_path, start_s=start_s)
+    wanted = expected_frames(rec, start_s, start_s + DURATION_S)
+    got = shown_indices(clip)
+    if export_type is ExportType.COPY:
+        got = [i for i in got if i >= wanted[0]]
+    assert got == wanted
+    check_lack(rec, result, start_s, start_s + DURATION_S)
