@@ -131,6 +131,9 @@ class Settings:
     worker_concurrency: int = 0  # 0: suits the node (CPU count; NVENC session cap on GPU workers)
     heartbeat_ttl_s: int = 30  # a worker silent this long is gone
     s3_max_attempts: int = 6  # botocore's own retries (adaptive mode) before the task retries
+    # Exports complete their objects with If-None-Match: * / If-Match: <etag>, so S3 itself refuses
+    # a stale or foreign writer; off only for S3-compatible endpoints that reject those headers.
+    s3_conditional_writes: bool = True
     task_retry_base_s: float = 5.0  # task retries back off from here, doubling, with full jitter
     gpu_max_sessions: int = 3  # NVENC's per-card session cap on consumer cards
     encode_preset: str = "veryfast"
@@ -258,6 +261,7 @@ class Settings:
             gpu_max_sessions=_int(env, "RESOURCED_GPU_MAX_SESSIONS", cls.gpu_max_sessions, 1),
             heartbeat_ttl_s=_int(env, "RESOURCED_HEARTBEAT_TTL", cls.heartbeat_ttl_s, 2),
             s3_max_attempts=_int(env, "RESOURCED_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
+            s3_conditional_writes=_bool(env, "RESOURCED_S3_CONDITIONAL_WRITES", cls.s3_conditional_writes),
             task_retry_base_s=_float(env, "RESOURCED_TASK_RETRY_BASE_S", cls.task_retry_base_s),
             encode_preset=env.get("RESOURCED_ENCODE_PRESET", "").strip() or cls.encode_preset,
             encode_crf=_int(env, "RESOURCED_ENCODE_CRF", cls.encode_crf, 0),

@@ -60,7 +60,13 @@ def test_missing_secrets_are_configuration_errors(env: dict[str, str], check: ob
 
 
 def test_an_encode_only_worker_needs_no_callback_secret() -> None:
-    Settings.from_env({}).check_worker(("export.cpu",))
+    """Only a worker that delivers callbacks needs their secret: the same settings pass for an
+    encode-only worker and stop one that serves the callback or restore queue."""
+    settings = Settings.from_env({})
+    settings.check_worker(("export.cpu",))  # passes
+    for queues in (("export.cpu", "callback"), ("restore",)):
+        with pytest.raises(ConfigError, match="RESOURCED_CALLBACK_SECRET"):
+            settings.check_worker(queues)
 
 
 def run_entry(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

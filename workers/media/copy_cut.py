@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from workers.media.carry import VideoCarrier
 from workers.media.coverage import Coverage
 from workers.media.timeline import CLOCK, TimedPacket
 
@@ -48,12 +49,16 @@ class CopyCut:
     shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
     _last_shown_at_ms: float | None = None  # that frame's place on the timeline
     past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
+    carrier: VideoCarrier = field(default_factory=VideoCarrier)  # DTS that repeats or steps back
 
     def covered(self) -> float:
-        """Media time inside [start_ms, end_ms) that was written, from presentation times."""
+        """Media time inside [start_ms, end_ms) that was written, from presentation times; the
+        pictures that could not be carried are not (the picture before them stays on screen in
+        their place, which coverage by presentation times alone would count)."""
         if not self.has_video:
             return self.covered_ms
-        return self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ticks * 1000 / CLOCK)
+        shown = self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ticks * 1000 / CLOCK)
+        return max(0.0, shown - self.carrier.dropped_ms)
 
     @property
     def done(self) -> bool:
@@ -122,7 +127,7 @@ class CopyCut:
                 return []
             if item.pts < (self.origin or 0):
                 return []
-            return [self._emit(item)]
+            return self._emit(item)
         if self.video_done:
             return []
         if item.at_ms >= self.end_ms:
@@ -132,10 +137,10 @@ class CopyCut:
                 return []
             self._held.append(item)  # shown after the end; kept if an earlier frame refers to it
             return []
-        out = [self._emit(held) for held in self._held]
+        out = [packet for held in self._held for packet in self._emit(held)]
         self.past_end = self.past_end or bool(self._held)  # references shown past the end
         self._held.clear()
-        out.append(self._emit(item))
+        out.extend(self._emit(item))
         return out
 
     def _audio_only(self, item: TimedPacket) -> list[CutPacket]:
@@ -154,8 +159,16 @@ class CopyCut:
     def _frame_end_ms(self, item: TimedPacket) -> float:
         return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK
 
-    def _emit(self, item: TimedPacket) -> CutPacket:
+    def _emit(self, item: TimedPacket) -> list[CutPacket]:
+        """The packet with the clip's timestamps; none for a video packet that cannot be carried."""
+        origin = self.origin or 0
+        pts, dts = item.pts - origin, item.dts - origin
         if item.kind == "video":
+            in_range = self.start_ms <= item.at_ms < self.end_ms
+            carried = self.carrier.dts_for(item, pts, dts, self.frame_ticks, in_range)
+            if carried is None:
+                return []
+            dts = carried
             if item.at_ms < self.end_ms:
                 self.coverage.add(item.at_ms)
             if self.first_at_ms is None or item.at_ms < self.first_at_ms:
@@ -171,5 +184,4 @@ class CopyCut:
                 self._last_shown_at_ms = item.at_ms
                 shown_ticks = round((self.end_ms - item.at_ms) * CLOCK / 1000)
                 self.shown_end = item.pts - (self.origin or 0) + shown_ticks
-        origin = self.origin or 0
-        return CutPacket(item=item, pts=item.pts - origin, dts=item.dts - origin)
+        return [CutPacket(item=item, pts=pts, dts=dts)]

@@ -147,5 +147,5 @@ def remux(
         video_frames=writer.video_frames,
         video_codec=tracks.video.codec if tracks.video else "",
         audio_codec=tracks.audio.codec if tracks.audio else None,
-        gaps=timeline.gaps,
+        gaps=[*timeline.gaps, *cut.carrier.gaps],
     )
