@@ -76,11 +76,15 @@ def handed_over(chosen: list[Segment]) -> list[Segment]:
     """Each segment ends where the next one (in timeline order) starts, where that is earlier
     than its own end by more than OVERLAP_TOLERANCE_MS. The later segment wins: it starts at a
     keyframe, so it decodes on its own, while the earlier one's tail can simply be left out.
-    A refused entry (never fetched) takes nothing over."""
+    A refused entry (never fetched) takes nothing over, and neither does the next entry of the
+    same playlist without #EXT-X-DISCONTINUITY: the recorder says its stream goes on, so an
+    earlier PROGRAM-DATE-TIME there is clock jitter, not media sent twice."""
     out = list(chosen)
     for index, segment in enumerate(chosen[:-1]):
         following = next((s for s in chosen[index + 1 :] if not s.refused), None)
         if following is None or segment.refused:
+            continue
+        if following.playlist == segment.playlist and not following.discontinuity:
             continue
         if following.start_ms < segment.end_ms - OVERLAP_TOLERANCE_MS:
             out[index] = replace(segment, until_ms=max(following.start_ms, segment.start_ms))

@@ -217,6 +217,26 @@ def test_back_to_back_segments_and_pdt_jitter_hand_nothing_over() -> None:
     assert all(s.until_ms is None for s in covering(jittered, EPOCH_2024, EPOCH_2024 + 20_000))
 
 
+def test_an_early_pdt_inside_one_playlist_is_jitter_unless_a_discontinuity_says_otherwise() -> None:
+    """A camera stamping each segment with its wall clock, 50 ms early: the stream goes on (same
+    playlist, no discontinuity), so nothing of the earlier segment is left out; after a
+    discontinuity (a restarted encoder inside one playlist) the overlap is real."""
+    text = """#EXTM3U
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00.000Z
+#EXTINF:2.0,
+a.ts
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:01.950Z
+#EXTINF:2.0,
+b.ts
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:03.000Z
+#EXTINF:2.0,
+c.ts
+"""
+    chosen = covering(parse_playlist(text, "r/index.m3u8", "r"), EPOCH_2024, EPOCH_2024 + 6000)
+    assert [None if s.until_ms is None else s.until_ms - EPOCH_2024 for s in chosen] == [None, 3000, None]
+
+
 def test_a_refused_entry_takes_nothing_over() -> None:
     a = Segment("r/a.ts", 0, 2000, False, "r/1.m3u8")
     refused = Segment("https://cdn/x.ts", 1000, 2000, False, "r/2.m3u8", refused="not relative")
