@@ -191,11 +191,13 @@ def record(case: RecorderCase, directory: Path) -> Recording:
     frames = round(case.seconds * case.fps)
     times = [vfr_time(i) if case.vfr else i / case.fps for i in range(frames)] if case.video else []
     rec = Recording(case, directory, 0.0, times)
-    if case.layout in {"restart", "resize", "map_change"}:  # two encoder runs
+    if case.layout in {"restart", "resize", "map_change", "overlap"}:  # two encoder runs
         half = frames // 2
+        # "overlap": the restarted recorder re-sends its last second (timestamps restarted too)
+        resent = case.fps if case.layout == "overlap" else 0
         _run_ffmpeg(case, directory, "hour1.m3u8", 0, half, "a")
         second = case if case.layout != "resize" else replace(case, width=192, height=112)
-        _run_ffmpeg(second, directory, "hour2.m3u8", half, frames - half, "b")
+        _run_ffmpeg(second, directory, "hour2.m3u8", half - resent, frames - half + resent, "b")
         first_text = (directory / "hour1.m3u8").read_text()
         hour2 = (directory / "hour2.m3u8").read_text()
         first_s = sum(_extinf_s(tags) for tags, _ in _entries(first_text)[1])
@@ -210,7 +212,8 @@ def record(case: RecorderCase, directory: Path) -> Recording:
             (directory / "hour2.m3u8").unlink()
         else:  # a playlist per run (an hourly rollover), placed by PROGRAM-DATE-TIME
             (directory / "hour1.m3u8").write_text(_with_pdt(first_text, PDT_MS))
-            (directory / "hour2.m3u8").write_text(_with_pdt(hour2, PDT_MS + half / case.fps * 1000))
+            second_ms = PDT_MS + (half - resent) / case.fps * 1000
+            (directory / "hour2.m3u8").write_text(_with_pdt(hour2, second_ms))
             rec.origin_ms = PDT_MS
     else:
         _run_ffmpeg(case, directory, "index.m3u8", 0, frames, "seg")
@@ -316,11 +319,14 @@ def _rewrite_layout(case: RecorderCase, directory: Path, rec: Recording) -> None
         return
     playlist = directory / "index.m3u8"
     header, entries = _entries(playlist.read_text())
-    if case.layout == "rollover":  # one encoder, the recorder starts a new playlist on the hour
+    if case.layout in {"rollover", "bare_pdt"}:  # one encoder, a new playlist on the hour
         cut = len(entries) // 2
         first_s = sum(_extinf_s(tags) for tags, _ in entries[:cut])
-        (directory / "hour1.m3u8").write_text(_with_pdt(_join(header, entries[:cut]), PDT_MS))
+        first = _with_pdt(_join(header, entries[:cut]), PDT_MS)
         second = _with_pdt(_join(header, entries[cut:]), PDT_MS + first_s * 1000)
+        if case.layout == "bare_pdt":  # a camera writing PROGRAM-DATE-TIME without an offset (UTC)
+            first, second = (re.sub(r"(#EXT-X-PROGRAM-DATE-TIME:\S+)Z", r"\1", t) for t in (first, second))
+        (directory / "hour1.m3u8").write_text(first)
         (directory / "hour2.m3u8").write_text(second)
         playlist.unlink()
         rec.origin_ms = PDT_MS
@@ -440,5 +446,9 @@ CASES: list[RecorderCase] = [
     RecorderCase("gap_entry", layout="gap"),
     RecorderCase("ts_id3_scte35", layout="data_streams"),
     *LIVE_PRESETS[:2],
+    RecorderCase("overlap_restarted_timestamps", layout="overlap"),
+    # without B-frames the handover is clean: a copy leaves the re-sent second out, no re-encode
+    RecorderCase("overlap_without_bframes", layout="overlap", video_args=("-bf", "0")),
+    RecorderCase("camera_pdt_without_offset", layout="bare_pdt"),
 ]
 BY_NAME = {case.name: case for case in [*CASES, *LIVE_PRESETS]}

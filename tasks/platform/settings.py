@@ -10,6 +10,9 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MIB = 1024 * 1024
 
@@ -51,6 +54,33 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 MAX_LONG_POLL_S = 25.0  # a held poll must end well inside a 30 s proxy or client read timeout
+
+
+HOST_ZONE_NAMES = frozenset({"localtime", "posixrules"})  # files the zone database links to the host's
+
+
+@cache
+def _tzinfo(name: str) -> tzinfo:
+    """An IANA zone by name; ConfigError for a name the zone database does not know."""
+    if name.upper() == "UTC":
+        return UTC
+    if name.lower() in HOST_ZONE_NAMES:  # the result would follow the host's zone after all
+        raise ConfigError(
+            f"time zone {name!r} names the host's zone: give an IANA name such as Asia/Shanghai"
+        )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris)") from exc
+
+
+def _zone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    try:
+        _tzinfo(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from exc
+    return value
 
 
 def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -130,6 +160,12 @@ class Settings:
     # A playlist last modified this long before the range starts cannot hold it (a recorder writes
     # a playlist after its segments); the margin absorbs the recorder's clock running ahead.
     archive_clock_skew_s: int = 3600
+    # The archive index's Redis; empty: the job Redis above. A separate one may evict (allkeys-lru)
+    # while the job Redis must not (noeviction): see deploy/README.md.
+    index_redis_url: str = ""
+    # PROGRAM-DATE-TIME written without an offset is local time in this zone (IANA name), never
+    # the host's: some cameras write local time bare, and results must not move with a worker's TZ.
+    pdt_zone: str = "UTC"
     # A running attempt holds its job by a lease its worker renews every third of this, whatever
     # the export is doing; the reaper requeues a job only once the lease has expired.
     lease_ttl_s: int = 30
@@ -159,6 +195,16 @@ class Settings:
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def archive_index_redis_url(self) -> str:
+        """Where the archive index lives: its own Redis when one is named, else the job Redis."""
+        return self.index_redis_url or self.redis_url
+
+    @property
+    def pdt_tzinfo(self) -> tzinfo:
+        """The zone of offset-less PROGRAM-DATE-TIME values (`pdt_zone`, checked at start)."""
+        return _tzinfo(self.pdt_zone)
 
     def bucket_allowed(self, bucket: str) -> bool:
         return "*" in self.allowed_buckets or bucket in self.allowed_buckets
@@ -253,6 +299,8 @@ class Settings:
                 env, "RESOURCED_ARCHIVE_INDEX_MAX_BLOB_KIB", cls.archive_index_max_blob_kib, 0
             ),
             archive_clock_skew_s=_int(env, "RESOURCED_ARCHIVE_CLOCK_SKEW_S", cls.archive_clock_skew_s, 0),
+            index_redis_url=env.get("RESOURCED_INDEX_REDIS_URL", "").strip(),
+            pdt_zone=_zone(env, "RESOURCED_PDT_ZONE", cls.pdt_zone),
             lease_ttl_s=_int(env, "RESOURCED_LEASE_TTL_S", cls.lease_ttl_s, 2),
             max_export_attempts=_int(env, "RESOURCED_MAX_EXPORT_ATTEMPTS", cls.max_export_attempts, 1),
             restore_wait_s=_int(env, "RESOURCED_RESTORE_WAIT_S", cls.restore_wait_s, 60),

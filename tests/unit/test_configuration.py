@@ -121,3 +121,10 @@ def test_flower_refuses_any_empty_credential(value: str) -> None:
 
 def test_flower_accepts_a_list_of_credentials() -> None:
     assert credentials_problem(Settings(flower_basic_auth="admin:pw,ops:s3cret")) is None
+
+
+def test_unknown_pdt_zone_stops_the_worker_with_one_line() -> None:
+    out = run_entry("workers.runtime.celery_worker", {"RESOURCED_PDT_ZONE": "Asia/Atlantis"})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "RESOURCED_PDT_ZONE" in lines[0] and "Asia/Atlantis" in lines[0], out.stderr

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from workers.archive.model import ByteRange, MasterPlaylist, PlaylistError, Segment, resolve_segment_key
 
@@ -83,8 +83,9 @@ class PlaylistStats:
 class MediaPlaylistReader:
     """Feed it lines in order; `feed` returns the segment a line completes, if any."""
 
-    def __init__(self, playlist_key: str, recording_prefix: str) -> None:
+    def __init__(self, playlist_key: str, recording_prefix: str, pdt_zone: tzinfo = UTC) -> None:
         self.playlist_key, self.prefix = playlist_key, recording_prefix
+        self.pdt_zone = pdt_zone  # of a PROGRAM-DATE-TIME written without an offset
         self.stats = PlaylistStats()
         self.lines = 0
         self._running_ms = 0.0  # the timeline without PROGRAM-DATE-TIME: #EXTINF summed from 0
@@ -114,10 +115,7 @@ class MediaPlaylistReader:
         if line.startswith("#EXT-X-BYTERANGE"):
             self._byterange = line.partition(":")[2]
         elif line.startswith("#EXT-X-PROGRAM-DATE-TIME"):
-            try:
-                self._pdt_ms = datetime.fromisoformat(line.partition(":")[2]).timestamp() * 1000
-            except ValueError as exc:
-                raise PlaylistError(f"unparseable playlist: bad PROGRAM-DATE-TIME: {exc}") from exc
+            self._pdt_ms = program_date_time_ms(line.partition(":")[2], self.pdt_zone)
         elif line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE"):
             return
         elif line.startswith("#EXT-X-DISCONTINUITY"):
@@ -212,6 +210,19 @@ class MediaPlaylistReader:
         except PlaylistError:
             return None, None
         return key, byte_range_of(self._map[1], 0)
+
+
+def program_date_time_ms(value: str, zone: tzinfo) -> float:
+    """A PROGRAM-DATE-TIME in epoch ms. A value without an offset (some cameras write local time
+    bare) is read in `zone` (RESOURCED_PDT_ZONE), never in the host's zone: a naive datetime's
+    timestamp() would make the timeline move with the worker's TZ."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise PlaylistError(f"unparseable playlist: bad PROGRAM-DATE-TIME: {exc}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.timestamp() * 1000
 
 
 def byte_range_of(spec: str | None, implied_start: int) -> ByteRange | None:

@@ -76,9 +76,11 @@ class PlaylistSummary:
 FORMAT = 3  # bump when what a summary or a packed list means changes: old entries then miss
 
 
-def recording_id(bucket: str, region: str | None, prefix: str) -> str:
-    """A short fixed-length name for one recording's folder (and the index format) in the layout."""
-    return hashlib.sha256(f"{FORMAT}\0{region or ''}\0{bucket}\0{prefix}".encode()).hexdigest()[:20]
+def recording_id(bucket: str, region: str | None, prefix: str, pdt_zone: str = "UTC") -> str:
+    """A short fixed-length name for one recording's folder (and the index format) in the layout.
+    A zone other than UTC for offset-less PROGRAM-DATE-TIME is part of it: positions differ."""
+    zone = "" if pdt_zone.upper() == "UTC" else f"\0{pdt_zone}"
+    return hashlib.sha256(f"{FORMAT}\0{region or ''}\0{bucket}\0{prefix}{zone}".encode()).hexdigest()[:20]
 
 
 def _playlist_id(key: str) -> str:

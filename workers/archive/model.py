@@ -44,6 +44,10 @@ class Segment:
     # media sequence number); None where the entry is not encrypted.
     aes_key: str | None = None
     aes_iv: bytes | None = None
+    # Set by `covering` where the next segment chosen starts inside this one (two playlists that
+    # overlap, a restarted recorder re-sending its last second): this one's media shown from then
+    # on is left to the next one, so each instant appears once.
+    until_ms: float | None = None
 
     @property
     def end_ms(self) -> float:

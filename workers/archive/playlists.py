@@ -13,8 +13,15 @@ playlist of any size is read in bounded memory; there is no size cap.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, tzinfo
+
 from workers.archive.hls_parser import MediaPlaylistReader, read_segments
 from workers.archive.model import ByteRange, PlaylistError, Segment, resolve_segment_key
+
+# Two entries placed within this of each other are back to back, not overlapping: PROGRAM-DATE-TIME
+# written per segment jitters by a few ms, well under a frame.
+OVERLAP_TOLERANCE_MS = 5.0
 
 __all__ = [
     "ByteRange",
@@ -27,9 +34,12 @@ __all__ = [
 ]
 
 
-def parse_playlist(text: str, playlist_key: str, recording_prefix: str) -> list[Segment]:
-    """Segments of one media playlist, in playlist order, placed on the timeline."""
-    reader = MediaPlaylistReader(playlist_key, recording_prefix)
+def parse_playlist(
+    text: str, playlist_key: str, recording_prefix: str, pdt_zone: tzinfo = UTC
+) -> list[Segment]:
+    """Segments of one media playlist, in playlist order, placed on the timeline (offset-less
+    PROGRAM-DATE-TIME read in `pdt_zone`)."""
+    reader = MediaPlaylistReader(playlist_key, recording_prefix, pdt_zone)
     return list(read_segments(text.splitlines(), reader))
 
 
@@ -59,7 +69,9 @@ def covering(
     """Segments that overlap [start_ms, end_ms), in timeline order, and with `leading_ms` (an
     export passes LEADING_MS) the one continuing the last of them where it starts that soon
     after the end (it may hold the range's last pictures); a segment that another already
-    covers whole (an overlapping second playlist) is left out."""
+    covers whole (an overlapping second playlist) is left out, and one that the next overlaps in
+    part (a recorder restarted and re-sent its last second) is used only until the next one
+    starts (`until_ms`): each instant of the recording is taken once."""
     chosen: list[Segment] = []
     covered_to = float("-inf")
     for segment in segments:
@@ -71,7 +83,7 @@ def covering(
             continue
         chosen.append(segment)
         covered_to = max(covered_to, segment.end_ms)
-    return chosen
+    return handed_over(chosen)
 
 
 def _continues(chosen: list[Segment], segment: Segment) -> bool:
@@ -80,3 +92,22 @@ def _continues(chosen: list[Segment], segment: Segment) -> bool:
         return False
     last = chosen[-1]
     return last.playlist == segment.playlist and abs(segment.start_ms - last.end_ms) < 1 and not last.refused
+
+
+def handed_over(chosen: list[Segment]) -> list[Segment]:
+    """Each segment ends where the next one (in timeline order) starts, where that is earlier
+    than its own end by more than OVERLAP_TOLERANCE_MS. The later segment wins: it starts at a
+    keyframe, so it decodes on its own, while the earlier one's tail can simply be left out.
+    A refused entry (never fetched) takes nothing over, and neither does the next entry of the
+    same playlist without #EXT-X-DISCONTINUITY: the recorder says its stream goes on, so an
+    earlier PROGRAM-DATE-TIME there is clock jitter, not media sent twice."""
+    out = list(chosen)
+    for index, segment in enumerate(chosen[:-1]):
+        following = next((s for s in chosen[index + 1 :] if not s.refused), None)
+        if following is None or segment.refused:
+            continue
+        if following.playlist == segment.playlist and not following.discontinuity:
+            continue
+        if following.start_ms < segment.end_ms - OVERLAP_TOLERANCE_MS:
+            out[index] = replace(segment, until_ms=max(following.start_ms, segment.start_ms))
+    return out

@@ -14,6 +14,7 @@ import logging
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 import redis
 from redis.backoff import NoBackoff
@@ -47,17 +48,20 @@ def recording_prefix(source: S3Location, live_path: str) -> str:
 
 
 def open_index(settings: Settings, source: S3Location, prefix: str) -> ArchiveIndex:
-    """The recording's index, on this process's Redis (one client per URL, made on first use)."""
-    client = _clients.get(settings.redis_url)
+    """The recording's index, on the index Redis (RESOURCED_INDEX_REDIS_URL, else the job Redis;
+    one client per URL, made on first use). The PDT zone is part of the recording's identity:
+    summaries placed under another zone are misses, not wrong positions."""
+    url = settings.archive_index_redis_url
+    client = _clients.get(url)
     if client is None:
         # A cache fails fast: one quick retry, then the lookup goes on without it.
         client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1)
+            url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1)
         )
-        _clients[settings.redis_url] = client
+        _clients[url] = client
     return ArchiveIndex(
         client,
-        recording_id(source.bucket, source.region, prefix),
+        recording_id(source.bucket, source.region, prefix, settings.pdt_zone),
         settings.archive_index_ttl_s,
         settings.archive_index_max_blob_kib * 1024,
     )
@@ -71,6 +75,7 @@ class Lookup:
     source: S3Location
     prefix: str
     index: ArchiveIndex
+    pdt_zone: tzinfo = UTC  # of PROGRAM-DATE-TIME values written without an offset
     head_reads: int = 0
     full_reads: int = 0
     from_index: int = 0
@@ -105,7 +110,7 @@ class Lookup:
             summary, _ = self._index_whole(obj, data.decode("utf-8", "replace").splitlines(), obj.etag)
             return summary
         whole_lines = data[: data.rfind(b"\n") + 1]  # the last line may be cut
-        reader = MediaPlaylistReader(obj.key, self.prefix)
+        reader = MediaPlaylistReader(obj.key, self.prefix, self.pdt_zone)
         try:
             for line in whole_lines.decode("utf-8", "replace").split("\n"):
                 reader.feed(line)
@@ -148,7 +153,7 @@ class Lookup:
         self, obj: ListedObject, lines: Iterable[str], etag: str, start_ms: float = 0, end_ms: float = -1
     ) -> tuple[PlaylistSummary, list[Segment]]:
         """Parse a whole playlist as it streams, pack it into the index, keep what overlaps."""
-        reader = MediaPlaylistReader(obj.key, self.prefix)
+        reader = MediaPlaylistReader(obj.key, self.prefix, self.pdt_zone)
         packer = SegmentPacker(self.index.max_blob_bytes)
         wanted: list[Segment] = []
         try:
@@ -228,7 +233,8 @@ def segments_for_range(
     (an export passes playlists.LEADING_MS: that segment may hold the range's last pictures)."""
     prefix = recording_prefix(source, live_path)
     settings = store.settings
-    lookup = Lookup(store, source, prefix, index or open_index(settings, source, prefix))
+    index = index or open_index(settings, source, prefix)
+    lookup = Lookup(store, source, prefix, index, settings.pdt_tzinfo)
     listed = lookup.listed()
     cached = lookup.index.summaries()
     locator = Locator(

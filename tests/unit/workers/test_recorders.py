@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -20,7 +21,7 @@ from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets
-from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, sync_error_s
+from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, shown_indices, sync_error_s
 from tests.recorders import AES_KEYS, BY_NAME, CASES, LIVE_PRESETS, Recording, record
 from workers.archive.index import ArchiveIndex
 from workers.archive.renditions import list_renditions
@@ -131,12 +132,18 @@ def test_stream_copy_holds_the_range_from_a_keyframe(
         "from the keyframe at or before the start"
     )
     assert [i for i in got if i >= wanted[0]] == wanted, "no frame missing or repeated inside the range"
+    assert shown_indices(clip) == got, "no picture shown twice (overlapping playlists)"
     check_lack(rec, result, START_S, end_s)
     assert result.image_key.endswith(".jpg")
     if rec.case.audio and not rec.case.vfr:  # each click with the picture of its whole second
         assert sync_error_s(clip, rec.case.fps) < SYNC_S
-    # a new resolution is re-encoded, and the logs say so; a restart with the same parameters is not
-    assert ("copy export re-encoded" in caplog.text) is (rec.case.layout == "resize")
+    # a new resolution is re-encoded, and the logs say so; a restart with the same parameters is
+    # not; an overlap's handover is re-encoded only where B-frames reorder across it
+    reencoded = "copy export re-encoded" in caplog.text
+    if rec.case.layout != "overlap":
+        assert reencoded is (rec.case.layout == "resize")
+    elif "-bf" in rec.case.video_args:
+        assert not reencoded, "a clean handover is still a copy"
 
 
 @pytest.mark.parametrize("name", VIDEO_CASES)
@@ -146,7 +153,7 @@ def test_h264_export_holds_exactly_the_requested_frames(
     rec = recording_of(name, recordings, recordings_root)
     end_s = START_S + DURATION_S
     result, clip = export(s3, rec, ExportType.H264, tmp_path)
-    assert frame_indices(clip) == expected_frames(rec, START_S, end_s)
+    assert shown_indices(clip) == expected_frames(rec, START_S, end_s)  # each picture once
     assert ffmpeg_decode_errors(clip) == ""
     check_lack(rec, result, START_S, end_s)
     if rec.case.audio and not rec.case.vfr:  # each click with the picture of its whole second
@@ -435,3 +442,49 @@ def test_timed_id3_and_scte35_streams_are_dropped_without_breaking_the_cut(
     assert [i for i in frame_indices(clip) if i >= wanted[0]] == wanted
     assert ffmpeg_decode_errors(clip) == ""
     check_lack(rec, result, START_S, START_S + DURATION_S)
+
+
+def test_a_camera_writing_pdt_without_offset_exports_the_same_on_a_host_in_another_zone(
+    s3: Any,
+    recordings: dict[str, Recording],
+    recordings_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's TZ is Asia/Shanghai; offset-less PROGRAM-DATE-TIME is still read as UTC
+    (RESOURCED_PDT_ZONE's default), so the range is found and cut frame-exactly."""
+    rec = recording_of("camera_pdt_without_offset", recordings, recordings_root)
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        result, clip = export(s3, rec, ExportType.H264, tmp_path)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    end_s = START_S + DURATION_S
+    assert shown_indices(clip) == expected_frames(rec, START_S, end_s)
+    check_lack(rec, result, START_S, end_s)
+
+
+@pytest.mark.parametrize("start_s", [1.9, 2.0, 2.1, 2.5])
+@pytest.mark.parametrize("export_type", [ExportType.COPY, ExportType.H264])
+@pytest.mark.parametrize("name", ["overlap_restarted_timestamps", "overlap_without_bframes"])
+def test_a_range_starting_around_an_overlaps_handover_has_each_picture_once(
+    name: str,
+    start_s: float,
+    export_type: ExportType,
+    s3: Any,
+    recordings: dict[str, Recording],
+    recordings_root: Path,
+    tmp_path: Path,
+) -> None:
+    """The first playlist's GOP that the second takes over from may end before the range or
+    straddle its start; either way the second's pictures are all there, each once."""
+    rec = recording_of(name, recordings, recordings_root)
+    result, clip = export(s3, rec, export_type, tmp_path, start_s=start_s)
+    wanted = expected_frames(rec, start_s, start_s + DURATION_S)
+    got = shown_indices(clip)
+    if export_type is ExportType.COPY:
+        got = [i for i in got if i >= wanted[0]]
+    assert got == wanted
+    check_lack(rec, result, start_s, start_s + DURATION_S)
