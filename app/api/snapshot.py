@@ -72,6 +72,7 @@ def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, se
         ),
         video_name=name[: -len(".jpg")]
         + ".mp4",  # names the image: image_key is its .jpg; no video is written
+        rendition=data["Rendition"].strip(),
         snapshot_ms=at_ms,
         snapshot_width=data["Width"],
     )

@@ -58,6 +58,7 @@ class ExportSpec:
     peer_id: str = ""
     service_caller: str = ""
     writer: str = ""  # a service session's own user when it acts for `user` (see tasks/tenancy/ownership.py)
+    rendition: str = ""  # an ABR ladder's rendition to read (workers/archive/variants.py); "": the best
     # A snapshot (POST /resource/v1/i/snapshot): the JPEG of the picture on screen at this
     # timeline ms, `snapshot_width` pixels wide (0: the source's width); no video is written.
     snapshot_ms: int | None = None
@@ -98,6 +99,8 @@ class ExportSpec:
             "export_type": int(self.export_type),
             "destination": asdict(self.destination),
             "video_name": self.video_name,
+            # Only when given: requests without it keep the job ids they always had.
+            **({"rendition": self.rendition} if self.rendition else {}),
         }
         if self.snapshot_ms is not None:  # only when set: every export's job id stays as it was
             found["snapshot_ms"] = self.snapshot_ms

@@ -35,8 +35,14 @@ from workers.archive.index import ArchiveIndex, PlaylistSummary
 from workers.archive.locate import Locator, natural_key
 from workers.archive.model import Segment
 from workers.archive.playlists import merge_timelines
-from workers.archive.ranges import Lookup, open_index, recording_prefix
-from workers.archive.span_renditions import Rendition, renditions_of
+from workers.archive.ranges import (
+    Lookup,
+    known_unchanged,
+    open_index,
+    recording_playlists,
+    recording_prefix,
+    renditions_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ PAGE_MS = 3600 * 1000  # the most timeline one page looks at: one or two hourly 
 PAGE_SEGMENTS = 400  # the most entries one page checks: the segment LIST stays one request
 EDGE_PLAYLISTS = 2  # playlists read at each end of each guessed order to place the recording
 JOIN_MS = 1  # entries this close are contiguous (#EXTINF and PROGRAM-DATE-TIME round to ms)
-MASTER_BYTES = 64 * 1024  # a master playlist is a few lines per variant
+PLAIN = {"Name": "", "Width": 0, "Height": 0, "Bandwidth": 0, "Codec": ""}  # no master playlist
 # A client walks a recording's pages one after another: they share one LIST of the folder for
 # this long. A playlist added or changed within it shows on the pages after it expires.
 LISTING_TTL_S = 15
@@ -62,7 +68,7 @@ class BadCursor(ValueError):
 class SpansPage:
     spans: list[tuple[int, int]]
     gaps: list[tuple[int, int]]
-    renditions: list[Rendition]
+    renditions: list[dict[str, object]]  # as the API answers them (Rendition.answer())
     cursor: str
     extent: tuple[int, int] | None  # the recording's first and last ms, as far as it is known
 
@@ -174,21 +180,22 @@ class RecordingSpans:
         live_path: str,
         index: ArchiveIndex | None = None,
         share_listing: bool = False,
+        rendition: str = "",
     ):
+        """Raises UnknownRendition for a `rendition` an ABR ladder does not have."""
         self.store, self.source = store, source
         self.prefix = recording_prefix(source, live_path)
-        self.lookup = Lookup(
-            store, source, self.prefix, index or open_index(store.settings, source, self.prefix)
-        )
+        settings = store.settings
+        index = index or open_index(settings, source, self.prefix)
+        self.lookup = Lookup(store, source, self.prefix, index, settings.pdt_tzinfo)
         listed = shared_listing(self.lookup) if share_listing else self.lookup.listed()
-        by_key = {o.key: o for o in listed}
         cached = self.lookup.index.summaries()
-        self.lookup.index.forget(
-            [s for k, s in cached.items() if k not in by_key or by_key[k].etag != s.etag]
-        )
-        known = {k: s for k, s in cached.items() if k in by_key and by_key[k].etag == s.etag}
-        self.listed = listed
-        self.locator = Locator(listed, known, self.lookup.head, store.settings.archive_clock_skew_s * 1000)
+        known = known_unchanged(self.lookup, listed, cached)
+        self.locator = Locator(listed, known, self.lookup.head, settings.archive_clock_skew_s * 1000)
+        self.renditions = renditions_of(self.lookup, self.locator) if listed else []
+        # One rendition's playlists, as an export reads them (renditions are never spliced).
+        self.listed = recording_playlists(self.lookup, self.locator, cached, rendition) if listed else []
+        self.locator.listed = self.listed
 
     def _edges(self) -> list[ListedObject]:
         """The playlists at each end of both guessed orders (by LastModified, by name)."""
@@ -202,7 +209,10 @@ class RecordingSpans:
         return list(picked.values())
 
     def _usable(self) -> list[PlaylistSummary]:
-        summaries = [s for s in self.locator.known.values() if s.usable and s.first_ms is not None]
+        mine = {o.key for o in self.listed}
+        summaries = [
+            s for k, s in self.locator.known.items() if k in mine and s.usable and s.first_ms is not None
+        ]
         absolute = [s for s in summaries if s.absolute]
         return absolute or summaries  # a folder of timestamped playlists: their timeline
 
@@ -217,22 +227,6 @@ class RecordingSpans:
         first = min(s.first_ms or 0.0 for s in usable)
         last = max((s.end_ms if s.complete else s.est_end_ms) or s.first_ms or 0.0 for s in usable)
         return int(first), int(last) + 1
-
-    def masters(self) -> list[tuple[str, str]]:
-        """Master playlists of the folder (known to the index as such), with their text."""
-        found = []
-        for obj in self.listed:
-            summary = self.locator.known.get(obj.key)
-            if summary is not None and "master playlist" in summary.error:
-                data = self.store.get_bytes(
-                    self.source.bucket,
-                    obj.key,
-                    MASTER_BYTES,
-                    self.source.region,
-                    byte_range=(0, MASTER_BYTES),
-                )
-                found.append((obj.key, data.decode("utf-8", "replace")))
-        return found
 
     def segments(self, start_ms: float, end_ms: float) -> list[Segment]:
         chosen = self.locator.choose(start_ms, end_ms)
@@ -254,17 +248,16 @@ def recording_spans(
     duration_ms: int | None = None,
     cursor: str = "",
     index: ArchiveIndex | None = None,
+    rendition: str = "",
 ) -> SpansPage:
     """One page of the recording's spans and gaps in [start_ms, start_ms + duration_ms) (the
-    whole recording where absent); raises NotARecording, BadCursor."""
-    recording = RecordingSpans(store, source, live_path, index, share_listing=True)
+    whole recording where absent), of one rendition of an ABR ladder (`rendition`, else the
+    best); raises NotARecording, BadCursor, UnknownRendition."""
+    recording = RecordingSpans(store, source, live_path, index, share_listing=True, rendition=rendition)
     if not recording.listed:
         raise NotARecording(f"no playlist under {live_path!r}")
     extent = recording.extent()
-    masters = recording.masters()
     if extent is None:
-        if masters:
-            raise NotARecording(f"{live_path!r} holds only a master playlist, no media playlist beside it")
         raise NotARecording(f"no media playlist under {live_path!r}")
     window_start = extent[0] if start_ms is None else start_ms
     window_end = (
@@ -306,7 +299,8 @@ def recording_spans(
             "full_reads": recording.lookup.full_reads,
         },
     )
-    return SpansPage(spans, gaps, renditions_of(masters), next_cursor, extent)
+    renditions = [r.answer() for r in recording.renditions] or [dict(PLAIN)]
+    return SpansPage(spans, gaps, renditions, next_cursor, extent)
 
 
 def iso_ms(ms: float) -> str:

@@ -104,7 +104,11 @@ def run_snapshot(
     """Find, decode and upload the still at spec.snapshot_ms; NoMedia when no picture is there."""
     at_ms = spec.snapshot_ms if spec.snapshot_ms is not None else spec.start_ms
     report("indexing", 0.0)
-    found = indexed(segments_for_range(store, spec.source, spec.live_path, at_ms - LOOKBACK_MS, at_ms + 1))
+    found = indexed(
+        segments_for_range(
+            store, spec.source, spec.live_path, at_ms - LOOKBACK_MS, at_ms + 1, rendition=spec.rendition
+        )
+    )
     chosen = holding(found, at_ms)
     if not chosen:
         note = coverage_note(store, spec.source, spec.live_path, at_ms, at_ms + 1)

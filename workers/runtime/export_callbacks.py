@@ -9,6 +9,7 @@ CallbackUrl.
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from celery import Celery, Task
@@ -19,7 +20,7 @@ from tasks.exports.store import JobRecord
 from tasks.platform.celery_app import Queue
 from tasks.platform.settings import Settings
 from tasks.platform.webhooks import DeliveryFailed, UrlRefused, deliver
-from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, delivery_retries
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S
 from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,14 @@ def announce(record: JobRecord, celery: Celery | None = None, client: redis.Redi
         log.exception("could not announce the export's end", extra={"job_id": record.job_id})
 
 
+def window_over(ended_at: float | None, window_hours: float, now: float | None = None) -> bool:
+    """Whether the retry window, counted from the job's end (its first delivery), has passed: a
+    deadline, not a count of retries, as for PutRestoreResult (workers/jobs/restore.py)."""
+    if ended_at is None:
+        return False
+    return (time.time() if now is None else now) - ended_at >= window_hours * 3600
+
+
 _celery: Celery | None = None
 
 
@@ -81,7 +90,7 @@ def register_export_callback_task(celery: Celery, settings: Settings) -> None:
         retry_backoff=settings.callback_backoff_s,
         retry_backoff_max=DELIVERY_BACKOFF_MAX_S,
         retry_jitter=True,
-        max_retries=delivery_retries(settings.callback_backoff_s, settings.callback_retry_hours),
+        max_retries=None,  # until the window's deadline (below), as PutRestoreResult's deliveries
     )
     def export_callback(self: Task, job_id: str, marker: str, url: str) -> str:
         """One signed delivery of the job's final answer; Celery redelivers with backoff until the
@@ -106,5 +115,8 @@ def register_export_callback_task(celery: Celery, settings: Settings) -> None:
             )
         except (DeliveryFailed, UrlRefused) as exc:
             log.warning("export callback not acknowledged", extra={"job_id": job_id, "reason": str(exc)})
+            if window_over(record.finished_at, s.callback_retry_hours):
+                log.error("export callback given up", extra={"job_id": job_id, "reason": str(exc)})
+                return "given up"
             raise ExportDeliveryNotAcknowledged(str(exc)) from exc
         return "delivered"

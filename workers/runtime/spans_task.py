@@ -12,8 +12,8 @@ from tasks.exports.spans_rpc import SpansRequest, send_reply
 from tasks.exports.spec import ErrorCode
 from tasks.platform.celery_app import TaskName
 from tasks.storage import NoSuchBucket, StorageError
-from workers.archive.span_renditions import Rendition
 from workers.archive.spans import BadCursor, NotARecording, SpansPage, recording_spans
+from workers.archive.variants import UnknownRendition
 from workers.errors import SegmentsArchived
 from workers.runtime.clients import runtime
 
@@ -23,28 +23,13 @@ SPANS_SOFT_LIMIT_S = 20  # the web waits less than this; a task past it has no o
 SPANS_HARD_LIMIT_S = 30
 
 
-def _rendition_body(r: Rendition) -> dict[str, Any]:
-    return {"Name": r.name, "Width": r.width, "Height": r.height, "Bandwidth": r.bandwidth, "Codec": r.codec}
-
-
-def _matches(wanted: str, renditions: list[Rendition]) -> bool:
-    return any(wanted in (r.name, f"{r.width}x{r.height}") for r in renditions)
-
-
-def page_body(page: SpansPage, rendition: str) -> dict[str, Any]:
-    if rendition and not _matches(rendition, page.renditions):
-        offered = ", ".join(r.name or f"{r.width}x{r.height}" for r in page.renditions if r.name or r.width)
-        return {
-            "ErrorCode": int(ErrorCode.BAD_REQUEST),
-            "ErrorMessage": f"bad request: Rendition: no rendition {rendition!r}"
-            + (f"; the recording has {offered}" if offered else "; the recording has a single rendition"),
-        }
+def page_body(page: SpansPage) -> dict[str, Any]:
     return {
         "ErrorCode": 0,
         "ErrorMessage": "ok",
         "Spans": [{"Start": a, "End": b} for a, b in page.spans],
         "Gaps": [{"Start": a, "End": b} for a, b in page.gaps],
-        "Renditions": [_rendition_body(r) for r in page.renditions],
+        "Renditions": page.renditions,
         "Cursor": page.cursor,
     }
 
@@ -54,10 +39,18 @@ def answer_spans(request: SpansRequest) -> dict[str, Any]:
     rt = runtime()
     try:
         page = recording_spans(
-            rt.store, request.source, request.live_path, request.start_ms, request.duration_ms, request.cursor
+            rt.store,
+            request.source,
+            request.live_path,
+            request.start_ms,
+            request.duration_ms,
+            request.cursor,
+            rendition=request.rendition,
         )
     except NotARecording as exc:
         return {"ErrorCode": int(ErrorCode.NO_MEDIA), "ErrorMessage": f"no media: {exc}"}
+    except UnknownRendition as exc:
+        return {"ErrorCode": int(ErrorCode.BAD_REQUEST), "ErrorMessage": f"bad request: {exc.message}"}
     except BadCursor as exc:
         return {"ErrorCode": int(ErrorCode.BAD_REQUEST), "ErrorMessage": f"bad request: Cursor: {exc}"}
     except NoSuchBucket as exc:
@@ -68,7 +61,7 @@ def answer_spans(request: SpansRequest) -> dict[str, Any]:
     except StorageError as exc:
         log.warning("spans failed on storage", extra={"reason": str(exc)})
         return {"ErrorCode": int(ErrorCode.FAILED), "ErrorMessage": f"storage failed: {exc}"}
-    return page_body(page, request.rendition)
+    return page_body(page)
 
 
 def register_spans_task(celery: Celery) -> None:

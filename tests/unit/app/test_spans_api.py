@@ -17,6 +17,7 @@ from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import storage_info
+from workers.archive import ranges
 from workers.runtime import spans_task
 from workers.runtime.clients import Runtime
 
@@ -35,6 +36,12 @@ class InlineSpans:
         self.sent.append(queue)
         request = SpansRequest.from_json(args[0])
         send_reply(self.runtime.redis, request.reply_to, spans_task.answer_spans(request))
+
+
+@pytest.fixture(autouse=True)
+def archive_index_on_fakeredis(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive index on a fresh fakeredis per test, never a Redis running on this machine."""
+    monkeypatch.setattr(ranges, "_clients", {settings.redis_url: fakeredis.FakeRedis()})
 
 
 @pytest.fixture
@@ -89,11 +96,23 @@ def test_nothing_there_is_4(client: FlaskClient, session: str) -> None:
     assert (response.status_code, response.get_json()["ErrorCode"]) == (404, 4)
 
 
-def test_an_unknown_rendition_is_a_bad_request(client: FlaskClient, session: str, s3: Any) -> None:
+def test_a_rendition_on_a_plain_recording_is_ignored_as_by_an_export(
+    client: FlaskClient, session: str, s3: Any
+) -> None:
     put_recording(s3)
+    response = client.post(URL, json=body(session, Rendition="4k"))
+    assert (response.status_code, response.get_json()["ErrorCode"]) == (200, 0)
+
+
+def test_a_rendition_a_ladder_lacks_is_a_bad_request(client: FlaskClient, session: str, s3: Any) -> None:
+    put_recording(s3)
+    master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\nindex.m3u8\n"
+    s3.put_object(Bucket="archive", Key="live/cam/master.m3u8", Body=master.encode())
     response = client.post(URL, json=body(session, Rendition="4k"))
     assert (response.status_code, response.get_json()["ErrorCode"]) == (400, 2)
     assert "Rendition" in response.get_json()["ErrorMessage"]
+    good = client.post(URL, json=body(session, Rendition="640x360")).get_json()
+    assert good["ErrorCode"] == 0 and good["Renditions"][0]["Width"] == 640
 
 
 @pytest.mark.parametrize(

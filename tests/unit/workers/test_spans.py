@@ -17,7 +17,6 @@ from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
 from workers.archive import spans as spans_module
 from workers.archive.index import ArchiveIndex, recording_id
-from workers.archive.span_renditions import Rendition, renditions_of
 from workers.archive.spans import (
     BadCursor,
     NotARecording,
@@ -28,6 +27,7 @@ from workers.archive.spans import (
     merge_spans,
     recording_spans,
 )
+from workers.archive.variants import UnknownRendition
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SOURCE = S3Location("archive", "us-east-1")
@@ -105,7 +105,7 @@ def test_missing_segments_a_pdt_jump_and_two_playlists(folder: Folder) -> None:
     ]
     assert page.gaps == [(T0 + 4000, T0 + 6000), (T0 + 20_000, T0 + 30_000), (T0 + 40_000, T0 + 50_000)]
     assert page.cursor == ""
-    assert page.renditions == [Rendition(name="")]
+    assert page.renditions == [{"Name": "", "Width": 0, "Height": 0, "Bandwidth": 0, "Codec": ""}]
     assert folder.segment_gets == []  # never a segment's bytes
 
 
@@ -166,19 +166,27 @@ def test_merge_and_gaps_units() -> None:
     assert gaps_between([(10, 20)], None) == []
 
 
-def test_renditions_of_a_master_playlist() -> None:
+def test_a_ladder_lists_its_renditions_and_spans_one(folder: Folder) -> None:
     master = (
         "#EXTM3U\n"
-        '#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.4d401e,mp4a.40.2"\n'
-        "low/index.m3u8\n"
-        '#EXT-X-STREAM-INF:BANDWIDTH=2800000,RESOLUTION=1280x720,CODECS="avc1.4d401f",NAME="hd"\n'
-        "hd/index.m3u8\n"
+        '#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.4d401e"\n'
+        "low.m3u8\n"
+        '#EXT-X-STREAM-INF:BANDWIDTH=2800000,RESOLUTION=1280x720,CODECS="avc1.4d401f"\n'
+        "hd.m3u8\n"
     )
-    assert renditions_of([("m.m3u8", master)]) == [
-        Rendition("hd", 1280, 720, 2_800_000, "avc1.4d401f"),
-        Rendition("low", 640, 360, 800_000, "avc1.4d401e,mp4a.40.2"),
+    folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/master.m3u8", Body=master.encode())
+    folder.put("hd.m3u8", playlist("hd", 5, 2.0, T0))
+    folder.put("low.m3u8", playlist("low", 10, 2.0, T0), skip=(2,))
+    best = folder.spans()
+    assert [(r["Name"], r["Width"], r["Bandwidth"]) for r in best.renditions] == [
+        ("hd.m3u8", 1280, 2_800_000),
+        ("low.m3u8", 640, 800_000),
     ]
-    assert renditions_of([]) == [Rendition("")]
+    assert best.spans == [(T0, T0 + 10_000)]  # the best rendition alone, never spliced
+    low = recording_spans(folder.store, SOURCE, FOLDER, index=folder.index, rendition="640x360")
+    assert low.spans == [(T0, T0 + 4000), (T0 + 6000, T0 + 20_000)]
+    with pytest.raises(UnknownRendition):
+        recording_spans(folder.store, SOURCE, FOLDER, index=folder.index, rendition="4k")
 
 
 def test_merge_spans_clips_to_the_window() -> None:
