@@ -121,3 +121,20 @@ def test_a_job_the_reaper_gives_up_is_announced(
     assert record is not None
     assert reaper._give_up(rt.jobs, rt.redis, record, "gave up", {})
     assert [d["payload"]["ErrorCode"] for d in delivered] == [6]
+
+
+def test_the_retry_window_is_a_deadline_from_the_jobs_end() -> None:
+    assert not export_callbacks.window_over(1000.0, 6.0, now=1000.0 + 6 * 3600 - 1)
+    assert export_callbacks.window_over(1000.0, 6.0, now=1000.0 + 6 * 3600)
+    assert not export_callbacks.window_over(None, 6.0)
+
+
+def test_a_delivery_past_the_window_is_given_up(
+    rt: Runtime, celery: Celery, delivered: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_callbacks.deliver, "failures", 99, raising=False)
+    monkeypatch.setattr(export_callbacks, "window_over", lambda *_: len(delivered) >= 2)
+    callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
+    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "broken")
+    celery_tasks.announce_end(SPEC.job_id, celery)
+    assert len(delivered) == 2  # retried until the window closed, then no more
