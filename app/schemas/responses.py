@@ -43,7 +43,10 @@ class SpanSchema(Schema):
 
 class RenditionSchema(Schema):
     Name = fields.String(
-        required=True, metadata={"description": 'NAME or URI folder; "" for a plain recording'}
+        required=True,
+        metadata={
+            "description": 'the variant\'s NAME, else its URI relative to LivePath; "" for a plain recording'
+        },
     )
     Width = fields.Integer(required=True, metadata={"description": "0 where the playlists do not say"})
     Height = fields.Integer(required=True)
