@@ -29,7 +29,7 @@ from tasks.tenancy.images import CACHE_CONTROL, ImageStore
 from workers.archive.playlists import Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
+from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
 from workers.media.remux import ClipStats, ParametersChanged, remux
@@ -137,9 +137,7 @@ def last_look(store: ObjectStore, spec: ExportSpec, fence: Fence) -> None:
     fence.check()
 
 
-def upload_poster(
-    store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED, mark: str = ""
-) -> Uploaded:
+def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence, mark: str = "") -> Uploaded:
     """The clip's first frame, as a JPEG beside the video, owned as the image bed would own it.
 
     Sent as a one-part multipart upload so that, like the video, it is recorded on the job before
@@ -174,7 +172,7 @@ def cut_and_upload(
     clip: Path,
     report: Report,
     smart_cut: bool,
-    fence: Fence = UNFENCED,
+    fence: Fence,
 ) -> tuple[ClipStats, Uploaded, Uploaded | None]:
     """Cut while the upload streams; the poster frame goes up beside the video's last parts and
     is in place before the video completes. An audio-only clip has no poster (ImagePath "")."""
@@ -253,7 +251,8 @@ def run_export(
     store: ObjectStore,
     settings: Settings,
     report: Report = _no_report,
-    fence: Fence = UNFENCED,
+    *,
+    fence: Fence,
     indexed: Indexed = lambda segments: segments,
 ) -> ExportResult:
     """Cut and upload one export. `indexed` sees the segments the lookup found and returns the
