@@ -22,6 +22,7 @@ from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, sync_error
 from tests.recorders import BY_NAME, CASES, Recording, record
 from workers.errors import NoMedia
 from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import NO_JOB_FENCE
 
 START_S, DURATION_S = 1.3, 3.0  # crosses at least one segment boundary in every case
 SYNC_S = 0.02  # audio clicks vs their pictures: AAC priming and encoder restarts stay well under this
@@ -64,7 +65,7 @@ def export(
         export_type=export_type,
     )
     settings = Settings(work_dir=str(tmp_path))
-    result = run_export(spec, ObjectStore(settings), settings)
+    result = run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     clip = tmp_path / "clip.mp4"
     s3.download_file("exports", result.video_key, str(clip))
     return result, clip
@@ -182,7 +183,7 @@ def test_a_playlist_of_absolute_uris_only_is_no_media_with_the_reason(
     settings = Settings(work_dir=str(tmp_path))
     spec = export_spec(live_path="live/cdn", duration_ms=2000)
     with pytest.raises(NoMedia, match="is not a relative path") as raised:
-        run_export(spec, ObjectStore(settings), settings)
+        run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     assert raised.value.code is ErrorCode.NO_MEDIA
 
 
@@ -198,7 +199,7 @@ def test_h264_from_hevc_main10_with_adaptive_b_frames_has_every_frame(
         live_path="live/main10", duration_ms=round(seconds * 1000), export_type=ExportType.H264
     )
     settings = Settings(work_dir=str(tmp_path))
-    result = run_export(spec, ObjectStore(settings), settings)
+    result = run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
     assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 25 + round(seconds * 25)))
     assert result.lack_ms == 0
