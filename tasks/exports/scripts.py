@@ -289,7 +289,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'missing' end
 if state ~= 'queued' and state ~= 'running' and state ~= 'parked' then return 'ended' end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'step', 'cancelled', 'finished_at', ARGV[1],
-  'updated_at', ARGV[1], 'error', 'cancelled by its owner', 'token', '')
+  'updated_at', ARGV[1], 'error', 'cancelled by its owner')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[3])
