@@ -359,9 +359,9 @@ def test_an_export_over_an_archived_playlist_parks_and_restores_it(archive: Arch
     key = archive_in_glacier(archive, "a.m3u8")
     jobs = ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
     spec = export_spec(source=SOURCE, live_path=FOLDER, start_ms=T0, duration_ms=10_000)
-    jobs.admit(spec, "export.copy", 10, 10)
+    token = jobs.admit(spec, "export.copy", 10, 10).detail
     settings = Settings(work_dir=str(tmp_path))
-    outcome = process_export(spec.job_id, 1, jobs, ObjectStore(settings), settings, "w1")
+    outcome = process_export(spec.job_id, token, jobs, ObjectStore(settings), settings, "w1")
     assert (outcome.state, outcome.error_code) == ("restoring", ErrorCode.RESTORING)
     assert "Restore" in archive.client.head_object(Bucket="archive", Key=key)  # RestoreObject was sent
 
