@@ -1,5 +1,5 @@
 # `make demo` sets everything up and exports a clip end to end; `make test` runs the tests.
-.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api bench-archive bench-latency clean
+.PHONY: setup demo serve test test-all test-slow lint bench bench-transcode bench-api bench-archive bench-latency bench-load clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -37,6 +37,9 @@ bench-archive: setup
 
 bench-latency: setup
 	.venv/bin/python scripts/bench_latency.py
+
+bench-load: setup
+	.venv/bin/python scripts/bench_load.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache .ruff_cache .mypy_cache

@@ -98,11 +98,17 @@ def install_json_provider(app: Flask) -> None:
 def json_body(limit_bytes: int) -> Any:
     """The request's JSON, or None when it is not JSON (any parser failure, deep nesting too).
     A body over `limit_bytes` is 413, also when it comes chunked, without a Content-Length to
-    refuse up front."""
+    refuse up front. The answer states the limit, so a client knows what to send instead."""
+    too_large = ApiError(
+        _bad_request_code(), f"bad request: the body is larger than {limit_bytes} bytes", 413
+    )
     request.max_content_length = limit_bytes
-    data = request.get_data(cache=True)
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge as exc:
+        raise too_large from exc
     if request.content_length is None and len(data) >= limit_bytes and request.input_stream.read(1):
-        raise RequestEntityTooLarge()  # werkzeug stops a chunked body at the limit, silently
+        raise too_large  # werkzeug stops a chunked body at the limit, silently
     return request.get_json(force=True, silent=True)
 
 

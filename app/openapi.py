@@ -7,7 +7,14 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from app.schemas.examples import EXPORT_ANSWERS, EXPORT_REQUEST
+from app.api.export import MAX_BODY_BYTES as EXPORT_MAX_BODY_BYTES
+from app.schemas.examples import (
+    EXPORT_ANSWERS,
+    EXPORT_REQUEST,
+    export_refusals,
+    imgbed_answers,
+    restore_answers,
+)
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import StorageEntrySchema
 from app.schemas.responses import (
@@ -39,7 +46,8 @@ IMGBED_CODES = {
     1: "no such image",
     2: "bad request",
     3: "not authenticated or not the owner",
-    4: "temporarily unavailable, retry",
+    4: "temporarily unavailable (that name is being written), retry after Retry-After",
+    5: "the image bed is not configured on this server (operator's setting; retrying does not help)",
 }
 
 
@@ -63,6 +71,8 @@ def _export_path() -> dict[str, Any]:
     by_status: dict[int, dict[str, Any]] = {}
     for code, (status, body) in EXPORT_ANSWERS.items():
         by_status.setdefault(status, {})[f"ErrorCode {code}"] = body
+    for status, cases in export_refusals(EXPORT_MAX_BODY_BYTES).items():
+        by_status.setdefault(status, {}).update(cases)
     descriptions = {
         200: "1 processing, 5 ready, 8 restoring",
         400: "2: bad request; ErrorMessage names every bad field",
@@ -72,7 +82,7 @@ def _export_path() -> dict[str, Any]:
             " destination key that holds another user's object or one the service did not write"
         ),
         404: "4: no media in the range",
-        413: "2: body too large",
+        413: f"2: body larger than {EXPORT_MAX_BODY_BYTES} bytes",
         429: "7: too busy; Retry-After repeats TimeWait",
         500: "6: the export failed; the next identical request starts afresh",
         503: "6: the job store or queue is unreachable; retry after TimeWait",
@@ -107,17 +117,22 @@ def _export_path() -> dict[str, Any]:
     }
 
 
-def _imgbed_paths() -> dict[str, dict[str, Any]]:
-    errors = {
-        str(s): _json("ImgbedResponse", d)
-        for s, d in [
-            (400, "2"),
-            (401, "3"),
-            (403, "3: not the owner (or no owner at all), or outside the session's scopes"),
-            (413, "2: too large"),
-            (503, "4"),
-        ]
+def _imgbed_paths(max_upload_bytes: int) -> dict[str, dict[str, Any]]:
+    examples = imgbed_answers(max_upload_bytes)
+    texts = {
+        400: "2: bad request (missing field, unsafe path or name, not an image)",
+        401: "3: no valid session",
+        403: "3: not the owner (or no owner at all), or outside the session's scopes",
+        404: "1: no such image",
+        413: f"2: the upload is larger than {max_upload_bytes} bytes",
+        501: "5: the image bed is not configured on this server; retrying does not help",
+        503: "4: that name is being written; retry after Retry-After",
     }
+
+    def answers(*statuses: int) -> dict[str, Any]:
+        return {str(s): _json("ImgbedResponse", texts[s], examples[s]) for s in statuses}
+
+    errors = answers(400, 401, 403, 413, 501, 503)
     codes = "; ".join(f"{c}: {t}" for c, t in IMGBED_CODES.items())
     return {
         "/api/imgbed/v1/upload": {
@@ -144,19 +159,29 @@ def _imgbed_paths() -> dict[str, dict[str, Any]]:
                 "responses": {"200": _json("ImgbedUploadResponse", "0"), **errors},
             }
         },
-        "/api/imgbed/v1/images/{key}": {
+        "/api/imgbed/v1/images/{path}/{filename}": {
             "get": {
-                "summary": "Fetch an image (public by URL)",
-                "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "summary": "Fetch an image (public by URL, the `url` an upload answered)",
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "path",
+                        "required": True,
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in (
+                        ("path", "the folder given at upload (it may hold further / segments)"),
+                        ("filename", "the image's name"),
+                    )
+                ],
                 "responses": {
                     "200": {
                         "description": "the image bytes",
                         "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     "304": {"description": "not modified (ETag)"},
-                    "400": _json("ImgbedResponse", "2"),
-                    "404": _json("ImgbedResponse", "1"),
-                    "503": _json("ImgbedResponse", "4"),
+                    **answers(400, 404, 501),
                 },
             }
         },
@@ -171,7 +196,7 @@ def _imgbed_paths() -> dict[str, dict[str, Any]]:
                 },
                 "responses": {
                     "200": _json("ImgbedResponse", "0"),
-                    "404": _json("ImgbedResponse", "1"),
+                    **answers(404),
                     **errors,
                 },
             }
@@ -179,16 +204,20 @@ def _imgbed_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+RESTORE_MAX_BODY_BYTES = 1024 * 1024  # app/api/restore.py's json_body limit; a test compares the answers
+
+
 def _restore_paths() -> dict[str, dict[str, Any]]:
+    examples = restore_answers(RESTORE_MAX_BODY_BYTES)
     errors = {
-        str(s): _json("CodeMessage", d)
+        str(s): _json("CodeMessage", d, examples[s])
         for s, d in [
             (400, "2: bad request"),
-            (401, "3"),
+            (401, "3: no valid session"),
             (403, "3: not the session's user, a bucket not allowed, or outside the session's scopes"),
-            (413, "2"),
+            (413, f"2: body larger than {RESTORE_MAX_BODY_BYTES} bytes"),
             (429, "7: too busy (per-user limits); retry after Retry-After"),
-            (503, "6: unavailable"),
+            (503, "6: unavailable; retry after Retry-After"),
         ]
     }
     callback = {
@@ -221,8 +250,8 @@ def _restore_paths() -> dict[str, dict[str, Any]]:
                 ],
                 "responses": {
                     "200": _json("RestoreStatus", "the job"),
-                    "401": _json("CodeMessage", "3"),
-                    "404": _json("CodeMessage", "4: no such job"),
+                    "401": _json("CodeMessage", "3: no valid session", examples[401]),
+                    "404": _json("CodeMessage", "4: no such job", examples[404]),
                 },
             }
         },
@@ -267,7 +296,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
     for name, schema in schemas.items():
         spec.components.schema(name, schema=schema)
     spec.path(path="/resource/v1/i/export-to-s3dir", operations=_export_path())
-    for path, operations in {**_imgbed_paths(), **_restore_paths()}.items():
+    for path, operations in {**_imgbed_paths(settings.imgbed_max_bytes), **_restore_paths()}.items():
         spec.path(path=path, operations=operations)
     health = {"200": _json("Health", "ok"), "503": _json("Health", "not ready")}
     spec.path(

@@ -45,3 +45,7 @@ threads = settings.web_threads
 timeout = 30  # a worker that does not check in for this long is restarted (not a request limit)
 # A restart lets held polls finish: longer than the longest hold (MAX_LONG_POLL_S, 25 s).
 graceful_timeout = int(MAX_LONG_POLL_S) + 5
+# gunicorn >= 24 opens a control socket under the working directory by default; nothing here
+# uses it, and under a read-only root (k8s/api.yaml) or ProtectSystem=strict (systemd) it only
+# logs a permission error at every start. Older gunicorns ignore the name.
+control_socket_disable = True

@@ -4,8 +4,10 @@ Speed: a 60 s 1080p25 ~4 Mbit/s H.264+AAC recording in S3 (moto's server over HT
 RESOURCED_S3_ENDPOINT_URL is set). In one run it times our whole export (index, download,
 remux, thumbnail, upload) and the floor — `ffmpeg -c copy` on the same local segments plus a
 raw S3 GET of every segment and a PUT of an object the size of the result — and prints the
-ratio. Memory: peak RSS of a process exporting 1 min and 30 min of a recording, to show it
-stays flat in clip length. Generated media is cached in .bench/ (never committed).
+ratio. AES-128: the same export from the same recording with every segment encrypted (one key,
+explicit IV), timed in the same run as the clear one: what decryption costs. Memory: peak RSS
+of a process exporting 1 min and 30 min of a recording, to show it stays flat in clip length.
+Generated media is cached in .bench/ (never committed).
 """
 
 from __future__ import annotations
@@ -125,6 +127,55 @@ def speed(s3: object, settings: Settings, rounds: int) -> None:
     print(f"bench: ratio ours / floor = {ours_s / floor:.2f}x  (target <= 1.3x, aim < 1.0x)")
 
 
+def encrypted_copy(folder: Path) -> Path:
+    """The recording with every segment AES-128 encrypted, as a packager with
+    -hls_key_info_file writes it (key beside the segments, explicit IV)."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    target = CACHE / f"{folder.name}-aes"
+    if (target / "index.m3u8").exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    key, iv = os.urandom(16), os.urandom(16)
+    (target / "k.key").write_bytes(key)
+    for path in sorted(folder.glob("*.ts")):
+        padder = padding.PKCS7(128).padder()
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        data = padder.update(path.read_bytes()) + padder.finalize()
+        (target / path.name).write_bytes(encryptor.update(data) + encryptor.finalize())
+    playlist = (folder / "index.m3u8").read_text()
+    key_line = f'#EXT-X-KEY:METHOD=AES-128,URI="k.key",IV=0x{iv.hex()}\n'
+    head, first, rest = playlist.partition("#EXTINF")
+    (target / "index.m3u8").write_text(head + key_line + first + rest)
+    return target
+
+
+def aes_speed(s3: object, settings: Settings, rounds: int) -> None:
+    """60 s 1080p copy from an AES-128 archive vs the same from the clear one, alternated."""
+    folder = cached_recording(
+        "1080p-60s",
+        SampleSpec(seconds=60, width=1920, height=1080, bit_rate=4_000_000, noise=True),
+    )
+    encrypted = encrypted_copy(folder)
+    upload(s3, folder, "live/clear")
+    upload(s3, encrypted, "live/aes")
+    s3.upload_file(str(encrypted / "k.key"), "bench-archive", "live/aes/k.key")  # type: ignore[attr-defined]
+    store = ObjectStore(settings)
+    times: dict[str, list[float]] = {"live/clear": [], "live/aes": []}
+    for _ in range(rounds):
+        for prefix, taken in times.items():
+            started = time.perf_counter()
+            result = run_export(export_spec(prefix, 60), store, settings, fence=NO_JOB_FENCE)
+            taken.append(time.perf_counter() - started)
+            assert result.lack_ms == 0, result
+    clear_s, aes_s = statistics.median(times["live/clear"]), statistics.median(times["live/aes"])
+    print(f"bench: export 60 s 1080p copy, clear    {clear_s:6.2f} s  (median of {rounds})")
+    print(f"bench: export 60 s 1080p copy, AES-128  {aes_s:6.2f} s")
+    print(f"bench: ratio AES-128 / clear = {aes_s / clear_s:.2f}x  (target <= 1.10x)")
+
+
 def _child_peak_rss(seconds: float, prefix: str, env: dict[str, str]) -> float:
     code = (
         "import sys,resource; sys.path.insert(0,'.');"
@@ -160,6 +211,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only-aes", action="store_true", help="just the AES-128 vs clear row")
     args = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
@@ -177,8 +229,10 @@ def main() -> int:
         for bucket in ("bench-archive", "bench-exports"):
             s3.create_bucket(Bucket=bucket)
         settings = Settings.from_env()
-        speed(s3, settings, args.rounds)
-        if not args.skip_memory:
+        if not args.only_aes:
+            speed(s3, settings, args.rounds)
+        aes_speed(s3, settings, args.rounds)
+        if not args.skip_memory and not args.only_aes:
             memory(s3, env)
     return 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything resourced needs on a fresh Debian/Ubuntu machine, idempotently:
 # system packages (redis-server for the local stack, ffmpeg/ffprobe as the independent
-# decoder in tests and the benchmark's baseline) and a virtualenv with the project.
+# decoder in tests and the benchmark's baseline, promtool and docker-compose for the deploy/
+# checks) and a virtualenv with the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,12 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 # the reliability tests run against RabbitMQ too (CELERY_BROKER_URL=amqp://...)
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+# tests/unit/test_deploy.py: promtool checks and unit-tests the alert rules, docker-compose
+# validates the trial compose file (neither runs a container). Debian ships promtool only in
+# the prometheus package, whose server a systemd machine then starts on :9090; stop it with
+# `systemctl disable --now prometheus` where it is not wanted.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 for extra in ${BOOTSTRAP_EXTRA_PACKAGES:-}; do

@@ -4,6 +4,12 @@ With RESOURCED_REDIS_URL / RESOURCED_S3_ENDPOINT_URL set it uses those; otherwis
 its own redis-server and moto's S3 server. Then it runs the Procfile's web and worker,
 generates a minute of 720p H.264+AAC HLS, uploads it, asks for a clip exactly as a client
 would, polls until ready, downloads it and prints what it got.
+
+`make serve` (DEMO_SERVE=1) then leaves a complete sandbox running: the image bed on a bucket
+it made, Flower, and `.demo/env` with every variable a second shell needs (URL, a session,
+S3 endpoint and credentials, Redis, the secret key that issues sessions for other users).
+SIGINT and SIGTERM stop every process it started, in reverse order; DEMO_SAMPLE=0 skips the
+sample export (the tests start the sandbox that way).
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
+import signal
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,7 +37,7 @@ from app.client import Client, ResourcedError, storage_info_b64
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording, read_frame_index
 
-ARCHIVE, EXPORTS = "demo-archive", "demo-exports"
+ARCHIVE, EXPORTS, IMAGES = "demo-archive", "demo-exports", "demo-images"
 LIVE_PATH = "live/demo-cam"
 PDT_MS = 1_700_000_000_000
 
@@ -37,7 +46,29 @@ def say(message: str) -> None:
     print(f"demo: {message}", flush=True)
 
 
+class Stopped(SystemExit):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C, so every started process is stopped."""
+
+
+def stop_on_signals() -> None:
+    """Without this, `kill %1`, a supervisor's stop or a closed terminal would end this process
+    at once and leave redis, moto, gunicorn, celery and Flower running in their own sessions.
+    Ctrl-C (SIGINT) goes the same way. A second signal during the unwinding is ignored, so the
+    stop in progress completes instead of leaving half the stack behind."""
+
+    def handler(signum: int, _frame: object) -> None:
+        for again in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(again, signal.SIG_IGN)
+        say(f"{signal.Signals(signum).name}: stopping everything this started")
+        raise Stopped(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 def main() -> int:
+    stop_on_signals()
+    serving = os.environ.get("DEMO_SERVE") == "1"
     workdir = Path(os.environ.get("DEMO_DIR", ".demo")).resolve()
     workdir.mkdir(exist_ok=True)
     logs = workdir / "logs"
@@ -58,6 +89,7 @@ def main() -> int:
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             "RESOURCED_SECRET_KEY": os.environ.get("RESOURCED_SECRET_KEY") or secrets.token_urlsafe(32),
             "RESOURCED_ALLOWED_BUCKETS": f"{ARCHIVE},{EXPORTS}",
+            "RESOURCED_IMGBED_BUCKET": IMAGES,
             "RESOURCED_WORK_DIR": str(workdir),
             "HOST": "127.0.0.1",
         }
@@ -68,12 +100,14 @@ def main() -> int:
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
-        for bucket in (ARCHIVE, EXPORTS):
+        for bucket in (ARCHIVE, EXPORTS, IMAGES):
             with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
                 s3.create_bucket(Bucket=bucket)
 
         say("starting the Procfile's web and worker")
         base = stack.enter_context(devstack.service(env, logs))
+        if serving and os.environ.get("DEMO_SAMPLE", "1") == "0":
+            serve(stack, workdir, env, base)  # returns only by a signal
 
         say("generating a 60 s 1280x720 25 fps H.264+AAC HLS recording with PROGRAM-DATE-TIME")
         started = time.monotonic()
@@ -131,30 +165,73 @@ def main() -> int:
                 say(f"  audio: {audio.codec_context.name} {audio.codec_context.sample_rate} Hz")
         say(f"  first frame image: {workdir / 'demo-clip.jpg'}")
         say(f"  in S3: s3://{EXPORTS}/{answer['S3Dir']}/demo-clip.mp4 (version {answer['Version']})")
-        if os.environ.get("DEMO_SERVE") == "1":
-            serve(workdir, base, session)
+        if serving:
+            serve(stack, workdir, env, base)  # returns only by a signal
         say("done")
     return 0
 
 
-def serve(workdir: Path, base: str, session: str) -> None:
-    """Leave the stack running for the CLI; the variables it needs go to .demo/env."""
-    env_file = workdir / "env"
-    env_file.write_text(
-        f"export RESOURCED_URL={base}\nexport RESOURCED_SESSION={session}\nexport RESOURCED_USER=demo-user\n"
+SECOND_SHELL = (
+    "RESOURCED_SECRET_KEY",
+    "RESOURCED_REDIS_URL",
+    "RESOURCED_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "RESOURCED_ALLOWED_BUCKETS",
+    "RESOURCED_IMGBED_BUCKET",
+)
+
+
+def write_env_file(path: Path, variables: dict[str, str]) -> None:
+    """`source`-able, quoted, readable by its owner only: it holds the secret key and a session."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("# written by `make serve`; valid while it runs\n")
+        out.writelines(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
+
+
+def serve(stack: ExitStack, workdir: Path, env: dict[str, str], base: str) -> NoReturn:
+    """Leave the stack running for the CLI, curl and a second shell, with Flower beside it; the
+    variables they need go to .demo/env, removed again when the sandbox stops."""
+    session = devstack.issue_session(env, "demo-user")
+    flower_port, flower_auth = devstack.free_port(), f"ops:{secrets.token_urlsafe(12)}"
+    flower = devstack.start_procfile(
+        "flower",
+        {**env, "FLOWER_PORT": str(flower_port), "FLOWER_BASIC_AUTH": flower_auth},
+        workdir / "logs" / "flower.log",
     )
-    say(f"serving at {base}; in another shell:")
+    stack.callback(devstack.stop, flower, 20)
+    flower_url = f"http://127.0.0.1:{flower_port}"
+    devstack.wait_http_ok(f"{flower_url}/healthcheck", timeout_s=60, proc=flower)
+    env_file = workdir / "env"
+    write_env_file(
+        env_file,
+        {
+            "RESOURCED_URL": base,
+            "RESOURCED_SESSION": session,
+            "RESOURCED_USER": "demo-user",
+            **{name: env[name] for name in SECOND_SHELL},
+            "FLOWER_URL": flower_url,
+            "FLOWER_BASIC_AUTH": flower_auth,
+        },
+    )
+    stack.callback(env_file.unlink, missing_ok=True)
+    say(f"serving at {base}, Flower at {flower_url} ({flower_auth}); in another shell:")
     print(f"  source {env_file}")
     print(
         f"  .venv/bin/resourced export --bucket {ARCHIVE} --dest-bucket {EXPORTS} --live-path {LIVE_PATH} \\"
     )
     print(f"      --start {PDT_MS} --start-time 12500 --duration 20000 --type 1 --download clip.mp4")
-    say("Ctrl-C stops everything")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return
+    print("  .venv/bin/resourced session issue --user bob   # a session for another user")
+    print(
+        '  curl -H "X-Session-Id: $RESOURCED_SESSION" -F file=@photo.png -F path=demo'
+        ' "$RESOURCED_URL/api/imgbed/v1/upload"'
+    )
+    say("Ctrl-C (or SIGTERM) stops everything")
+    while True:
+        time.sleep(3600)  # until a signal unwinds the stack (stop_on_signals)
 
 
 if __name__ == "__main__":

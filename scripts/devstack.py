@@ -92,10 +92,13 @@ def redis_server(log: Path | None = None) -> Iterator[str]:
 
 
 class RestartableRedis:
-    """A redis-server with append-only persistence on a fixed port, to stop and start mid-test."""
+    """A redis-server on a fixed port, to kill and start again mid-test. With `persistent` it
+    keeps an append-only file in `directory` (what a deployment needs: deploy/README.md) and
+    comes back with its data; without, it comes back empty, as a Redis without persistence does."""
 
-    def __init__(self, directory: Path, log: Path | None = None) -> None:
+    def __init__(self, directory: Path, log: Path | None = None, persistent: bool = True) -> None:
         self.directory, self.log, self.port = directory, log, free_port()
+        self.persistent = persistent
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -106,27 +109,24 @@ class RestartableRedis:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed: run scripts/bootstrap.sh")
-        args = [
-            exe,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.directory),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-        ]
+        # appendfsync always: a test kills it right after a write and expects the write back.
+        durability = ["yes", "--appendfsync", "always"] if self.persistent else ["no"]
+        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        args += ["--save", "", "--appendonly", *durability]
         self.proc = spawn(args, None, self.log)
         wait_for(lambda: port_open(self.port), "redis-server", proc=self.proc)
 
     def stop(self) -> None:
         if self.proc is not None:
             stop(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill does: no final save, clients cut mid-command."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
             self.proc = None
 
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff format --check . || exit 1
 .venv/bin/ruff check . || exit 1
 .venv/bin/mypy || exit 1
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=20 "$@"
 rc=$?
 [ "$rc" -eq 5 ] && { echo "pytest: no tests selected"; rc=0; }
 exit "$rc"

@@ -11,7 +11,7 @@ import boto3
 from moto import mock_aws
 
 from app.client import storage_info_b64
-from scripts.samples import SampleRecording
+from scripts.samples import SampleRecording, SampleSpec, generate_recording
 
 
 def storage_info(
@@ -39,6 +39,30 @@ def export_body(session: str, user: str, start_pos: int, duration: int, **overri
     }
     body.update(overrides)
     return body
+
+
+def restart_at_new_size(
+    root: Path, big_s: int, small_s: int, pdt_ms: int, fps: int = 25
+) -> list[SampleRecording]:
+    """An encoder restart at a new resolution, as a playlist per run placed by PROGRAM-DATE-TIME:
+    `big_s` of noise-like 640x360 at 20 Mbit/s (so a copy's streaming upload ships media parts
+    before it meets the change), then `small_s` of 320x180. Frame indices run on across both."""
+    first = SampleSpec(
+        seconds=big_s, width=640, height=360, bit_rate=20_000_000, noise=True, segment_prefix="a"
+    )
+    second = SampleSpec(
+        seconds=small_s,
+        width=320,
+        height=180,
+        segment_prefix="b",
+        first_frame_index=big_s * fps,
+        pts_start=100 * 90_000,
+        program_date_time_ms=pdt_ms + big_s * 1000,
+    )
+    return [
+        generate_recording(root, first, playlist_name="hour1.m3u8"),
+        generate_recording(root, second, playlist_name="hour2.m3u8"),
+    ]
 
 
 def upload_recording(client: Any, bucket: str, prefix: str, recording: SampleRecording) -> None:

@@ -18,6 +18,14 @@ def frame_indices(path: Path | str) -> list[int]:
     return [index for index, _ in sorted(times.items(), key=lambda kv: kv[1])]
 
 
+def shown_indices(path: Path | str) -> list[int]:
+    """Source frame index of every picture decoded, in presentation order, repeats included
+    (frame_indices keeps one per index, so it cannot see a picture shown twice)."""
+    with av.open(str(path)) as container:
+        pictures = [(f.pts, read_frame_index(f)) for f in container.decode(video=0) if f.pts is not None]
+    return [index for _, index in sorted(pictures)]
+
+
 def first_frame_index(path: Path | str) -> int:
     with av.open(str(path)) as container:
         return read_frame_index(next(container.decode(video=0)))

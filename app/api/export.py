@@ -62,9 +62,10 @@ def _default_dir(
 ) -> str:
     """A deterministic folder per request, so a repeated request lands on the same keys; keyed
     with the service's secret, so no other user can compute it and take those keys first."""
-    seed = json.dumps(
-        [user, source.bucket, source.prefix, live_path, start, data["Duration"], data["export_type"]]
-    )
+    fields = [user, source.bucket, source.prefix, live_path, start, data["Duration"], data["export_type"]]
+    if data.get("Rendition"):  # another rendition is another video; without one, the folder is as before
+        fields.append(data["Rendition"].strip())
+    seed = json.dumps(fields)
     digest = hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:20]
     return f"exports/{user}/{digest}"
 
@@ -105,6 +106,7 @@ def build_spec(data: dict[str, Any], user: str, default_region: str, secret: str
         video_name=file_name,
         peer_id=data["PeerId"],
         service_caller=data["ServiceCaller"].lower(),
+        rendition=data.get("Rendition", "").strip(),
     )
 
 

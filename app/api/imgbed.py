@@ -2,32 +2,47 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context, url_for
 
-from app.errors import ApiError, json_body
+from app.errors import ApiError, error_response, json_body
 from app.imaging import NotAnImage, sniff
 from app.services import services
 from app.session_check import authenticate, header_session_id, require_scope
-from tasks.storage import ObjectNotFound
-from tasks.tenancy.images import Busy, ImageRef, ImageStore, NotOwner
+from tasks.storage import NoSuchBucket, ObjectNotFound
+from tasks.tenancy.images import Busy, ImageRef, ImageStore, NotOwner, default_filename
 from tasks.tenancy.objectkeys import UnsafeKey
 from tasks.tenancy.ownership import OWNER_META, Writer
 
 log = logging.getLogger(__name__)
 bp = Blueprint("imgbed", __name__, url_prefix="/api/imgbed/v1")
 
-OK, NO_SUCH_IMAGE, BAD_REQUEST, NOT_ALLOWED, UNAVAILABLE = 0, 1, 2, 3, 4
+OK, NO_SUCH_IMAGE, BAD_REQUEST, NOT_ALLOWED, UNAVAILABLE, NOT_CONFIGURED = 0, 1, 2, 3, 4, 5
+NOT_CONFIGURED_STATUS = 501  # not "busy, retry" (4/503): nothing changes until an operator acts
 
 
 def image_store() -> ImageStore:
+    """The image bed is optional: a deployment without it still exports, so a missing bucket
+    setting is answered per request (5 / 501), not by refusing to start the web tier."""
     settings = services().settings
     if not settings.imgbed_bucket:
-        raise ApiError(UNAVAILABLE, "the image bed is not configured (RESOURCED_IMGBED_BUCKET)", 503)
+        raise ApiError(
+            NOT_CONFIGURED,
+            "the image bed is not configured on this server (RESOURCED_IMGBED_BUCKET)",
+            NOT_CONFIGURED_STATUS,
+        )
     return ImageStore(services().store, settings.imgbed_bucket, None, settings.imgbed_prefix)
+
+
+@bp.errorhandler(NoSuchBucket)
+def bucket_missing(exc: NoSuchBucket) -> Response:
+    """RESOURCED_IMGBED_BUCKET names a bucket that does not exist: an operator's mistake, said
+    as such (and logged for them), never a 500 or a "no such image" that hides it."""
+    log.error("the image bed's bucket does not exist", extra={"bucket": exc.bucket})
+    message = f"the image bed is not configured on this server (its bucket {exc.bucket!r} does not exist)"
+    return error_response(NOT_CONFIGURED, message, NOT_CONFIGURED_STATUS)
 
 
 def _ref(images: ImageStore, path: Any, filename: Any) -> ImageRef:
@@ -57,8 +72,12 @@ def upload() -> tuple[dict[str, Any], int]:
         info = sniff(data, svc.settings.imgbed_max_pixels)
     except NotAnImage as exc:
         raise ApiError(BAD_REQUEST, f"bad request: {exc}", 400) from exc
-    default_name = f"{hashlib.sha256(data).hexdigest()[:20]}.{info.extension}"
-    filename = request.form.get("filename", default_name)  # present but empty is refused below
+    filename = request.form.get("filename")  # present but empty is refused below
+    if filename is None:
+        try:
+            filename = default_filename(file.filename, data, info.extension)
+        except UnsafeKey as exc:
+            raise ApiError(BAD_REQUEST, f"bad request: the upload's file name {exc}", 400) from exc
     ref = _ref(images, request.form.get("path", ""), filename)
     require_scope(session, images.bucket, ref.key, "path")
     writer = Writer(owner=session.user, service=session.user if session.service else "")
@@ -93,6 +112,8 @@ def fetch(key: str) -> Response:
     ref = _ref(images, path, filename)
     try:
         body, meta = images.open(ref)
+    except NoSuchBucket:
+        raise
     except ObjectNotFound as exc:
         raise ApiError(NO_SUCH_IMAGE, "no such image", 404) from exc
     if not is_served_image(meta):
@@ -132,6 +153,8 @@ def delete() -> tuple[dict[str, Any], int]:
     require_scope(session, images.bucket, ref.key, "path")
     try:
         images.delete(ref, session.user, session.service, services().redis)
+    except NoSuchBucket:
+        raise
     except ObjectNotFound as exc:
         raise ApiError(NO_SUCH_IMAGE, "no such image", 404) from exc
     except NotOwner as exc:

@@ -92,3 +92,93 @@ EXPORT_ANSWERS: dict[int, tuple[int, dict[str, Any]]] = {
         },
     ),
 }
+
+
+def export_refusals(max_body_bytes: int) -> dict[int, dict[str, dict[str, Any]]]:
+    """The export's 403, 413 and 503 answers as the service words them, by HTTP status and case."""
+    return {
+        403: {
+            "userid not the session's": {
+                "ErrorCode": 3,
+                "ErrorMessage": "forbidden: userid is not the session's user",
+            },
+            "bucket not allowed": {
+                "ErrorCode": 3,
+                "ErrorMessage": "forbidden: the destination names bucket 'someone-elses-bucket',"
+                " which is not allowed",
+            },
+        },
+        503: {
+            "queue unreachable": {
+                "ErrorCode": 6,
+                "ErrorMessage": "service temporarily unavailable: queue unreachable",
+                "TimeWait": 5,
+            }
+        },
+        413: {
+            "body too large": {
+                "ErrorCode": 2,
+                "ErrorMessage": f"bad request: the body is larger than {max_body_bytes} bytes",
+            }
+        },
+    }
+
+
+def imgbed_answers(max_upload_bytes: int) -> dict[int, dict[str, dict[str, Any]]]:
+    """The image bed's error answers by HTTP status, the limits as this deployment sets them."""
+    return {
+        400: {
+            "unsafe path": {
+                "errCode": 2,
+                "message": "bad request: path or filename must not contain empty, . or .. segments",
+            }
+        },
+        401: {"no session": {"errCode": 3, "message": "not authenticated: SessionId is missing"}},
+        403: {
+            "not the owner": {
+                "errCode": 3,
+                "message": "forbidden: only the uploader may delete this image"
+                " (and nobody a file it did not write)",
+            }
+        },
+        404: {"no such image": {"errCode": 1, "message": "no such image"}},
+        413: {
+            "upload too large": {
+                "errCode": 2,
+                "message": f"bad request: the upload is larger than {max_upload_bytes} bytes",
+            }
+        },
+        501: {
+            "not configured": {
+                "errCode": 5,
+                "message": "the image bed is not configured on this server (RESOURCED_IMGBED_BUCKET)",
+            }
+        },
+        503: {"busy": {"errCode": 4, "message": "busy: the image is being written, try again"}},
+    }
+
+
+def restore_answers(max_body_bytes: int) -> dict[int, dict[str, dict[str, Any]]]:
+    """The restore API's error answers by HTTP status ({code, message}), as the service words them."""
+    return {
+        400: {"bad request": {"code": 2, "message": "bad request: the body must be a JSON object"}},
+        401: {"no session": {"code": 3, "message": "not authenticated: SessionId is missing"}},
+        403: {
+            "bucket not allowed": {
+                "code": 3,
+                "message": "forbidden: storage_info names bucket 'someone-elses-bucket',"
+                " which is not allowed",
+            }
+        },
+        404: {"no such job": {"code": 4, "message": "no such restore job"}},
+        413: {
+            "body too large": {
+                "code": 2,
+                "message": f"bad request: the body is larger than {max_body_bytes} bytes",
+            }
+        },
+        429: {"too busy": {"code": 7, "message": "too busy: this user has 10 restore jobs running"}},
+        503: {
+            "queue unreachable": {"code": 6, "message": "service temporarily unavailable: queue unreachable"}
+        },
+    }

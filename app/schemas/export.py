@@ -75,6 +75,15 @@ class ExportRequestSchema(Schema):
     FileName = fields.String(
         load_default="", metadata=_doc("the video's file name; .mp4 is appended if missing")
     )
+    Rendition = fields.String(
+        load_default="",
+        validate=validate.Length(max=200),
+        metadata=_doc(
+            "ABR ladders only: the rendition to export, a variant's Name or URI as recording-spans"
+            " lists it, or WIDTHxHEIGHT; absent: the highest BANDWIDTH (then resolution)."
+            " A name the recording lacks is ErrorCode 2"
+        ),
+    )
     SessionId = fields.String(required=True, metadata=_doc("the caller's session"))
     export_type = SmallInt(
         load_default=0, metadata=_doc("0: keep the source codec (stream copy); 1: H.264; 2: H.265")
@@ -121,6 +130,11 @@ class ExportRequestSchema(Schema):
     def _file_name(self, value: str, **_: Any) -> None:
         if value:
             _check(safe_name, value, max_bytes=200)
+
+    @validates("Rendition")
+    def _rendition(self, value: str, **_: Any) -> None:
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise ValidationError("must not hold control characters")
 
     @validates("PeerId")
     def _peer(self, value: str, **_: Any) -> None:

@@ -30,7 +30,7 @@ class ExportResponseSchema(Schema):
 
 
 class ImgbedResponseSchema(Schema):
-    errCode = fields.Integer(required=True, metadata={"enum": [0, 1, 2, 3, 4]})
+    errCode = fields.Integer(required=True, metadata={"enum": [0, 1, 2, 3, 4, 5]})
     message = fields.String(required=True)
 
 

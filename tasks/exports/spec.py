@@ -59,6 +59,7 @@ class ExportSpec:
     peer_id: str = ""
     service_caller: str = ""
     writer: str = ""  # a service session's own user when it acts for `user` (see tasks/tenancy/ownership.py)
+    rendition: str = ""  # an ABR ladder's rendition to read (workers/archive/variants.py); "": the best
 
     @property
     def end_ms(self) -> int:
@@ -88,6 +89,8 @@ class ExportSpec:
             "export_type": int(self.export_type),
             "destination": asdict(self.destination),
             "video_name": self.video_name,
+            # Only when given: requests without it keep the job ids they always had.
+            **({"rendition": self.rendition} if self.rendition else {}),
         }
 
     @property

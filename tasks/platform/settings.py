@@ -10,6 +10,9 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MIB = 1024 * 1024
 
@@ -51,6 +54,33 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 MAX_LONG_POLL_S = 25.0  # a held poll must end well inside a 30 s proxy or client read timeout
+
+
+HOST_ZONE_NAMES = frozenset({"localtime", "posixrules"})  # files the zone database links to the host's
+
+
+@cache
+def _tzinfo(name: str) -> tzinfo:
+    """An IANA zone by name; ConfigError for a name the zone database does not know."""
+    if name.upper() == "UTC":
+        return UTC
+    if name.lower() in HOST_ZONE_NAMES:  # the result would follow the host's zone after all
+        raise ConfigError(
+            f"time zone {name!r} names the host's zone: give an IANA name such as Asia/Shanghai"
+        )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris)") from exc
+
+
+def _zone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    try:
+        _tzinfo(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from exc
+    return value
 
 
 def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -101,6 +131,9 @@ class Settings:
     worker_concurrency: int = 0  # 0: suits the node (CPU count; NVENC session cap on GPU workers)
     heartbeat_ttl_s: int = 30  # a worker silent this long is gone
     s3_max_attempts: int = 6  # botocore's own retries (adaptive mode) before the task retries
+    # Exports complete their objects with If-None-Match: * / If-Match: <etag>, so S3 itself refuses
+    # a stale or foreign writer; off only for S3-compatible endpoints that reject those headers.
+    s3_conditional_writes: bool = True
     task_retry_base_s: float = 5.0  # task retries back off from here, doubling, with full jitter
     gpu_max_sessions: int = 3  # NVENC's per-card session cap on consumer cards
     encode_preset: str = "veryfast"
@@ -127,6 +160,12 @@ class Settings:
     # A playlist last modified this long before the range starts cannot hold it (a recorder writes
     # a playlist after its segments); the margin absorbs the recorder's clock running ahead.
     archive_clock_skew_s: int = 3600
+    # The archive index's Redis; empty: the job Redis above. A separate one may evict (allkeys-lru)
+    # while the job Redis must not (noeviction): see deploy/README.md.
+    index_redis_url: str = ""
+    # PROGRAM-DATE-TIME written without an offset is local time in this zone (IANA name), never
+    # the host's: some cameras write local time bare, and results must not move with a worker's TZ.
+    pdt_zone: str = "UTC"
     # A running attempt holds its job by a lease its worker renews every third of this, whatever
     # the export is doing; the reaper requeues a job only once the lease has expired.
     lease_ttl_s: int = 30
@@ -142,10 +181,30 @@ class Settings:
     web_worker_class: str = "gevent"  # held polls and slow clients park a greenlet, not a worker
     web_connections: int = 1000  # per gunicorn process: held polls + slow clients
     web_keepalive: int = 0  # seconds; 0: a refused oversized body cannot hold the connection
+    # Worker memory (deploy/README.md, "Worker memory"): a worker child that ends a task above
+    # this resident size is replaced before its next one. A child starts at ~70 MiB and a 1080p
+    # transcode peaks at ~200 MiB; without a bound, FFmpeg's buffer pools and glibc's arenas keep
+    # what a long run's peaks took (children grew to 260-320 MiB), so each child stays under
+    # this plus one task's peak. 0 turns it off.
+    worker_max_memory_per_child_mib: int = 300
+    worker_max_tasks_per_child: int = 200  # also replaced after this many tasks; 0: never
+    # glibc makes up to 8 x cores malloc arenas per process, each keeping freed memory; encoder
+    # threads touch many. 2 keeps contention low and resident size flat. 0: glibc's default.
+    malloc_arena_max: int = 2
 
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def archive_index_redis_url(self) -> str:
+        """Where the archive index lives: its own Redis when one is named, else the job Redis."""
+        return self.index_redis_url or self.redis_url
+
+    @property
+    def pdt_tzinfo(self) -> tzinfo:
+        """The zone of offset-less PROGRAM-DATE-TIME values (`pdt_zone`, checked at start)."""
+        return _tzinfo(self.pdt_zone)
 
     def bucket_allowed(self, bucket: str) -> bool:
         return "*" in self.allowed_buckets or bucket in self.allowed_buckets
@@ -212,6 +271,7 @@ class Settings:
             gpu_max_sessions=_int(env, "RESOURCED_GPU_MAX_SESSIONS", cls.gpu_max_sessions, 1),
             heartbeat_ttl_s=_int(env, "RESOURCED_HEARTBEAT_TTL", cls.heartbeat_ttl_s, 2),
             s3_max_attempts=_int(env, "RESOURCED_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
+            s3_conditional_writes=_bool(env, "RESOURCED_S3_CONDITIONAL_WRITES", cls.s3_conditional_writes),
             task_retry_base_s=_float(env, "RESOURCED_TASK_RETRY_BASE_S", cls.task_retry_base_s),
             encode_preset=env.get("RESOURCED_ENCODE_PRESET", "").strip() or cls.encode_preset,
             encode_crf=_int(env, "RESOURCED_ENCODE_CRF", cls.encode_crf, 0),
@@ -239,6 +299,8 @@ class Settings:
                 env, "RESOURCED_ARCHIVE_INDEX_MAX_BLOB_KIB", cls.archive_index_max_blob_kib, 0
             ),
             archive_clock_skew_s=_int(env, "RESOURCED_ARCHIVE_CLOCK_SKEW_S", cls.archive_clock_skew_s, 0),
+            index_redis_url=env.get("RESOURCED_INDEX_REDIS_URL", "").strip(),
+            pdt_zone=_zone(env, "RESOURCED_PDT_ZONE", cls.pdt_zone),
             lease_ttl_s=_int(env, "RESOURCED_LEASE_TTL_S", cls.lease_ttl_s, 2),
             max_export_attempts=_int(env, "RESOURCED_MAX_EXPORT_ATTEMPTS", cls.max_export_attempts, 1),
             restore_wait_s=_int(env, "RESOURCED_RESTORE_WAIT_S", cls.restore_wait_s, 60),
@@ -247,7 +309,19 @@ class Settings:
             web_worker_class=env.get("WEB_WORKER_CLASS", "").strip() or cls.web_worker_class,
             web_connections=_int(env, "WEB_CONNECTIONS", cls.web_connections, 1),
             web_keepalive=_int(env, "WEB_KEEPALIVE", cls.web_keepalive, 0),
+            worker_max_memory_per_child_mib=_int(
+                env, "RESOURCED_WORKER_MAX_MEMORY_PER_CHILD_MIB", cls.worker_max_memory_per_child_mib, 0
+            ),
+            worker_max_tasks_per_child=_int(
+                env, "RESOURCED_WORKER_MAX_TASKS_PER_CHILD", cls.worker_max_tasks_per_child, 0
+            ),
+            malloc_arena_max=_int(env, MALLOC_ARENA_ENV, cls.malloc_arena_max, 0),
         )
+
+    def worker_process_env(self) -> dict[str, str]:
+        """Variables the worker's processes need before they start (glibc reads MALLOC_ARENA_MAX
+        once, at process start, so the launcher puts it into the environment it execs with)."""
+        return {MALLOC_ARENA_ENV: str(self.malloc_arena_max)} if self.malloc_arena_max else {}
 
     def check_web(self) -> None:
         """What the web process cannot run without (raises ConfigError): the secret signs session
@@ -262,6 +336,7 @@ class Settings:
 
 
 USE_NVENC_ENV = "RESOURCED_USE_NVENC"
+MALLOC_ARENA_ENV = "MALLOC_ARENA_MAX"  # glibc's own name; an operator's value is kept
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads this name itself
 
 

@@ -2,10 +2,12 @@
 
 Both the web process (image bed, URLs) and the workers (archive reads, uploads, thumbnails) use
 it, so the same key rules, retries and error mapping apply everywhere. Import from here:
-`errors` (the error hierarchy), `objects` (what S3 says about objects), `multipart` (one
-multipart upload), `signing` (download URLs) and `store` (ObjectStore) are its parts.
+`errors` (the error hierarchy), `conditions` (conditional writes), `objects` (what S3 says
+about objects), `multipart` (one multipart upload), `signing` (download URLs) and `store`
+(ObjectStore) are its parts.
 """
 
+from tasks.storage.conditions import WriteCondition
 from tasks.storage.errors import (
     AccessDenied,
     NoSuchBucket,
@@ -15,6 +17,7 @@ from tasks.storage.errors import (
     StorageError,
     TooLarge,
     TransientStorageError,
+    WriteConflict,
 )
 from tasks.storage.multipart import MultipartUpload
 from tasks.storage.objects import ARCHIVE_CLASSES, ARCHIVE_TIERS, ListedObject, ObjectInfo, Uploaded
@@ -36,4 +39,6 @@ __all__ = [
     "TooLarge",
     "TransientStorageError",
     "Uploaded",
+    "WriteCondition",
+    "WriteConflict",
 ]

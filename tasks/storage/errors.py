@@ -43,11 +43,22 @@ class RefusedObject(StorageError):
     recorder's segment should be)."""
 
 
+class WriteConflict(StorageError):
+    """A conditional write was refused (412 PreconditionFailed, 409 ConditionalRequestConflict):
+    the key no longer holds what the writer saw when it looked, so another writer got there first.
+    Never retried: the writer is stale (fenced off) or the key is someone else's now."""
+
+
+CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
 def translate(exc: Exception, bucket: str, key: str) -> StorageError:
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         where = f"s3://{bucket}/{key}"
+        if code in CONFLICT_CODES or status == 412:  # before the generic 4xx below
+            return WriteConflict(f"{where}: conditional write refused ({code or status})")
         if code == "InvalidObjectState":  # S3 sends it with HTTP 403: check it before access
             return ObjectArchived(f"{where}: in archival storage, restore it first")
         if code == "NoSuchBucket":

@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tasks.storage.conditions import WriteCondition
 from tasks.storage.errors import TransientStorageError, translate
 from tasks.storage.objects import Uploaded
 
@@ -31,11 +32,18 @@ class MultipartUpload:
         with self._lock:
             self._parts[number] = response["ETag"]
 
-    def complete(self) -> Uploaded:
+    def complete(self, condition: WriteCondition | None = None) -> Uploaded:
+        """Make the object visible; with a `condition`, S3 refuses (WriteConflict) when the key no
+        longer holds what the writer saw when it looked."""
         parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self._parts.items())]
+        extra = condition.params() if condition is not None else {}
         try:
             response = self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+                **extra,
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, self.bucket, self.key) from exc

@@ -14,7 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.platform.settings import Settings
-from tasks.storage.errors import RefusedObject, TooLarge, TransientStorageError, translate
+from tasks.storage.conditions import WriteCondition
+from tasks.storage.errors import ObjectNotFound, RefusedObject, TooLarge, TransientStorageError, translate
 from tasks.storage.multipart import MultipartUpload
 from tasks.storage.objects import ARCHIVE_TIERS, ListedObject, ObjectInfo, Uploaded
 from tasks.storage.signing import UrlSigner
@@ -207,10 +208,14 @@ class ObjectStore:
         metadata: dict[str, str] | None = None,
         region: str | None = None,
         cache_control: str | None = None,
+        condition: WriteCondition | None = None,
     ) -> Uploaded:
+        """PutObject; with a `condition`, S3 refuses (WriteConflict) when the key changed since."""
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata or {}}
         if cache_control:
             extra["CacheControl"] = cache_control
+        if condition is not None:
+            extra.update(condition.params())
         try:
             response = self.client(region).put_object(Bucket=bucket, Key=key, Body=data, **extra)
         except (ClientError, BotoCoreError) as exc:
@@ -249,6 +254,20 @@ class ObjectStore:
         except Exception as exc:  # s3transfer wraps client errors in its own types
             raise TransientStorageError(f"s3://{bucket}/{key}: upload failed: {exc}") from exc
         return Uploaded(etag=str(meta.get("ETag", "")).strip('"'), version_id=meta.get("VersionId"))
+
+    def write_condition(self, existing: ObjectInfo | None) -> WriteCondition | None:
+        """What a write must find at a key that held `existing` (None: free) when the writer looked;
+        None when conditional writes are off (an S3-compatible endpoint that rejects them)."""
+        if not self.settings.s3_conditional_writes:
+            return None
+        return WriteCondition.free() if existing is None else WriteCondition.replacing(existing.etag)
+
+    def look(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo | None:
+        """HEAD, with a missing object as None: what a writer sees before it writes the key."""
+        try:
+            return self.head(bucket, key, region)
+        except ObjectNotFound:
+            return None
 
     def start_multipart(
         self,

@@ -10,6 +10,8 @@ about to write its video or poster there) is refused as if that export's object 
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import redis
 
 from tasks.platform import keys
 from tasks.storage import ObjectInfo, ObjectNotFound, ObjectStore, Uploaded
-from tasks.tenancy.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_name, safe_path
+from tasks.tenancy.objectkeys import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, UnsafeKey, safe_name, safe_path
 from tasks.tenancy.ownership import (
     OWNER_META,
     NotOwner,
@@ -30,10 +32,29 @@ from tasks.tenancy.ownership import (
     refusal,
 )
 
-__all__ = ["Busy", "ImageRef", "ImageStore", "NotOwner"]
+__all__ = ["Busy", "ImageRef", "ImageStore", "NotOwner", "default_filename"]
 CACHE_CONTROL = "public, max-age=300"  # a name can be re-uploaded by its owner: revalidate soon
 LOCK_TTL_S = 30
 LOCK_WAIT_S = 10
+
+
+def default_filename(upload_name: str | None, data: bytes, extension: str) -> str:
+    """The name an upload gets when the client sends no `filename`: the upload's own name, as the
+    docs promise (a client deletes `test.png` after uploading `test.png`). Browsers send a bare
+    name, old ones a whole `C:\\Users\\...` path: only its last part is kept, without control or
+    invisible format characters, cut to S3's segment limit with its extension kept. A part
+    without a usable name falls back to a content hash, so two nameless uploads never collide
+    unless they are the same bytes."""
+    name = (upload_name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and unicodedata.category(ch) != "Cf").strip()
+    if name in {"", ".", ".."}:
+        return f"{hashlib.sha256(data).hexdigest()[:20]}.{extension}"
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext.encode()) > 16:
+        stem, dot, ext = name, "", ""
+    while len((stem + dot + ext).encode()) > MAX_SEGMENT_BYTES:
+        stem = stem[:-1]
+    return safe_name(stem + dot + ext)
 
 
 class Busy(RuntimeError):

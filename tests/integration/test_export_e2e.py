@@ -14,7 +14,7 @@ import requests
 
 from scripts.samples import SampleSpec, generate_recording
 from tasks.exports.spec import ErrorCode
-from tests.helpers import export_body, upload_recording
+from tests.helpers import export_body, restart_at_new_size, upload_recording
 from tests.integration.conftest import poll_export
 from tests.media import (
     ffmpeg_decode_errors,
@@ -176,3 +176,32 @@ def test_encoded_exports_are_frame_exact(
     assert (stream["codec_name"], stream["codec_tag_string"]) == (codec, tag)
     assert sync_error_s(video, 25) < 0.025
     assert first_frame_index(download(answer["ImagePath"], tmp_path / "first.jpg")) == 30
+
+
+RESIZE_BIG_S, RESIZE_SMALL_S = 10, 2  # ~24 MiB of 20 Mbit/s video before the change: past the
+# service's 6 MiB held head and two 8 MiB parts, so the copy's upload has shipped media parts
+
+
+@pytest.fixture(scope="module")
+def resized_recording(tmp_path_factory: pytest.TempPathFactory, s3: Any) -> str:
+    """An encoder restart at a new resolution after ~24 MiB of video, at live/e2e-resized."""
+    rec = restart_at_new_size(tmp_path_factory.mktemp("resized"), RESIZE_BIG_S, RESIZE_SMALL_S, PDT_MS)
+    upload_recording(s3, "archive", "live/e2e-resized", rec[0])
+    return "live/e2e-resized"
+
+
+def test_a_copy_across_a_new_resolution_after_shipped_parts_is_a_whole_mp4(
+    web: str, worker: subprocess.Popen, session_id: str, resized_recording: str, tmp_path: Path
+) -> None:
+    """Issue 19: the copy's streaming upload had already shipped parts when the change forced a
+    re-encode; the object used to be the re-encode's header over the copy's media (ErrorCode 5,
+    decoders stop after ~65 frames). Now it decodes every frame, each the expected one."""
+    seconds = RESIZE_BIG_S + RESIZE_SMALL_S
+    body = export_body(
+        session_id, "alice", PDT_MS, seconds * 1000, LivePath=resized_recording, FileName="resized"
+    )
+    status, answer = poll_export(web, body, timeout_s=180)
+    assert (status, answer["ErrorCode"], answer["LackLength"]) == (200, 5, 0), answer
+    video = download(answer["VideoPath"], tmp_path / "resized.mp4")
+    assert ffmpeg_decode_errors(video) == ""
+    assert frame_indices(video) == list(range(seconds * 25))

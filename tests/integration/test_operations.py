@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording
@@ -42,16 +43,34 @@ def test_health_and_readiness(web: str) -> None:
     assert ready["status"] == "ready" and ready["checks"] == {"redis": "ok", "broker": "ok"}
 
 
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus exposition, by name and labels, as prometheus-client reads it."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    key = (name, frozenset(labels.items()))
+    assert key in found, f"no sample {name}{labels}"
+    return found[key]
+
+
 def test_metrics_cover_requests_exports_and_queues(web: str, exported: str) -> None:
-    text = requests.get(f"{web}/metrics", timeout=5).text
-    assert (
-        'resourced_http_requests_total{code="5",endpoint="/resource/v1/i/export-to-s3dir",status="200"}'
-        in text  # the first request of a short export is held and answered 5 (long polling)
-    )
-    assert 'resourced_exports_total{outcome="ready",type="copy"}' in text
-    assert "resourced_export_bytes_total" in text and "resourced_timewait_error_count_total" in text
-    assert 'resourced_queue_depth{queue="export.copy"}' in text
-    assert "resourced_http_request_seconds_bucket" in text
+    found = samples(requests.get(f"{web}/metrics", timeout=5).text)
+    # the first request of a short export is held and answered 5 (long polling)
+    answered = {"code": "5", "endpoint": "/resource/v1/i/export-to-s3dir", "status": "200"}
+    assert value(found, "resourced_http_requests_total", **answered) >= 1
+    assert value(found, "resourced_exports_total", outcome="ready", type="copy") >= 1
+    assert value(found, "resourced_export_bytes_total") > 10_000  # an MP4 of 2 s, not a header
+    assert value(found, "resourced_export_seconds_count_total") >= 1
+    assert value(found, "resourced_export_seconds_sum_total") > 0
+    assert value(found, "resourced_timewait_error_count_total") >= 1
+    assert value(found, "resourced_queue_depth", queue="export.copy") >= 0
+    latency = [v for (n, _), v in found.items() if n == "resourced_http_request_seconds_count"]
+    assert latency and sum(latency) >= 1
 
 
 def test_request_id_follows_the_job_into_the_worker(exported: str, logs_dir: Path) -> None:
@@ -82,9 +101,11 @@ def test_flower_shows_tasks_without_secrets(
 
 
 def test_workers_serve_metrics_too(worker_metrics_port: int, exported: str) -> None:
-    text = requests.get(f"http://127.0.0.1:{worker_metrics_port}/metrics", timeout=5).text
-    assert "resourced_worker_slots{" in text and 'encoder="libx264"' in text
-    assert 'resourced_exports_total{outcome="ready",type="copy"}' in text
+    found = samples(requests.get(f"http://127.0.0.1:{worker_metrics_port}/metrics", timeout=5).text)
+    assert sum(v for (n, _), v in found.items() if n == "resourced_worker_slots") >= 1
+    encoders = {dict(lb)["encoder"]: v for (n, lb), v in found.items() if n == "resourced_worker_encoder"}
+    assert encoders.get("libx264") == 1
+    assert value(found, "resourced_exports_total", outcome="ready", type="copy") >= 1
 
 
 def test_valid_polls_are_served_through_a_burst_of_bad_requests(

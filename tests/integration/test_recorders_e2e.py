@@ -27,7 +27,9 @@ def uploaded(s3: Any, root: Path, name: str) -> Recording:
     return rec
 
 
-def export(web: str, session_id: str, rec: Recording, export_type: int, tmp_path: Path) -> tuple[dict, Path]:
+def export(
+    web: str, session_id: str, rec: Recording, export_type: int, tmp_path: Path, **extra: Any
+) -> tuple[dict, Path]:
     body = export_body(
         session_id,
         "alice",
@@ -37,6 +39,7 @@ def export(web: str, session_id: str, rec: Recording, export_type: int, tmp_path
         LivePath=f"live/rec-{rec.case.name}",
         FileName=f"{rec.case.name}-{export_type}",
         export_type=export_type,
+        **extra,
     )
     status, answer = poll_export(web, body)
     assert (status, answer["ErrorCode"]) == (200, 5), answer
@@ -49,7 +52,14 @@ def export(web: str, session_id: str, rec: Recording, export_type: int, tmp_path
 
 @pytest.mark.parametrize(
     ("name", "export_type"),
-    [("fmp4_cmaf", 0), ("single_file_byteranges", 0), ("restart_new_resolution", 0), ("x265_main10", 1)],
+    [
+        ("fmp4_cmaf", 0),
+        ("single_file_byteranges", 0),
+        ("restart_new_resolution", 0),
+        ("x265_main10", 1),
+        ("aes128_key_rotation", 0),
+        ("abr_ladder_subfolders", 0),
+    ],
 )
 def test_recorder_formats_export_end_to_end(
     name: str,
@@ -80,3 +90,14 @@ def test_audio_only_recording_has_no_image(
     assert answer["ImagePath"] == ""
     assert [s["codec_type"] for s in ffprobe(clip)["streams"]] == ["audio"]
     assert ffmpeg_decode_errors(clip) == ""
+
+
+def test_a_named_rendition_of_a_ladder_end_to_end(
+    web: str, worker: subprocess.Popen, session_id: str, s3: Any, tmp_path: Path
+) -> None:
+    rec = uploaded(s3, tmp_path / "rec", "abr_ladder_one_folder")
+    answer, clip = export(web, session_id, rec, 1, tmp_path, Rendition=f"{rec.case.width}x{rec.case.height}")
+    video = next(s for s in ffprobe(clip)["streams"] if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (rec.case.width, rec.case.height)
+    assert frame_indices(clip) == rec.shown_in(START_S, START_S + DURATION_S)
+    assert answer["LackLength"] <= 40

@@ -11,7 +11,9 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -200,57 +202,135 @@ def test_a_worker_killed_during_its_final_upload_is_replaced_and_its_upload_adop
             devstack.stop(second, 20)
 
 
-def test_redis_restart_mid_job(
-    broker: str, service_env: dict[str, str], logs_dir: Path, s3: Any, versioned: str, tmp_path: Path
-) -> None:
-    """While Redis is down the API answers a clear 503; afterwards the job completes, once."""
-    tag = "amqp" if broker else "redis"
-    store = devstack.RestartableRedis(tmp_path, logs_dir / f"redis-restart-{tag}.log")
+REDIS_DOWN_S = 12  # an outage longer than the lease and the heartbeat TTLs, and than kombu's first retries
+RECOVERY_S = 45  # a job ends this soon after Redis is back: a few lease TTLs, a reaper pass, the export
+CREATE_VIDEO_UPLOAD = r"^POST /" + VERSIONED + r"/.*\.mp4\?uploads"  # its first S3 write
+
+
+@contextmanager
+def restartable_stack(
+    broker: str,
+    service_env: dict[str, str],
+    logs_dir: Path,
+    proxy: FaultProxy,
+    directory: Path,
+    persistent: bool,
+) -> Iterator[tuple[devstack.RestartableRedis, dict[str, str]]]:
+    """Like `stack`, over a Redis the test kills and starts again on the same port."""
+    tag = f"outage-{broker.split(':')[0] or 'redis'}-{'aof' if persistent else 'bare'}"
+    proxy.hold_once, proxy.held, proxy.release = r"$^", threading.Event(), threading.Event()
+    store = devstack.RestartableRedis(directory, logs_dir / f"redis-{tag}.log", persistent)
     store.start()
-    env = {**service_env, "RESOURCED_REDIS_URL": store.url, "CELERY_BROKER_URL": broker, **FAST_FAILOVER}
+    env = {
+        **service_env,
+        "RESOURCED_REDIS_URL": store.url,
+        "RESOURCED_S3_ENDPOINT_URL": proxy.url,
+        "CELERY_BROKER_URL": broker,
+        **FAST_FAILOVER,
+        # A free slot: the worker's consumer is waiting on its queues (BRPOP) when Redis dies,
+        # the moment that used to end Celery with "Unrecoverable error: AttributeError".
+        "RESOURCED_WORKER_CONCURRENCY": "2",
+    }
     try:
-        with devstack.service(env, logs_dir, f"restart-{tag}") as base:
-            rec = generate_recording(
-                tmp_path / "rec", SampleSpec(seconds=12, width=640, height=360, noise=True)
-            )
-            upload_recording(s3, "archive", f"live/restart-{tag}", rec)
-            session = devstack.issue_session(env, "alice")
-            body = export_body(
-                session,
-                "alice",
-                PDT_MS,
-                7_000,
-                LivePath=f"live/restart-{tag}",
-                FileName="restart",
-                export_type=1,
-                storage_info=storage_info("archive", VERSIONED),
-            )
-            # Answered at once (no long poll): Redis must go down while the export still runs.
-            headers = {"Prefer": "wait=0"}
-            requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, headers=headers, timeout=10)
-            devstack.wait_for(
-                lambda: job_hash({"RESOURCED_REDIS_URL": store.url}, "restart.mp4").get("state") == "running",
-                "job running",
-                30,
-            )
-            store.stop()
-            down = requests.post(f"{base}/resource/v1/i/export-to-s3dir", json=body, timeout=15)
-            assert down.status_code == 503
-            assert down.json()["ErrorCode"] == 6 and "unavailable" in down.json()["ErrorMessage"]
-            assert int(down.headers["Retry-After"]) > 0
-            assert requests.get(f"{base}/readyz", timeout=15).status_code == 503
-            store.start()
-            status, answer = poll_export(base, body, timeout_s=180)
-            assert (status, answer["ErrorCode"]) == (200, 5), answer
-            assert requests.get(f"{base}/readyz", timeout=15).status_code == 200
-            prefix = answer["S3Dir"] + "/"
-            listed = s3.list_object_versions(Bucket=VERSIONED, Prefix=prefix).get("Versions", [])
-            assert sorted(v["Key"] for v in listed) == [prefix + "restart.jpg", prefix + "restart.mp4"]
-            assert s3.list_multipart_uploads(Bucket=VERSIONED, Prefix=prefix).get("Uploads", []) == []
-            s3.download_file(VERSIONED, prefix + "restart.mp4", str(tmp_path / "restart.mp4"))
-            assert frame_indices(tmp_path / "restart.mp4") == list(range(0, 175))
+        with devstack.service(env, logs_dir, tag, workers=0) as base:
+            yield store, {**env, "WEB": base, "SESSION": devstack.issue_session(env, "alice"), "TAG": tag}
     finally:
+        proxy.release.set()
         store.stop()
+
+
+def assert_unavailable(stack: dict[str, str], body: dict[str, Any]) -> None:
+    """While Redis is down a poll gets the documented 503, ErrorCode 6 and when to come back."""
+    down = requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, timeout=15)
+    assert down.status_code == 503, down.text
+    assert down.json()["ErrorCode"] == 6 and "unavailable" in down.json()["ErrorMessage"]
+    assert int(down.headers["Retry-After"]) > 0
+    assert requests.get(f"{stack['WEB']}/readyz", timeout=15).status_code == 503
+
+
+def assert_celery_survived(worker: subprocess.Popen, logs_dir: Path, stack: dict[str, str]) -> None:
+    """The launcher is up and never had to restart Celery: the outage did not end it."""
+    assert worker.poll() is None, "the worker's launcher ended"
+    log = (logs_dir / f"worker-{stack['TAG']}.log").read_text()
+    assert "worker exited unexpectedly" not in log and "Unrecoverable error" not in log
+
+
+def test_a_worker_outlives_a_redis_crash_and_the_job_then_completes_once(
+    broker: str,
+    service_env: dict[str, str],
+    logs_dir: Path,
+    s3: Any,
+    versioned: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    """Redis killed (-9) while the only worker's export is in flight, back with its append-only
+    file 12 s later: the worker reconnects and keeps consuming, the job ends 5, once."""
+    with restartable_stack(broker, service_env, logs_dir, proxy, tmp_path, persistent=True) as (store, stack):
+        body = clip_body(stack, s3, tmp_path, "crash")
+        proxy.hold_once = FINAL_UPLOAD
+        worker = start_worker(stack, logs_dir, stack["TAG"])
+        try:
+            devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
+            headers = {"Prefer": "wait=0"}
+            requests.post(
+                f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, headers=headers, timeout=10
+            )
+            assert proxy.held.wait(120), "the export never reached its final upload"
+            store.kill()
+            assert_unavailable(stack, body)
+            time.sleep(REDIS_DOWN_S)
+            store.start()
+            back = time.monotonic()
+            proxy.release.set()
+            status, answer = poll_export(stack["WEB"], body, timeout_s=RECOVERY_S)
+            assert (status, answer["ErrorCode"]) == (200, 5), answer
+            assert time.monotonic() - back < RECOVERY_S
+            assert requests.get(f"{stack['WEB']}/readyz", timeout=15).status_code == 200
+            assert_exactly_once(s3, answer, "crash", tmp_path)
+            after = ask(stack, clip_body(stack, s3, tmp_path, "after"))  # still consuming
+            assert_exactly_once(s3, after, "after", tmp_path)
+            assert_celery_survived(worker, logs_dir, stack)
+        finally:
+            devstack.stop(worker, 20)
+
+
+def test_a_redis_that_comes_back_empty_fences_the_running_attempt_and_a_new_poll_starts_over(
+    broker: str,
+    service_env: dict[str, str],
+    logs_dir: Path,
+    s3: Any,
+    versioned: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    """Redis without persistence, restarted while the export starts its video upload: the job
+    record is gone, so the running attempt is fenced off and writes nothing; the client's next
+    poll admits the request afresh, and that job leaves one version of each object."""
+    with restartable_stack(broker, service_env, logs_dir, proxy, tmp_path, persistent=False) as (
+        store,
+        stack,
+    ):
+        body = clip_body(stack, s3, tmp_path, "amnesia")
+        proxy.hold_once = CREATE_VIDEO_UPLOAD
+        worker = start_worker(stack, logs_dir, stack["TAG"])
+        try:
+            devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
+            headers = {"Prefer": "wait=0"}
+            requests.post(
+                f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, headers=headers, timeout=10
+            )
+            assert proxy.held.wait(120), "the export never began its video upload"
+            store.kill()
+            store.start()  # empty: no job, no lease, no broker queues
+            proxy.release.set()
+            devstack.wait_for(lambda: outcomes(stack).get("count:copy:lease_lost") == "1", "fenced off", 30)
+            answer = ask(stack, body)
+            assert_exactly_once(s3, answer, "amnesia", tmp_path)
+            assert job_hash(stack, "amnesia.mp4")["attempt"] == "1"  # a new job, not a takeover
+            assert_celery_survived(worker, logs_dir, stack)
+        finally:
+            devstack.stop(worker, 20)
 
 
 def test_three_workers_share_a_burst_and_run_each_job_once(

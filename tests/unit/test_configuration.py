@@ -60,7 +60,13 @@ def test_missing_secrets_are_configuration_errors(env: dict[str, str], check: ob
 
 
 def test_an_encode_only_worker_needs_no_callback_secret() -> None:
-    Settings.from_env({}).check_worker(("export.cpu",))
+    """Only a worker that delivers callbacks needs their secret: the same settings pass for an
+    encode-only worker and stop one that serves the callback or restore queue."""
+    settings = Settings.from_env({})
+    settings.check_worker(("export.cpu",))  # passes
+    for queues in (("export.cpu", "callback"), ("restore",)):
+        with pytest.raises(ConfigError, match="RESOURCED_CALLBACK_SECRET"):
+            settings.check_worker(queues)
 
 
 def run_entry(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -115,3 +121,10 @@ def test_flower_refuses_any_empty_credential(value: str) -> None:
 
 def test_flower_accepts_a_list_of_credentials() -> None:
     assert credentials_problem(Settings(flower_basic_auth="admin:pw,ops:s3cret")) is None
+
+
+def test_unknown_pdt_zone_stops_the_worker_with_one_line() -> None:
+    out = run_entry("workers.runtime.celery_worker", {"RESOURCED_PDT_ZONE": "Asia/Atlantis"})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "RESOURCED_PDT_ZONE" in lines[0] and "Asia/Atlantis" in lines[0], out.stderr

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import redis
@@ -44,6 +45,9 @@ class PlaylistSummary:
     segments: int = 0
     packed: bool = False  # its segment list is in the index
     error: str = ""  # why it is not usable (not a playlist, a master playlist...)
+    # A master playlist's variants (workers/archive/variants.Rendition rows): which renditions
+    # the recording has, known without reading the master again.
+    renditions: list[list[object]] = dataclass_field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -69,12 +73,14 @@ class PlaylistSummary:
         return cls(**json.loads(raw))
 
 
-FORMAT = 2  # bump when what a summary or a packed list means changes: old entries then miss
+FORMAT = 3  # bump when what a summary or a packed list means changes: old entries then miss
 
 
-def recording_id(bucket: str, region: str | None, prefix: str) -> str:
-    """A short fixed-length name for one recording's folder (and the index format) in the layout."""
-    return hashlib.sha256(f"{FORMAT}\0{region or ''}\0{bucket}\0{prefix}".encode()).hexdigest()[:20]
+def recording_id(bucket: str, region: str | None, prefix: str, pdt_zone: str = "UTC") -> str:
+    """A short fixed-length name for one recording's folder (and the index format) in the layout.
+    A zone other than UTC for offset-less PROGRAM-DATE-TIME is part of it: positions differ."""
+    zone = "" if pdt_zone.upper() == "UTC" else f"\0{pdt_zone}"
+    return hashlib.sha256(f"{FORMAT}\0{region or ''}\0{bucket}\0{prefix}{zone}".encode()).hexdigest()[:20]
 
 
 def _playlist_id(key: str) -> str:

@@ -21,8 +21,12 @@ first PROGRAM-DATE-TIME) tells without reading it all:
 - A playlist without PROGRAM-DATE-TIME has its own timeline from 0: it is judged on that
   timeline by the same estimate, apart from the search.
 
-With a cold index a long playlist whose head no search reads (started long before its
-neighbours in both orders) is found once its head is read. docs/archive-index.md says more.
+- With a cold index, a playlist the search did not place and listed more than LONGER times the
+  size of the largest one it placed has its head read: a playlist spans about its size at its
+  recorder's entry density, so only such a one can reach the range from wherever it sits in the
+  guessed orders (a day-long playlist beside hourly ones, under an unrelated name).
+
+docs/archive-index.md says more.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ from workers.archive.index import PlaylistSummary
 
 NEIGHBOURS = 2  # playlists checked beyond each end of the search: tolerates a little disorder
 FEW_UNKNOWN = 8  # up to this many playlists the index does not know have their heads read
+# With a cold index, a playlist not placed by the search whose size is more than this times the
+# largest placed one has its head read: recorders' playlists of one length differ by far less
+# (hourly ones by a few %), a day-long one beside hourly ones by 24x.
+LONGER = 1.5
 
 
 def natural_key(key: str) -> list[object]:
@@ -87,9 +95,11 @@ class Locator:
                     trusted += 1
                 except _Disordered:
                     continue
-            if not trusted:  # neither guess holds: place every candidate by its head, once
-                for obj in candidates:
-                    self.summary(obj)
+            # A guessed order places playlists like the ones its search read; one listed larger
+            # than all of them may be long enough to reach the range from anywhere in it, so its
+            # head is read. Neither guess holding: every candidate is placed by its head, once.
+            for obj in self._larger_than_placed(candidates) if trusted else candidates:
+                self.summary(obj)
         placed = sorted(
             (o for o in candidates if self._placed(o)), key=lambda o: (self.known[o.key].first_ms, o.key)
         )
@@ -101,6 +111,15 @@ class Locator:
             if summary is not None and summary.complete and summary.overlaps(start_ms, end_ms):
                 chosen[obj.key] = obj
         return sorted(chosen.values(), key=lambda o: (o.last_modified, o.key))
+
+    def _larger_than_placed(self, candidates: list[ListedObject]) -> list[ListedObject]:
+        """Candidates not placed yet that are more than LONGER times the size of the largest one
+        placed: a playlist spans about its size at its recorder's entry density, so only those can
+        span more than the playlists the search checked (a day-long playlist beside hourly ones,
+        under any name, written at any time)."""
+        placed = [o.size for o in candidates if self._placed(o)]
+        limit = max(placed, default=0) * LONGER
+        return [o for o in candidates if o.key not in self.known and o.size > limit]
 
     def _may_reach(self, obj: ListedObject, start_ms: float, end_ms: float) -> bool:
         summary = self.known.get(obj.key)

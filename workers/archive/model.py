@@ -12,6 +12,11 @@ class PlaylistError(ValueError):
     """A playlist that cannot be used; the recording is then treated as not having it."""
 
 
+class MasterPlaylist(PlaylistError):
+    """A multivariant (master) playlist where a media playlist was read: it lists renditions
+    (workers/archive/renditions.py), not segments."""
+
+
 @dataclass(frozen=True)
 class ByteRange:
     """Bytes [start, start + length) of an object."""
@@ -35,6 +40,14 @@ class Segment:
     init_key: str | None = None  # fMP4/CMAF: the #EXT-X-MAP initialization section's key
     init_range: ByteRange | None = None  # ... and its byte range, where it has one
     refused: str = ""  # why this entry is never fetched (absolute URI, outside the folder): a gap
+    # AES-128 (#EXT-X-KEY): the key object's S3 key and the 16-byte IV (explicit, or the entry's
+    # media sequence number); None where the entry is not encrypted.
+    aes_key: str | None = None
+    aes_iv: bytes | None = None
+    # Set by `covering` where the next segment chosen starts inside this one (two playlists that
+    # overlap, a restarted recorder re-sending its last second): this one's media shown from then
+    # on is left to the next one, so each instant appears once.
+    until_ms: float | None = None
 
     @property
     def end_ms(self) -> float:
@@ -51,16 +64,17 @@ class Segment:
         return self.end_ms > start_ms and self.start_ms < end_ms
 
 
-def resolve_segment_key(playlist_key: str, uri: str, recording_prefix: str) -> str:
-    """The S3 key a (percent-encoded) segment URI names, refusing anything outside the folder."""
+def resolve_segment_key(playlist_key: str, uri: str, recording_prefix: str, what: str = "segment") -> str:
+    """The S3 key a (percent-encoded) segment URI names, refusing anything outside the folder
+    (`what` names the URI's role in the refusal: a segment, a key, a variant playlist)."""
     if uri and "://" not in uri and "?" not in uri and "#" not in uri:
         uri = unquote(uri)  # a%20b.ts names the object "a b.ts"; %2e%2e is checked as ".."
     if not uri or "://" in uri or uri.startswith("/") or "\\" in uri or "?" in uri or "#" in uri:
-        raise PlaylistError(f"segment URI {uri!r} is not a relative path")
+        raise PlaylistError(f"{what} URI {uri!r} is not a relative path")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
-        raise PlaylistError("segment URI holds control characters")
+        raise PlaylistError(f"{what} URI holds control characters")
     key = posixpath.normpath(posixpath.join(posixpath.dirname(playlist_key), uri))
     prefix = recording_prefix.rstrip("/") + "/" if recording_prefix else ""
     if key.startswith("../") or key == ".." or not key.startswith(prefix):
-        raise PlaylistError(f"segment URI {uri!r} leaves the recording's folder")
+        raise PlaylistError(f"{what} URI {uri!r} leaves the recording's folder")
     return key

@@ -45,6 +45,8 @@ class SegmentPacker:
             segment.init_key,
             _range(segment.init_range),
             segment.refused,
+            segment.aes_key,
+            None if segment.aes_iv is None else segment.aes_iv.hex(),
         ]
         self._append(self._compressor.compress(json.dumps(row, separators=(",", ":")).encode() + b"\n"))
 
@@ -79,7 +81,7 @@ def unpack(blob: bytes, playlist: str) -> Iterator[Segment]:
 
 
 def _segment(row: list[object], playlist: str, previous_end: float) -> Segment:
-    start, duration, discontinuity, key, byte_range, init_key, init_range, refused = row
+    start, duration, discontinuity, key, byte_range, init_key, init_range, refused, aes_key, aes_iv = row
     return Segment(
         key=str(key),
         start_ms=previous_end if start is None else float(start),  # type: ignore[arg-type]
@@ -90,4 +92,6 @@ def _segment(row: list[object], playlist: str, previous_end: float) -> Segment:
         init_key=None if init_key is None else str(init_key),
         init_range=ByteRange(*init_range) if isinstance(init_range, list) else None,
         refused=str(refused),
+        aes_key=None if aes_key is None else str(aes_key),
+        aes_iv=None if aes_iv is None else bytes.fromhex(str(aes_iv)),
     )

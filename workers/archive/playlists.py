@@ -13,8 +13,15 @@ playlist of any size is read in bounded memory; there is no size cap.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, tzinfo
+
 from workers.archive.hls_parser import MediaPlaylistReader, read_segments
 from workers.archive.model import ByteRange, PlaylistError, Segment, resolve_segment_key
+
+# Two entries placed within this of each other are back to back, not overlapping: PROGRAM-DATE-TIME
+# written per segment jitters by a few ms, well under a frame.
+OVERLAP_TOLERANCE_MS = 5.0
 
 __all__ = [
     "ByteRange",
@@ -27,9 +34,12 @@ __all__ = [
 ]
 
 
-def parse_playlist(text: str, playlist_key: str, recording_prefix: str) -> list[Segment]:
-    """Segments of one media playlist, in playlist order, placed on the timeline."""
-    reader = MediaPlaylistReader(playlist_key, recording_prefix)
+def parse_playlist(
+    text: str, playlist_key: str, recording_prefix: str, pdt_zone: tzinfo = UTC
+) -> list[Segment]:
+    """Segments of one media playlist, in playlist order, placed on the timeline (offset-less
+    PROGRAM-DATE-TIME read in `pdt_zone`)."""
+    reader = MediaPlaylistReader(playlist_key, recording_prefix, pdt_zone)
     return list(read_segments(text.splitlines(), reader))
 
 
@@ -45,16 +55,59 @@ def merge_timelines(playlists: list[list[Segment]]) -> list[Segment]:
     return merged
 
 
-def covering(segments: list[Segment], start_ms: float, end_ms: float) -> list[Segment]:
-    """Segments that overlap [start_ms, end_ms), in timeline order; a segment that another
-    already covers whole (an overlapping second playlist) is left out."""
+# Pictures a segment shows before its own start: the leading pictures of an open GOP (x265's
+# CRA, which -preset ultrafast places so the last picture before a keyframe is coded after it)
+# and B-frame reordering are carried in the next segment by the HLS muxer, which splits at the
+# keyframe's decode time. A few frames at most; a range ending this close before a segment
+# starts may have its last pictures in that segment.
+LEADING_MS = 500.0
+
+
+def covering(
+    segments: list[Segment], start_ms: float, end_ms: float, leading_ms: float = 0.0
+) -> list[Segment]:
+    """Segments that overlap [start_ms, end_ms), in timeline order, and with `leading_ms` (an
+    export passes LEADING_MS) the one continuing the last of them where it starts that soon
+    after the end (it may hold the range's last pictures); a segment that another already
+    covers whole (an overlapping second playlist) is left out, and one that the next overlaps in
+    part (a recorder restarted and re-sent its last second) is used only until the next one
+    starts (`until_ms`): each instant of the recording is taken once."""
     chosen: list[Segment] = []
     covered_to = float("-inf")
     for segment in segments:
-        if segment.end_ms <= start_ms or segment.start_ms >= end_ms:
+        if segment.end_ms <= start_ms or segment.start_ms >= end_ms + leading_ms:
+            continue
+        if segment.start_ms >= end_ms and not _continues(chosen, segment):
             continue
         if segment.end_ms <= covered_to + 1:
             continue
         chosen.append(segment)
         covered_to = max(covered_to, segment.end_ms)
-    return chosen
+    return handed_over(chosen)
+
+
+def _continues(chosen: list[Segment], segment: Segment) -> bool:
+    """`segment` follows on from the last chosen one: the same playlist, no discontinuity, no gap."""
+    if not chosen or segment.discontinuity or segment.refused:
+        return False
+    last = chosen[-1]
+    return last.playlist == segment.playlist and abs(segment.start_ms - last.end_ms) < 1 and not last.refused
+
+
+def handed_over(chosen: list[Segment]) -> list[Segment]:
+    """Each segment ends where the next one (in timeline order) starts, where that is earlier
+    than its own end by more than OVERLAP_TOLERANCE_MS. The later segment wins: it starts at a
+    keyframe, so it decodes on its own, while the earlier one's tail can simply be left out.
+    A refused entry (never fetched) takes nothing over, and neither does the next entry of the
+    same playlist without #EXT-X-DISCONTINUITY: the recorder says its stream goes on, so an
+    earlier PROGRAM-DATE-TIME there is clock jitter, not media sent twice."""
+    out = list(chosen)
+    for index, segment in enumerate(chosen[:-1]):
+        following = next((s for s in chosen[index + 1 :] if not s.refused), None)
+        if following is None or segment.refused:
+            continue
+        if following.playlist == segment.playlist and not following.discontinuity:
+            continue
+        if following.start_ms < segment.end_ms - OVERLAP_TOLERANCE_MS:
+            out[index] = replace(segment, until_ms=max(following.start_ms, segment.start_ms))
+    return out

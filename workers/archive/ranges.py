@@ -14,6 +14,7 @@ import logging
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 import redis
 from redis.backoff import NoBackoff
@@ -28,6 +29,7 @@ from workers.archive.locate import Locator
 from workers.archive.model import PlaylistError, Segment
 from workers.archive.packing import SegmentPacker, unpack
 from workers.archive.playlists import covering, merge_timelines
+from workers.archive.variants import MASTER_MAX_BYTES, Rendition, choose, is_master, ladder, parse_master
 from workers.errors import SegmentsArchived
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ MAX_LINE_BYTES = 64 * 1024  # a playlist line longer than this is not a playlist
 # The rest of a playlist may list entries a little denser than its head (shorter names); an end
 # estimated too late costs one read, too early a missed playlist.
 END_ESTIMATE_MARGIN = 1.1
+MASTER = "a master playlist, not a media playlist"
 _clients: dict[str, redis.Redis] = {}
 
 
@@ -45,17 +48,20 @@ def recording_prefix(source: S3Location, live_path: str) -> str:
 
 
 def open_index(settings: Settings, source: S3Location, prefix: str) -> ArchiveIndex:
-    """The recording's index, on this process's Redis (one client per URL, made on first use)."""
-    client = _clients.get(settings.redis_url)
+    """The recording's index, on the index Redis (RESOURCED_INDEX_REDIS_URL, else the job Redis;
+    one client per URL, made on first use). The PDT zone is part of the recording's identity:
+    summaries placed under another zone are misses, not wrong positions."""
+    url = settings.archive_index_redis_url
+    client = _clients.get(url)
     if client is None:
         # A cache fails fast: one quick retry, then the lookup goes on without it.
         client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1)
+            url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1)
         )
-        _clients[settings.redis_url] = client
+        _clients[url] = client
     return ArchiveIndex(
         client,
-        recording_id(source.bucket, source.region, prefix),
+        recording_id(source.bucket, source.region, prefix, settings.pdt_zone),
         settings.archive_index_ttl_s,
         settings.archive_index_max_blob_kib * 1024,
     )
@@ -69,9 +75,11 @@ class Lookup:
     source: S3Location
     prefix: str
     index: ArchiveIndex
+    pdt_zone: tzinfo = UTC  # of PROGRAM-DATE-TIME values written without an offset
     head_reads: int = 0
     full_reads: int = 0
     from_index: int = 0
+    folder_lists: int = 0
     _heads: dict[str, bytes] = field(default_factory=dict)
 
     def listed(self) -> list[ListedObject]:
@@ -95,12 +103,14 @@ class Lookup:
             if "InvalidRange" not in str(exc):
                 raise
             return PlaylistSummary(obj.key, obj.etag, complete=True, error="emptied since listed")
+        if len(data) < HEAD_BYTES and is_master(text := data.decode("utf-8", "replace")):
+            return self._master(obj, text)
         if len(data) < HEAD_BYTES:
             self._heads[obj.key] = data  # the whole playlist: parse it without another GET
             summary, _ = self._index_whole(obj, data.decode("utf-8", "replace").splitlines(), obj.etag)
             return summary
         whole_lines = data[: data.rfind(b"\n") + 1]  # the last line may be cut
-        reader = MediaPlaylistReader(obj.key, self.prefix)
+        reader = MediaPlaylistReader(obj.key, self.prefix, self.pdt_zone)
         try:
             for line in whole_lines.decode("utf-8", "replace").split("\n"):
                 reader.feed(line)
@@ -118,6 +128,21 @@ class Lookup:
         self.index.save(summary)
         return summary
 
+    def _master(self, obj: ListedObject, text: str) -> PlaylistSummary:
+        """A master playlist: not media, but it says which renditions the recording has."""
+        renditions = parse_master(text, obj.key, self.prefix)
+        summary = PlaylistSummary(
+            obj.key, obj.etag, complete=True, error=MASTER, renditions=[r.row() for r in renditions]
+        )
+        self.index.save(summary)
+        return summary
+
+    def list_folder(self, folder: str) -> list[ListedObject]:
+        """The playlists directly in one subfolder of the recording (a rendition's)."""
+        self.folder_lists += 1
+        found = self.store.list_objects(self.source.bucket, folder.rstrip("/") + "/", self.source.region)
+        return [o for o in found if o.key.endswith(".m3u8")]
+
     def _refused(self, obj: ListedObject, etag: str, exc: Exception) -> PlaylistSummary:
         log.warning("skipping playlist", extra={"playlist": obj.key, "reason": str(exc)})
         summary = PlaylistSummary(obj.key, etag, complete=True, error=str(exc)[:200])
@@ -128,7 +153,7 @@ class Lookup:
         self, obj: ListedObject, lines: Iterable[str], etag: str, start_ms: float = 0, end_ms: float = -1
     ) -> tuple[PlaylistSummary, list[Segment]]:
         """Parse a whole playlist as it streams, pack it into the index, keep what overlaps."""
-        reader = MediaPlaylistReader(obj.key, self.prefix)
+        reader = MediaPlaylistReader(obj.key, self.prefix, self.pdt_zone)
         packer = SegmentPacker(self.index.max_blob_bytes)
         wanted: list[Segment] = []
         try:
@@ -199,19 +224,25 @@ def segments_for_range(
     start_ms: float,
     end_ms: float,
     index: ArchiveIndex | None = None,
+    rendition: str = "",
+    leading_ms: float = 0.0,
 ) -> list[Segment]:
-    """The segments covering [start_ms, end_ms), in timeline order, duplicates left out."""
+    """The segments covering [start_ms, end_ms), in timeline order, duplicates left out; of one
+    rendition where the recording is an ABR ladder (`rendition` names it, else the best). With
+    `leading_ms`, also the segment continuing the range that starts within it after the end
+    (an export passes playlists.LEADING_MS: that segment may hold the range's last pictures)."""
     prefix = recording_prefix(source, live_path)
     settings = store.settings
-    lookup = Lookup(store, source, prefix, index or open_index(settings, source, prefix))
+    index = index or open_index(settings, source, prefix)
+    lookup = Lookup(store, source, prefix, index, settings.pdt_tzinfo)
     listed = lookup.listed()
-    by_key = {o.key: o for o in listed}
     cached = lookup.index.summaries()
-    lookup.index.forget([s for k, s in cached.items() if k not in by_key or by_key[k].etag != s.etag])
-    known = {k: s for k, s in cached.items() if k in by_key and by_key[k].etag == s.etag}
-    locator = Locator(listed, known, lookup.head, settings.archive_clock_skew_s * 1000)
+    locator = Locator(
+        listed, known_unchanged(lookup, listed, cached), lookup.head, settings.archive_clock_skew_s * 1000
+    )
+    locator.listed = recording_playlists(lookup, locator, cached, rendition)
     chosen = locator.choose(start_ms, end_ms)
-    found = [lookup.segments(o, locator.summary(o), start_ms, end_ms) for o in chosen]
+    found = [lookup.segments(o, locator.summary(o), start_ms, end_ms + leading_ms) for o in chosen]
     log.info(
         "archive lookup",
         extra={
@@ -223,4 +254,62 @@ def segments_for_range(
             "from_index": lookup.from_index,
         },
     )
-    return covering(merge_timelines(found), start_ms, end_ms)
+    return covering(merge_timelines(found), start_ms, end_ms, leading_ms)
+
+
+def known_unchanged(
+    lookup: Lookup, listed: list[ListedObject], cached: dict[str, PlaylistSummary]
+) -> dict[str, PlaylistSummary]:
+    """The index's entries of the folder's playlists as listed now; entries of playlists deleted
+    or replaced since are forgotten. Entries of playlists in subfolders (renditions) are judged
+    when their folder is listed (`recording_playlists`)."""
+    by_key = {o.key: o for o in listed}
+    top = [s for k, s in cached.items() if "/" not in k[len(lookup.prefix) + 1 :]]
+    lookup.index.forget([s for s in top if s.key not in by_key or by_key[s.key].etag != s.etag])
+    return {k: s for k, s in cached.items() if k in by_key and by_key[k].etag == s.etag}
+
+
+def renditions_of(lookup: Lookup, locator: Locator) -> list[Rendition]:
+    """The recording's renditions, best first; none where it has no master playlist. Small
+    playlists the index does not know yet are read once (whole, and indexed) to find masters."""
+    masters: list[list[Rendition]] = []
+    for obj in locator.listed:
+        known = locator.known.get(obj.key)
+        if known is None and obj.size <= MASTER_MAX_BYTES:
+            known = locator.summary(obj)
+        if known is not None and known.renditions:
+            masters.append([Rendition.from_row(row) for row in known.renditions])
+    return ladder(masters)
+
+
+def recording_playlists(
+    lookup: Lookup, locator: Locator, cached: dict[str, PlaylistSummary], wanted: str
+) -> list[ListedObject]:
+    """The media playlists that form the recording: all of the folder's where it has no master
+    playlist, else ONE rendition's (renditions are never spliced together), found in the folder
+    or in its subfolder, with the folder's playlists that no master names."""
+    renditions = renditions_of(lookup, locator)
+    if not renditions:
+        if wanted:
+            log.info("recording has no renditions, Rendition ignored", extra={"recording": lookup.prefix})
+        return locator.listed
+    chosen = choose(renditions, wanted, lookup.prefix)
+    others = {r.playlist for r in renditions} - {r.playlist for r in chosen}
+    playlists = [o for o in locator.listed if o.key not in others]
+    present = {o.key for o in playlists}
+    for rendition in chosen:
+        if rendition.playlist in present:
+            continue
+        # In a subfolder: list it, and trust the index only for what is unchanged since.
+        folder = rendition.playlist.rsplit("/", 1)[0]
+        obj = next((o for o in lookup.list_folder(folder) if o.key == rendition.playlist), None)
+        old = cached.get(rendition.playlist)
+        if obj is not None and old is not None and old.etag == obj.etag:
+            locator.known[obj.key] = old
+        elif old is not None:
+            lookup.index.forget([old])
+        if obj is not None:
+            playlists.append(obj)
+            present.add(obj.key)
+    log.info("rendition chosen", extra={"recording": lookup.prefix, "rendition": chosen[0].name})
+    return playlists

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, ExportType
@@ -23,16 +24,19 @@ from tasks.storage import (
     ObjectStore,
     StorageError,
     Uploaded,
+    WriteCondition,
+    WriteConflict,
 )
 from tasks.tenancy import ownership
 from tasks.tenancy.images import CACHE_CONTROL, ImageStore
-from workers.archive.playlists import Segment
+from workers.archive.playlists import LEADING_MS, Segment
 from workers.archive.ranges import segments_for_range
 from workers.errors import ExportError, NoMedia, SegmentsArchived
 from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
+from workers.jobs.strategies import SpliceRejected, Strategy, with_strategies
 from workers.media.mp4_boxes import LayoutError
 from workers.media.mp4_writer import faststart_copy
-from workers.media.remux import ClipStats, ParametersChanged, remux
+from workers.media.remux import ClipStats, remux
 from workers.media.thumbnail import first_frame_jpeg
 from workers.media.transcode import transcode
 from workers.media.verify import decodes_cleanly
@@ -51,9 +55,6 @@ def covered_seconds(spec: ExportSpec, segments: list[Segment]) -> float:
     return sum(max(0.0, min(s.end_ms, spec.end_ms) - max(s.start_ms, spec.start_ms)) for s in segments) / 1e3
 
 
-REENCODE_AS = {"hevc": ExportType.H265}  # a copy export that must be re-encoded keeps its codec
-
-
 def _no_report(step: str, fraction: float) -> None:
     return None
 
@@ -70,10 +71,6 @@ def archived_keys(store: ObjectStore, spec: ExportSpec, segments: list[Segment])
     return keys
 
 
-class SpliceRejected(Exception):
-    """A smart-cut file that does not decode frame for frame; it is redone as a full encode."""
-
-
 def cut_clip(
     spec: ExportSpec,
     store: ObjectStore,
@@ -81,41 +78,35 @@ def cut_clip(
     segments: list[Segment],
     out: Path,
     report: Report,
-    smart_cut: bool,
+    strategy: Strategy,
 ) -> ClipStats:
-    """Fetch and cut the range into `out`, an MP4 with its moov last (see StreamingMp4Upload)."""
+    """Fetch and cut the range into `out`, an MP4 with its moov last (see StreamingMp4Upload).
+
+    Raises ParametersChanged (a copy one track cannot carry) and SpliceRejected: the strategy is
+    the caller's to change, because the upload streaming `out` belongs to this one."""
     inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
-    export_type = spec.export_type
     try:
-        if export_type is ExportType.COPY:
-            try:
-                stats = remux(
-                    inputs,
-                    spec.start_ms,
-                    spec.end_ms,
-                    out,
-                    edit_list=settings.copy_edit_list,
-                    on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
-                    faststart=False,
-                )
-            except ParametersChanged as change:
-                # One MP4 track cannot carry it: re-encode the whole clip, in the source's codec.
-                log.warning("copy export re-encoded: %s", change, extra={"key": spec.video_key})
-                inputs.close()
-                out.unlink(missing_ok=True)
-                inputs = prefetch(store, spec.source, segments, out.parent, settings.prefetch_segments)
-                export_type, smart_cut = REENCODE_AS.get(change.codec, ExportType.H264), False
-        if export_type is not ExportType.COPY:
+        if strategy.export_type is ExportType.COPY:
+            stats = remux(
+                inputs,
+                spec.start_ms,
+                spec.end_ms,
+                out,
+                edit_list=settings.copy_edit_list,
+                on_progress=lambda f: report("remuxing", 0.05 + 0.8 * f),
+                faststart=False,
+            )
+        else:
             stats = transcode(
                 inputs,
                 spec.start_ms,
                 spec.end_ms,
                 out,
-                export_type,
+                strategy.export_type,
                 settings,
                 on_progress=lambda f: report("encoding", 0.05 + 0.8 * f),
                 faststart=False,
-                allow_smart_cut=smart_cut,
+                allow_smart_cut=strategy.smart_cut,
             )
     except ObjectArchived as exc:
         raise SegmentsArchived(archived_keys(store, spec, segments)) from exc
@@ -124,7 +115,7 @@ def cut_clip(
     finally:
         inputs.close()
     if stats.spliced and not decodes_cleanly(out, stats.video_frames):
-        raise SpliceRejected(spec.video_key)
+        raise SpliceRejected(f"{spec.video_key} does not decode frame for frame")
     return stats
 
 
@@ -137,24 +128,54 @@ def last_look(store: ObjectStore, spec: ExportSpec, fence: Fence) -> None:
     fence.check()
 
 
+def refused_write(
+    fence: Fence, store: ObjectStore, bucket: str, key: str, region: str, mark: str
+) -> Uploaded:
+    """S3 refused a conditional completion: the key no longer holds what this attempt saw when it
+    looked. A newer attempt of the job wrote it (LeaseLost, raised here), or another writer did:
+    not this export's to overwrite (AUTH, as when the last look finds it). One case is ours after
+    all: botocore retried a completion whose first answer was lost, and the key holds the object
+    it completed (this admission's mark, the rule `adopted` follows): that object is the answer."""
+    completion_failed(fence)
+    info = store.look(bucket, key, region)
+    if info is not None and mark and info.metadata.get(ownership.JOB_META) == mark:
+        log.warning(
+            "conditional completion refused, but the key holds this export's object", extra={"key": key}
+        )
+        return Uploaded(etag=info.etag, version_id=info.version_id)
+    raise ExportError(
+        ErrorCode.AUTH, f"forbidden: s3://{bucket}/{key}: written by another writer during the export"
+    )
+
+
+def looked_at(store: ObjectStore, bucket: str, key: str, region: str) -> WriteCondition | None:
+    """What the key holds now, as the condition its completion must meet (None: conditions off)."""
+    return store.write_condition(store.look(bucket, key, region))
+
+
 def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence, mark: str = "") -> Uploaded:
     """The clip's first frame, as a JPEG beside the video, owned as the image bed would own it.
 
     Sent as a one-part multipart upload so that, like the video, it is recorded on the job before
-    it is sent and completed only under the fence: a fenced-off attempt can never add a version."""
+    it is sent and completed only under the fence and on the condition that the key still holds
+    what it held when this attempt looked: a fenced-off attempt can never add a version."""
     jpeg = first_frame_jpeg(clip)
     dest = spec.destination
     key = ImageStore(store, dest.bucket, dest.region).ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1]).key
     earlier = adopted(fence, store, dest.bucket, key, dest.region, mark)
     if earlier is not None:
         return earlier
+    condition = looked_at(store, dest.bucket, key, dest.region)
     metadata = {**ownership.export_writer(spec).metadata, ownership.JOB_META: mark}
     upload = store.start_multipart(dest.bucket, key, "image/jpeg", dest.region, metadata, CACHE_CONTROL)
     try:
         fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
         upload.upload_part(1, jpeg)
         last_look(store, spec, fence)
-        return upload.complete()
+        return upload.complete(condition)
+    except WriteConflict:
+        upload.abort()
+        return refused_write(fence, store, dest.bucket, key, dest.region, mark)
     except StorageError:
         upload.abort()
         completion_failed(fence)
@@ -162,6 +183,18 @@ def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence
     except BaseException:
         upload.abort()
         raise
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where and how this attempt writes the video: fixed once, before any byte is written."""
+
+    bucket: str
+    key: str
+    region: str
+    metadata: dict[str, str]
+    mark: str
+    condition: WriteCondition | None  # what the key held when the attempt looked
 
 
 def cut_and_upload(
@@ -175,40 +208,73 @@ def cut_and_upload(
     fence: Fence,
 ) -> tuple[ClipStats, Uploaded, Uploaded | None]:
     """Cut while the upload streams; the poster frame goes up beside the video's last parts and
-    is in place before the video completes. An audio-only clip has no poster (ImagePath "")."""
+    is in place before the video completes. An audio-only clip has no poster (ImagePath "").
+
+    Each strategy gets an upload of its own: a copy that turns into a re-encode aborts the upload
+    that streamed the copy and begins (and records on the job) a new one for the re-encode."""
     dest = spec.destination
     take_over(fence, store)
+    condition = looked_at(store, dest.bucket, spec.video_key, dest.region)  # before the refusal: a
+    # writer that lands between the two looks makes the completion refused, never an overwrite
     if (refused := ownership.export_refusal(store, spec)) is not None:  # before any byte is written
         raise ExportError(ErrorCode.AUTH, refused)
     mark = object_mark(fence, [s.key for s in segments])
     metadata = {**ownership.export_writer(spec).metadata, ownership.JOB_META: mark}
+    target = Destination(dest.bucket, spec.video_key, dest.region, metadata, mark, condition)
+    first = Strategy(spec.export_type, smart_cut)
     earlier = adopted(fence, store, dest.bucket, spec.video_key, dest.region, mark)
     if earlier is not None:  # an earlier attempt completed the video before it was fenced off
-        stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)  # for stats and poster
+
+        def cut_only(strategy: Strategy) -> ClipStats:  # for stats and poster
+            return cut_clip(spec, store, settings, segments, clip, report, strategy)
+
+        stats = with_strategies(first, clip, cut_only, spec.video_key)
         report("uploading", 0.88)
         poster = upload_poster(store, spec, clip, fence, mark) if stats.video_frames else None
         return stats, earlier, poster
 
+    def streamed(strategy: Strategy) -> tuple[ClipStats, Uploaded, Uploaded | None]:
+        return stream_clip(spec, store, settings, segments, clip, report, strategy, fence, target)
+
+    return with_strategies(first, clip, streamed, spec.video_key)
+
+
+def stream_clip(
+    spec: ExportSpec,
+    store: ObjectStore,
+    settings: Settings,
+    segments: list[Segment],
+    clip: Path,
+    report: Report,
+    strategy: Strategy,
+    fence: Fence,
+    target: Destination,
+) -> tuple[ClipStats, Uploaded, Uploaded | None]:
+    """One strategy's clip, cut into `clip` while a multipart upload of its own streams it. Any
+    exception out of the cut (ParametersChanged included) aborts that upload before it leaves."""
+
     def record(upload_id: str) -> None:
-        fence.record_upload(dest.bucket, spec.video_key, dest.region, upload_id)
+        fence.record_upload(target.bucket, target.key, target.region, upload_id)
 
     try:
         with StreamingMp4Upload(
             store,
-            dest.bucket,
-            spec.video_key,
-            dest.region,
+            target.bucket,
+            target.key,
+            target.region,
             clip,
             settings.upload_part_mib * 1024 * 1024,
             settings.upload_concurrency,
-            metadata=metadata,
+            metadata=target.metadata,
             on_started=record,
         ) as upload:
-            stats = cut_clip(spec, store, settings, segments, clip, report, smart_cut)
+            stats = cut_clip(spec, store, settings, segments, clip, report, strategy)
             report("uploading", 0.88)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster") as side:
                 pending = (
-                    side.submit(upload_poster, store, spec, clip, fence, mark) if stats.video_frames else None
+                    side.submit(upload_poster, store, spec, clip, fence, target.mark)
+                    if stats.video_frames
+                    else None
                 )
 
                 def poster_then_fence() -> None:
@@ -217,7 +283,11 @@ def cut_and_upload(
                     last_look(store, spec, fence)
 
                 try:
-                    uploaded = upload.finish(before_complete=poster_then_fence)
+                    uploaded = upload.finish(before_complete=poster_then_fence, condition=target.condition)
+                except WriteConflict:
+                    uploaded = refused_write(
+                        fence, store, target.bucket, target.key, target.region, target.mark
+                    )
                 except StorageError:
                     completion_failed(fence)  # aborted by a newer attempt: LeaseLost
                     raise
@@ -225,21 +295,24 @@ def cut_and_upload(
     except LayoutError:  # >4 GB with 32-bit chunk offsets: re-lay it out locally instead
         relaid = clip.with_name("clip-faststart.mp4")
         faststart_copy(clip, relaid)
-        poster_uploaded = upload_poster(store, spec, clip, fence, mark) if stats.video_frames else None
+        poster_uploaded = upload_poster(store, spec, clip, fence, target.mark) if stats.video_frames else None
         try:  # recorded on the job and completed under the fence, like the streamed upload
             uploaded = upload_file_in_parts(
                 store,
-                dest.bucket,
-                spec.video_key,
-                dest.region,
+                target.bucket,
+                target.key,
+                target.region,
                 relaid,
                 "video/mp4",
                 settings.upload_part_mib * 1024 * 1024,
                 settings.upload_concurrency,
-                metadata,
+                target.metadata,
                 on_started=record,
                 before_complete=lambda: last_look(store, spec, fence),
+                condition=target.condition,
             )
+        except WriteConflict:
+            uploaded = refused_write(fence, store, target.bucket, target.key, target.region, target.mark)
         except StorageError:
             completion_failed(fence)  # aborted by a newer attempt: LeaseLost
             raise
@@ -275,7 +348,17 @@ def _run_export(
     indexed: Indexed,
 ) -> ExportResult:
     report("indexing", 0.0)
-    segments = indexed(segments_for_range(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms))
+    segments = indexed(
+        segments_for_range(
+            store,
+            spec.source,
+            spec.live_path,
+            spec.start_ms,
+            spec.end_ms,
+            rendition=spec.rendition,
+            leading_ms=LEADING_MS,  # the next segment may hold the range's last pictures
+        )
+    )
     if not segments:
         raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range")
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))
@@ -283,16 +366,9 @@ def _run_export(
     clip = workdir / "clip.mp4"
     try:
         smart_cut = settings.smart_cut and spec.needs_encoding
-        while True:
-            try:
-                stats, uploaded, poster = cut_and_upload(
-                    spec, store, settings, segments, clip, report, smart_cut, fence
-                )
-                break
-            except SpliceRejected:
-                log.warning("smart cut rejected, re-encoding fully", extra={"key": spec.video_key})
-                clip.unlink(missing_ok=True)
-                smart_cut = False
+        stats, uploaded, poster = cut_and_upload(
+            spec, store, settings, segments, clip, report, smart_cut, fence
+        )
         exported_ms = round(stats.covered_ms)
         return ExportResult(
             bucket=dest.bucket,

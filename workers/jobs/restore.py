@@ -56,15 +56,16 @@ def give_up(job: RestoreJob, reason: str) -> None:
 DELIVERY_BACKOFF_MAX_S = 3600  # a client that is down for hours is tried at least hourly
 
 
-def delivery_retries(backoff_s: float, window_hours: float) -> int:
-    """How many redeliveries cover the retry window: delays double from `backoff_s` (Celery rounds
-    it to whole seconds), capped at an hour. Celery's full jitter waits a random part of each
-    delay, so the un-jittered delays add up to twice the window: on average it is covered."""
-    base, total, retries = max(1, round(backoff_s)), 0.0, 0
-    while total < 2 * window_hours * 3600:
-        total += min(DELIVERY_BACKOFF_MAX_S, base * 2**retries)
-        retries += 1
-    return retries
+def retry_window_over(job: RestoreJob, window_hours: float, now: float | None = None) -> bool:
+    """Whether the callback's retry window, counted from its first delivery attempt, has passed.
+
+    The window is a deadline, not a number of retries: Celery's full jitter waits a random part
+    of each backoff delay, so a fixed count of retries ends anywhere between a few minutes and
+    twice the window. Retrying until the deadline covers the window whatever the jitter draws."""
+    if not job.attempts:
+        return False
+    now = time.time() if now is None else now
+    return now - float(str(job.attempts[0]["at"])) >= window_hours * 3600
 
 
 def delivery_id(job: RestoreJob) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from workers.media.carry import VideoCarrier
 from workers.media.coverage import Coverage
 from workers.media.timeline import CLOCK, TimedPacket
 
@@ -48,12 +49,17 @@ class CopyCut:
     shown_end: int = 0  # clip ticks: where the last frame shown before end_ms stops being shown
     _last_shown_at_ms: float | None = None  # that frame's place on the timeline
     past_end: bool = False  # a frame shown after end_ms was written as a reference: trim to shown_end
+    _keyframe_past_end: float | None = None  # where the first keyframe after end_ms is shown
+    carrier: VideoCarrier = field(default_factory=VideoCarrier)  # DTS that repeats or steps back
 
     def covered(self) -> float:
-        """Media time inside [start_ms, end_ms) that was written, from presentation times."""
+        """Media time inside [start_ms, end_ms) that was written, from presentation times; the
+        pictures that could not be carried are not (the picture before them stays on screen in
+        their place, which coverage by presentation times alone would count)."""
         if not self.has_video:
             return self.covered_ms
-        return self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ticks * 1000 / CLOCK)
+        shown = self.coverage.covered_ms(self.start_ms, self.end_ms, self.frame_ticks * 1000 / CLOCK)
+        return max(0.0, shown - self.carrier.dropped_ms)
 
     @property
     def done(self) -> bool:
@@ -122,20 +128,23 @@ class CopyCut:
                 return []
             if item.pts < (self.origin or 0):
                 return []
-            return [self._emit(item)]
+            return self._emit(item)
         if self.video_done:
             return []
         if item.at_ms >= self.end_ms:
-            if item.keyframe or len(self._held) >= REORDER_WINDOW:
+            if len(self._held) >= REORDER_WINDOW or self._trailing_past_end(item):
                 self.video_done = True
                 self._held.clear()
                 return []
-            self._held.append(item)  # shown after the end; kept if an earlier frame refers to it
+            # Shown after the end; kept if a frame shown before it refers to it. A keyframe too:
+            # an open GOP's leading pictures follow it in decode order and may be shown before the
+            # end (x265 -preset ultrafast codes the last picture before a keyframe after it).
+            self._held.append(item)
             return []
-        out = [self._emit(held) for held in self._held]
+        out = [packet for held in self._held for packet in self._emit(held)]
         self.past_end = self.past_end or bool(self._held)  # references shown past the end
         self._held.clear()
-        out.append(self._emit(item))
+        out.extend(self._emit(item))
         return out
 
     def _audio_only(self, item: TimedPacket) -> list[CutPacket]:
@@ -151,11 +160,29 @@ class CopyCut:
         self.covered_ms += max(0.0, min(ends_at, self.end_ms) - max(item.at_ms, self.start_ms))
         return [CutPacket(item=item, pts=item.pts - self.origin, dts=item.dts - self.origin)]
 
+    def _trailing_past_end(self, item: TimedPacket) -> bool:
+        """Whether every picture that may still be shown before the end has come: `item` follows
+        the first keyframe past the end (noted here when it is that keyframe) and is shown after
+        it (a trailing picture) or is the next keyframe."""
+        if self._keyframe_past_end is None:
+            if item.keyframe:
+                self._keyframe_past_end = item.at_ms
+            return False
+        return item.keyframe or item.at_ms >= self._keyframe_past_end
+
     def _frame_end_ms(self, item: TimedPacket) -> float:
         return item.at_ms + (item.duration or self.frame_ticks) * 1000 / CLOCK
 
-    def _emit(self, item: TimedPacket) -> CutPacket:
+    def _emit(self, item: TimedPacket) -> list[CutPacket]:
+        """The packet with the clip's timestamps; none for a video packet that cannot be carried."""
+        origin = self.origin or 0
+        pts, dts = item.pts - origin, item.dts - origin
         if item.kind == "video":
+            in_range = self.start_ms <= item.at_ms < self.end_ms
+            carried = self.carrier.dts_for(item, pts, dts, self.frame_ticks, in_range)
+            if carried is None:
+                return []
+            dts = carried
             if item.at_ms < self.end_ms:
                 self.coverage.add(item.at_ms)
             if self.first_at_ms is None or item.at_ms < self.first_at_ms:
@@ -171,5 +198,4 @@ class CopyCut:
                 self._last_shown_at_ms = item.at_ms
                 shown_ticks = round((self.end_ms - item.at_ms) * CLOCK / 1000)
                 self.shown_end = item.pts - (self.origin or 0) + shown_ticks
-        origin = self.origin or 0
-        return CutPacket(item=item, pts=item.pts - origin, dts=item.dts - origin)
+        return [CutPacket(item=item, pts=pts, dts=dts)]

@@ -17,6 +17,7 @@ from workers.media.timeline import (
     PacketTimeline,
     SegmentInput,
     StreamParams,
+    TimedPacket,
     why_not,
 )
 
@@ -68,6 +69,29 @@ def check_same_params(first: _Tracks, segment: OpenSegment) -> None:
         )
 
 
+class Handover:
+    """Leaves out what a segment shows after the next one has taken over (an overlap), where a
+    copy can: when every picture kept was decoded before the first one left out. A picture kept
+    after one left out (B-frames across the handover) may refer to it: a copy cannot carry that
+    cut, so the clip is re-encoded (ParametersChanged), which cuts it frame-exactly."""
+
+    def __init__(self, timeline: PacketTimeline) -> None:
+        self.timeline = timeline
+        self._left_out_in: int | None = None  # the segment (by open count) a picture was left out of
+
+    def leaves_out(self, item: TimedPacket, codec: str) -> bool:
+        if item.kind != "video" and not self.timeline.audio_only:
+            return item.superseded
+        if item.superseded:
+            self._left_out_in = self.timeline.opened
+            return True
+        if self._left_out_in == self.timeline.opened:
+            raise ParametersChanged(
+                f"pictures reordered across an overlap's handover at {item.at_ms:.0f} ms", codec
+            )
+        return False
+
+
 def remux(
     inputs: Iterable[SegmentInput],
     start_ms: float,
@@ -94,10 +118,13 @@ def remux(
             check_same_params(tracks, segment)
 
     timeline = PacketTimeline(on_open)
+    handover = Handover(timeline)
     span = max(end_ms - start_ms, 1.0)
     try:
         for item in timeline.packets(inputs):
             assert writer is not None  # on_open made it before the segment's first packet
+            if handover.leaves_out(item, tracks.video.codec if tracks.video else ""):
+                continue
             for packet in cut.feed(item):
                 writer.write(packet.item.packet, packet.item.kind, packet.pts, packet.dts)
             if on_progress is not None and (item.kind == "video" or not cut.has_video):
@@ -120,5 +147,5 @@ def remux(
         video_frames=writer.video_frames,
         video_codec=tracks.video.codec if tracks.video else "",
         audio_codec=tracks.audio.codec if tracks.audio else None,
-        gaps=timeline.gaps,
+        gaps=[*timeline.gaps, *cut.carrier.gaps],
     )

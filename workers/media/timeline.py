@@ -27,6 +27,7 @@ CLOCK = 90_000  # output ticks per second: the MPEG-TS clock, so no precision is
 WRAP = 1 << 33
 CONTINUITY_TOLERANCE = CLOCK  # EXTINF rounding and PDT jitter stay well under a second
 DEFAULT_FRAME_TICKS = CLOCK // 25
+SUPERSEDED_EPSILON_MS = 0.01  # timeline positions are exact to the 90 kHz tick; this absorbs float noise
 MAX_EARLY_AUDIO = 256  # audio packets read before a segment's first picture; more is no video
 # The first segment is probed fully: its streams become the MP4's tracks. Later segments only
 # need what the MPEG-TS headers and the SPS say (codec, size, extradata), which a light probe
@@ -134,6 +135,9 @@ class TimedPacket:
     duration: int  # ticks, 0 when unknown
     at_ms: float  # presentation position on the recording's timeline
     keyframe: bool
+    # Shown where the next segment has taken over (Segment.until_ms: an overlap): not to be shown
+    # here. A copy leaves it out; a re-encode still decodes it (later frames may refer to it).
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,15 @@ def _ticks(value: int, time_base: Fraction | None) -> int:
 class PacketTimeline:
     """Iterate `packets(inputs)`; gaps met on the way are collected in `gaps`."""
 
-    def __init__(self, on_open: Callable[[OpenSegment], None]) -> None:
+    def __init__(self, on_open: Callable[[OpenSegment], None], copied: bool = True) -> None:
         self.on_open = on_open
+        # Packets are written as they are (a stream copy): decode timestamps must keep rising
+        # across segments. A re-encode decodes them afresh, so only the pictures' order counts.
+        self.copied = copied
         self.gaps: list[Gap] = []
         self.video_end = 0  # ticks: decode end of the last video frame placed so far
+        self.shown_end = 0  # ticks: presentation end of the last video frame kept so far
+        self._handed_over = False  # the segment placed last left its tail to the next one
         self.opened = 0
         self._audio_only = False  # set by the first segment; the clock then follows the audio
         self._prev: tuple[Segment, int, int, float] | None = None  # segment, anchor, out_start, at_ms
@@ -252,28 +261,42 @@ class PacketTimeline:
                 anchor = dts
                 out_start, at_start = self._place(segment, anchor, (pts - dts) / (CLOCK / 1000))
                 for held, held_pts, held_dts in early:
-                    yield self._timed(held, held_pts, held_dts, anchor, out_start, at_start)
+                    yield self._timed(held, held_pts, held_dts, anchor, out_start, at_start, segment)
                 early.clear()
-            yield self._timed(packet, pts, dts, anchor, out_start, at_start)
+            yield self._timed(packet, pts, dts, anchor, out_start, at_start, segment)
         if anchor is None:
             self._gap(segment, f"no {anchor_kind} packets")
 
     def _timed(
-        self, packet: av.Packet, pts: int, dts: int, anchor: int, out_start: int, at_start: float
+        self,
+        packet: av.Packet,
+        pts: int,
+        dts: int,
+        anchor: int,
+        out_start: int,
+        at_start: float,
+        segment: Segment,
     ) -> TimedPacket:
         duration = _ticks(packet.duration or 0, packet.time_base)
         kind = packet.stream.type
         out_dts = out_start + dts - anchor
-        if kind == "video" or self.audio_only:
+        at_ms = at_start + (pts - anchor) / (CLOCK / 1000)
+        superseded = segment.until_ms is not None and at_ms >= segment.until_ms - SUPERSEDED_EPSILON_MS
+        if (kind == "video" or self.audio_only) and not superseded:
+            # What the next segment took over does not hold the clock: it follows the last
+            # picture kept, so the handover leaves no hole in the clip.
             self.video_end = max(self.video_end, out_dts + (duration or DEFAULT_FRAME_TICKS))
+            self.shown_end = max(self.shown_end, out_start + pts - anchor + (duration or DEFAULT_FRAME_TICKS))
+        self._handed_over = self._handed_over or superseded
         return TimedPacket(
             packet=packet,
             kind=kind,
             pts=out_start + pts - anchor,
             dts=out_dts,
             duration=duration,
-            at_ms=at_start + (pts - anchor) / (CLOCK / 1000),
+            at_ms=at_ms,
             keyframe=bool(packet.is_keyframe),
+            superseded=superseded,
         )
 
     def _place(self, segment: Segment, anchor: int, delay_ms: float) -> tuple[int, float]:
@@ -285,6 +308,7 @@ class PacketTimeline:
         Any other segment starts afresh: the playlist's time is that of its first picture shown,
         which is `delay_ms` after its first decoded one."""
         prev = self._prev
+        handed_over, self._handed_over = self._handed_over, False
         if prev is not None and not segment.discontinuity:
             prev_segment, prev_anchor, prev_out, prev_at = prev
             adjacent = abs(segment.start_ms - prev_segment.end_ms) * (CLOCK / 1000) <= CONTINUITY_TOLERANCE
@@ -295,6 +319,12 @@ class PacketTimeline:
                 self._prev = (segment, anchor, placed[0], placed[1])
                 return placed
         out_start = self.video_end
+        if handed_over:
+            # After a handover the previous segment's last picture kept is not its last decoded:
+            # the next one's first picture shown follows it on screen (in a copy, as far as
+            # decode order permits).
+            follows = self.shown_end - round(delay_ms * (CLOCK / 1000))
+            out_start = max(out_start, follows) if self.copied else follows
         at_start = segment.start_ms - delay_ms
         self._prev = (segment, anchor, out_start, at_start)
         return out_start, at_start

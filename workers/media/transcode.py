@@ -107,6 +107,7 @@ class Transcoder:
         self.decoder_codec = ""
         self.decoder_params: StreamParams | None = None  # a new decoder where the stream changes
         self.decoder_drained = False
+        self.leading_only = False  # the range's last GOP is done: only the next one's leading pictures
         self.encoder: EncoderRun | None = None
         self.smart = False
         self.origin: int | None = None
@@ -123,6 +124,10 @@ class Transcoder:
         self.gop = _Gop()
         self.audio_wait: deque[TimedPacket] = deque(maxlen=AUDIO_LOOKBEHIND)
         self.at_of_pts: dict[int, float] = {}
+        # Pictures a segment shows after the next one took over (an overlap): decoded as references
+        # for the pictures before, never encoded; the decoder is drained before the next segment
+        # (whose pictures may reuse these output timestamps).
+        self.superseded_pts: set[int] = set()
         self.source_codec = ""
         self.audio_codec: str | None = None
 
@@ -183,7 +188,8 @@ class Transcoder:
     # -- packets ---------------------------------------------------------------------------
     def feed(self, item: TimedPacket) -> None:
         if item.kind == "audio":
-            self._audio(item)
+            if not item.superseded:  # the next segment's audio covers that time
+                self._audio(item)
             return
         if self.video_done:
             return
@@ -191,9 +197,19 @@ class Transcoder:
             self.frame_ms = item.duration * 1000 / CLOCK
         if item.keyframe and self.gop.packets:
             self._finish_gop(next_keyframe_ms=item.at_ms)
+            if self.video_done:
+                return
         if not self.gop.packets and not item.keyframe:
             return  # undecodable without its keyframe
+        if item.superseded:
+            self.superseded_pts.add(item.pts)  # decoded (a reference), never encoded
         self.gop.packets.append(item)
+        if self.leading_only and not item.keyframe and item.at_ms >= self.gop.packets[0].at_ms:
+            # The first trailing picture of the GOP after the range: its leading pictures (shown
+            # before its keyframe, possibly before the end) are all in; nothing later is shown.
+            self.gop.packets.pop()
+            self._finish_gop(next_keyframe_ms=None)
+            self.video_done = True
 
     def finish(self) -> None:
         if self.gop.packets and not self.video_done:
@@ -211,17 +227,26 @@ class Transcoder:
         gop_start = gop.start_ms
         gop_end = next_keyframe_ms if next_keyframe_ms is not None else gop.end_ms(self.frame_ms)
         if gop_end <= self.start_ms + EPSILON_MS:
+            self.superseded_pts.clear()  # the next segment's pictures may reuse those timestamps
             return  # wholly before the range: not even decoded
         if gop_start >= self.end_ms - EPSILON_MS:
             self.video_done = True
             return
         inside = gop_start >= self.start_ms - EPSILON_MS and gop_end <= self.end_ms + EPSILON_MS
-        if not (self.smart and inside and carries_parameter_sets(gop.packets[0].packet, self.source_codec)):
+        handed_over = any(p.superseded for p in gop.packets)  # only part of it is this clip's
+        if handed_over or not (
+            self.smart and inside and carries_parameter_sets(gop.packets[0].packet, self.source_codec)
+        ):
             self._decode_gop(gop)
+            if handed_over:
+                self._drain_decoder()
+                self.superseded_pts.clear()
         elif not self._copy_gop(gop):
             self._decode_gop(gop)  # its decode order would overlap the encoded frames before it
         if gop_end >= self.end_ms - EPSILON_MS:
-            self.video_done = True
+            # The next GOP's leading pictures (open GOP) may still be shown before the end.
+            self.leading_only = next_keyframe_ms is not None
+            self.video_done = self.video_done or not self.leading_only
 
     def _copy_gop(self, gop: _Gop) -> bool:
         """Copy a GOP after the encoded run before it; False where its DTS would go back in time."""
@@ -266,7 +291,7 @@ class Transcoder:
 
     def _frame(self, frame: av.VideoFrame) -> None:
         at = self.at_of_pts.pop(frame.pts, None) if frame.pts is not None else None
-        if at is None:
+        if at is None or frame.pts in self.superseded_pts:
             return
         if at + self.frame_ms <= self.start_ms + EPSILON_MS or at >= self.end_ms - EPSILON_MS:
             return
@@ -331,7 +356,7 @@ def transcode(
     allow_smart_cut: bool = True,
 ) -> ClipStats:
     job = Transcoder(start_ms, end_ms, out, export_type, settings, faststart, allow_smart_cut)
-    timeline = PacketTimeline(job.on_open)
+    timeline = PacketTimeline(job.on_open, copied=False)
     span = max(end_ms - start_ms, 1.0)
     try:
         for item in timeline.packets(inputs):

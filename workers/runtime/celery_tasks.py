@@ -20,7 +20,7 @@ from tasks.platform.celery_app import Queue, TaskName
 from tasks.platform.settings import Settings
 from tasks.restore.store import RestoreJobStore
 from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
-from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, delivery_retries, give_up
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, give_up, retry_window_over
 from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,15 @@ class DeliveryNotAcknowledged(Exception):
     """The client did not acknowledge a PutRestoreResult delivery: the one thing worth retrying."""
 
 
+class DeliveryWindowOver(Exception):
+    """The client did not acknowledge, and the retry window since the first attempt has passed."""
+
+
 class CallbackTask(Task):
-    """Once the deliveries' retries are spent, the restore job says so: delivery_failed."""
+    """Once the retry window is spent, the restore job says so: delivery_failed."""
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        if not isinstance(exc, DeliveryNotAcknowledged):
+        if not isinstance(exc, DeliveryWindowOver):
             return
         restores = RestoreJobStore(runtime().redis)
         job = restores.get(args[0])
@@ -179,11 +183,11 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
         retry_backoff=settings.callback_backoff_s,
         retry_backoff_max=DELIVERY_BACKOFF_MAX_S,
         retry_jitter=True,
-        max_retries=delivery_retries(settings.callback_backoff_s, settings.callback_retry_hours),
+        max_retries=None,  # until the window's deadline (retry_window_over), whatever the jitter draws
     )
     def callback_deliver(self: Task, task_id: str) -> str:
         """One signed delivery, recorded on the job; Celery redelivers with backoff until the
-        client acknowledges or the retries covering RESOURCED_CALLBACK_RETRY_HOURS are spent."""
+        client acknowledges or RESOURCED_CALLBACK_RETRY_HOURS have passed since the first try."""
         rt = runtime()
         restores = RestoreJobStore(rt.redis)
         job = restores.get(task_id)
@@ -195,5 +199,8 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
         )
         restores.save(job)
         if not acknowledged:
-            raise DeliveryNotAcknowledged(str(job.attempts[-1].get("error", "")))
+            error = str(job.attempts[-1].get("error", ""))
+            if retry_window_over(job, s.callback_retry_hours):
+                raise DeliveryWindowOver(f"{len(job.attempts)} attempts, the last: {error}")
+            raise DeliveryNotAcknowledged(error)
         return "delivered"

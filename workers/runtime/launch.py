@@ -1,7 +1,9 @@
 """`python -m workers.runtime.launch [--gpu]`: start a Celery worker on the queues this node can serve.
 
 It first finds which encoders really work here. A GPU worker without working NVENC (a data
--centre card, or no card) says so and serves the CPU encode queue instead.
+-centre card, or no card) says so and serves the CPU encode queue instead. It then stays Celery's
+parent and starts it again if it ever ends unexpectedly (workers/runtime/supervise.py), so a
+Redis or broker outage never leaves a node serving nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tasks.platform.celery_app import Queue
 from tasks.platform.logs import configure_logging
 from tasks.platform.settings import USE_NVENC_ENV, environ_with, fail_fast, get_settings
 from workers.media.encoder_probe import has_nvenc, working_encoders
+from workers.runtime.supervise import Supervisor, exit_code
 
 log = logging.getLogger("workers.runtime.launch")
 
@@ -84,8 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     ]
     sys.stdout.flush()
     # This worker's processes encode with NVENC: the decision travels to them in the environment.
-    env = environ_with(**{USE_NVENC_ENV: "1" if args.gpu and nvenc else "0"})
-    os.execve(sys.executable, command, env)  # noqa: S606 - replace ourselves: signals reach Celery
+    env = environ_with(**{USE_NVENC_ENV: "1" if args.gpu and nvenc else "0", **settings.worker_process_env()})
+    supervisor = Supervisor(command, env)
+    supervisor.install_signal_handlers()
+    sys.exit(exit_code(supervisor.run()))
 
 
 if __name__ == "__main__":

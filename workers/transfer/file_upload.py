@@ -3,9 +3,9 @@
 s3transfer's own upload_file never says which UploadId it started, so a job could not record
 it, a newer attempt could not abort it, and a frozen attempt could complete it after a takeover.
 Here `on_started(upload_id)` runs before any part is sent and `before_complete()` right before
-CompleteMultipartUpload (the fence's last check); any failure aborts the upload, so no half
-object is ever visible. Parts are read from disk as they are sent: at most `concurrency` parts
-are in memory at once.
+CompleteMultipartUpload (the fence's last check), which carries the writer's `condition`; any
+failure aborts the upload, so no half object is ever visible. Parts are read from disk as they
+are sent: at most `concurrency` parts are in memory at once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from tasks.storage import MultipartUpload, ObjectStore, Uploaded
+from tasks.storage import MultipartUpload, ObjectStore, Uploaded, WriteCondition
 
 MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB  # S3's minimum for every part but the last
@@ -38,6 +38,7 @@ def upload_file_in_parts(
     metadata: dict[str, str] | None = None,
     on_started: Callable[[str], None] = lambda upload_id: None,
     before_complete: Callable[[], None] = lambda: None,
+    condition: WriteCondition | None = None,
 ) -> Uploaded:
     size = path.stat().st_size
     step = part_size(size, part_bytes)
@@ -46,7 +47,7 @@ def upload_file_in_parts(
         on_started(upload.upload_id)
         _send_parts(upload, path, size, step, max(1, concurrency))
         before_complete()
-        return upload.complete()
+        return upload.complete(condition)
     except BaseException:
         upload.abort()
         raise

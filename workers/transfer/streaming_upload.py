@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from tasks.storage import MultipartUpload, ObjectStore, Uploaded
+from tasks.storage import MultipartUpload, ObjectStore, Uploaded, WriteCondition
 from workers.media.mp4_boxes import Box, shift_chunk_offsets, top_level_boxes
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,12 @@ class StreamingMp4Upload:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._halt()
+        # Parts still in flight finish (or fail) first: S3 may keep a part that lands after the
+        # abort, so the abort comes last. An aborted upload can never be completed either way.
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if kind is not None and self._upload is not None:
             self._upload.abort()
             self._upload = None
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _halt(self) -> None:
         self._stop.set()
@@ -112,9 +114,12 @@ class StreamingMp4Upload:
             os.close(fd)
         self._upload.upload_part(number, data)
 
-    def finish(self, before_complete: Callable[[], None] | None = None) -> Uploaded:
+    def finish(
+        self, before_complete: Callable[[], None] | None = None, condition: WriteCondition | None = None
+    ) -> Uploaded:
         """Call once the muxer has closed the file: ship the rest, then part 1, then complete.
-        `before_complete` runs once every part is up, right before CompleteMultipartUpload."""
+        `before_complete` runs once every part is up, right before CompleteMultipartUpload, which
+        carries `condition` (S3 refuses it when the key changed since the writer looked)."""
         self._halt()
         assert self._upload is not None
         boxes = top_level_boxes(self.path)
@@ -131,7 +136,7 @@ class StreamingMp4Upload:
             future.result()
         if before_complete is not None:
             before_complete()
-        uploaded = self._upload.complete()
+        uploaded = self._upload.complete(condition)
         self._upload = None
         return uploaded
 

@@ -64,9 +64,21 @@ def test_a_live_path_with_a_trailing_slash_is_the_same_job(
     assert len(sent.sent) == 1
 
 
+def test_each_rendition_is_its_own_job_and_folder(client: FlaskClient, session: str, sent: SentTasks) -> None:
+    bodies = [
+        export_body(session, "alice", 1_700_000_000_000, 5000, FileName="", **extra)
+        for extra in ({}, {"Rendition": ""}, {"Rendition": "720p"}, {"Rendition": "360p"})
+    ]
+    answers = [post(client, body) for body in bodies]
+    assert [status for status, _ in answers] == [200] * 4
+    assert len(sent.sent) == 3, "an empty Rendition is the request without one"
+
+
 @pytest.mark.parametrize(
     ("overrides", "bad_field"),
     [
+        ({"Rendition": "a\nb"}, "Rendition"),
+        ({"Rendition": "x" * 201}, "Rendition"),
         ({"Duration": -5}, "Duration"),
         ({"Duration": 0}, "Duration"),
         ({"Duration": 10**12}, "Duration"),

@@ -14,11 +14,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from app import create_app
 from app.auth import SignedSessions
 from tasks.exports.spec import S3Location
 from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
+from tasks.storage import ObjectStore
 from tests.factories import export_spec
+from tests.unit.app.conftest import SentTasks
 
 UPLOAD, DELETE = "/api/imgbed/v1/upload", "/api/imgbed/v1/delete"
 
@@ -55,8 +58,10 @@ def upload(
     path: str = "avatars/alice",
     filename: str | None = "me.png",
     content_type: str = "image/png",
+    upload_name: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    form: dict[str, Any] = {"file": (io.BytesIO(data), filename or "upload.bin", content_type), "path": path}
+    part_name = upload_name if upload_name is not None else filename or "upload.bin"
+    form: dict[str, Any] = {"file": (io.BytesIO(data), part_name, content_type), "path": path}
     if filename is not None:
         form["filename"] = filename
     response = client.post(UPLOAD, data=form, headers=headers, content_type="multipart/form-data")
@@ -91,15 +96,64 @@ def test_round_trip_with_cache_headers(client: FlaskClient, settings: Settings) 
     assert (again.status_code, again.get_json()["errCode"]) == (404, 1)
 
 
-def test_declared_type_is_ignored_and_name_defaults_to_content_hash(
+def test_declared_type_is_ignored_and_name_defaults_to_the_uploads_own(
     client: FlaskClient, settings: Settings
 ) -> None:
-    status, answer = upload(
-        client, session_for(settings, "alice"), png(), filename=None, content_type="text/plain"
-    )
+    alice = session_for(settings, "alice")
+    status, answer = upload(client, alice, png(), filename=None, content_type="text/plain")
+    assert (status, answer["filename"]) == (200, "upload.bin")
+    assert client.get(answer["url"]).headers["Content-Type"] == "image/png"
+    gone = client.post(DELETE, json={"path": "avatars/alice", "filename": "upload.bin"}, headers=alice)
+    assert gone.get_json()["errCode"] == 0  # the name the docs promise is the name stored
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("photos/2024/holiday.png", "holiday.png"),
+        ("../../etc/x.png", "x.png"),
+        ("te\u202est.png", "test.png"),
+        ("x" * 300 + ".png", "x" * 251 + ".png"),
+    ],
+)
+def test_the_default_name_is_sanitised(
+    client: FlaskClient, settings: Settings, sent: str, stored: str
+) -> None:
+    status, answer = upload(client, session_for(settings, "alice"), png(), filename=None, upload_name=sent)
+    assert (status, answer["filename"]) == (200, stored)
+
+
+def test_a_nameless_upload_is_named_by_its_content(client: FlaskClient, settings: Settings) -> None:
+    status, answer = upload(client, session_for(settings, "alice"), png(), filename=None, upload_name="..")
     assert status == 200
     assert answer["filename"].endswith(".png") and len(answer["filename"]) == 24
-    assert client.get(answer["url"]).headers["Content-Type"] == "image/png"
+
+
+@pytest.mark.parametrize("bucket", ["", "no-such-bucket"])
+def test_a_misconfigured_image_bed_is_a_configuration_error_not_busy(
+    settings: Settings, s3: Any, bucket: str
+) -> None:
+    """Not 500, not 4/503 ("busy, retry"): 5/501 on every call, and a message naming the cause."""
+    broken = settings.replace(imgbed_bucket=bucket)
+    client = create_app(
+        broken, redis_client=fakeredis.FakeRedis(), celery=SentTasks(), store=ObjectStore(broken)
+    ).test_client()  # type: ignore[arg-type]
+    alice = session_for(settings, "alice")
+    answers = [
+        client.post(
+            UPLOAD,
+            data={"file": (io.BytesIO(png()), "a.png", "image/png"), "path": "p"},
+            headers=alice,
+            content_type="multipart/form-data",
+        ),
+        client.get("/api/imgbed/v1/images/p/a.png"),
+        client.post(DELETE, json={"path": "p", "filename": "a.png"}, headers=alice),
+    ]
+    for answer in answers:
+        assert (answer.status_code, answer.get_json()["errCode"]) == (501, 5), answer.get_json()
+        assert "not configured" in answer.get_json()["message"]
+        assert "Retry-After" not in answer.headers
+        assert (bucket or "RESOURCED_IMGBED_BUCKET") in answer.get_json()["message"]
 
 
 def test_only_the_owner_or_a_service_deletes(client: FlaskClient, settings: Settings) -> None:

@@ -458,3 +458,23 @@ def test_a_live_playlist_keeps_one_packed_list_however_often_it_changes(archive:
         assert archive.lookup(end - 6000, end)[0].key == f"rec/cam/live/s{count - 1:05d}.ts"
     assert stale.recording == archive.index.recording
     assert len(archive.redis.keys("resourced:archive:*:segments:*")) == 1
+
+
+@pytest.mark.parametrize("name", ["zz-day.m3u8", "a-day.m3u8", "h0005-day.m3u8", "h0019x.m3u8"])
+def test_a_cold_lookup_over_many_new_playlists_finds_a_long_one_anywhere_in_either_order(
+    archive: Archive, name: str
+) -> None:
+    """More than 8 playlists the index does not know, copied at once (one LastModified), and a
+    day-long playlist among hourly ones whose name puts it anywhere in natural order: the search
+    in either guessed order never reads its head, yet it alone holds the range."""
+    for hour in range(24):
+        if hour != 10:
+            archive.put(f"h{hour:04d}.m3u8", hourly(hour))
+    archive.put(name, playlist("day", 24 * 600, 6.0, T0))
+    start = T0 + 10 * HOUR + 1_200_000
+    expected = archive.oracle(start, start + 10_000)
+    assert {s.playlist for s in expected} == {f"rec/cam/{name}"}
+    assert archive.lookup(start, start + 10_000) == expected  # cold
+    assert len(archive.head_reads()) <= 16  # not a head per playlist
+    assert archive.lookup(start, start + 10_000) == expected  # warm
+    assert archive.gets == []

@@ -3,6 +3,8 @@ ends counted in resourced_exports_total (retried out, timed out, crashed, fenced
 
 from __future__ import annotations
 
+import itertools
+from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
@@ -23,6 +25,7 @@ from tasks.storage import ObjectStore, TransientStorageError
 from tests.factories import current_token, export_spec
 from workers.errors import ExportError, NoMedia
 from workers.jobs import export_attempt
+from workers.jobs import restore as restore_steps
 from workers.jobs.export_attempt import RETRYABLE, JobOutcome, record_failure
 from workers.runtime import celery_tasks
 from workers.runtime.clients import Runtime
@@ -152,15 +155,18 @@ def test_refusals_and_fenced_attempts_are_counted_by_class(
     )  # an export that ended writing nothing gives its keys back
 
 
-def test_callback_delivery_is_retried_by_celery_then_marked_failed(
+def test_callback_delivery_is_retried_until_its_window_ends_then_marked_failed(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = rt.settings.replace(
         callback_secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         callback_backoff_s=1,
-        callback_retry_hours=0.002,
+        callback_retry_hours=0.002,  # 7.2 s
     )
     monkeypatch.setattr(celery_tasks, "runtime", lambda: Runtime(settings, rt.redis, rt.store, rt.jobs))
+    reads = itertools.count()  # each delivery reads the clock twice (its time, then the window check)
+    fake_time = SimpleNamespace(time=lambda: 1_000_000.0 + 2 * (next(reads) // 2))  # 2 s apart
+    monkeypatch.setattr(restore_steps, "time", fake_time)  # eager retries skip their countdowns
     app = create_celery(settings)
     app.conf.task_always_eager = True
     celery_tasks.register_restore_tasks(app, settings)
@@ -172,10 +178,12 @@ def test_callback_delivery_is_retried_by_celery_then_marked_failed(
     job.state = "settled"
     restores.create(job)
     result = task.apply(args=[job.ref])
-    assert isinstance(result.result, celery_tasks.DeliveryNotAcknowledged)
+    assert isinstance(result.result, celery_tasks.DeliveryWindowOver)
     final = restores.get(job.ref)
     assert final is not None and final.state == "delivery_failed"
-    assert len(final.attempts) == task.max_retries + 1 and not any(a["ok"] for a in final.attempts)
+    times = [float(a["at"]) for a in final.attempts]
+    assert not any(a["ok"] for a in final.attempts)
+    assert len(times) == 5 and times[-1] - times[0] >= 7.2 > times[-2] - times[0]  # 0, 2, 4, 6, 8 s
 
 
 def test_a_restore_whose_checks_keep_failing_ends_and_calls_back(

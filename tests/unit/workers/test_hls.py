@@ -177,3 +177,73 @@ def test_stats_of_a_streamed_playlist() -> None:
     stats = reader.stats
     assert (stats.segments, stats.first_ms, stats.end_ms) == (3, EPOCH_2024, EPOCH_2024 + 12_000)
     assert stats.absolute and stats.ended
+
+
+def overlapping_playlists() -> tuple[list[Segment], list[Segment]]:
+    """Hour 1 ends at 10 s; hour 2 (a restarted recorder) starts at 9 s, re-sending one second."""
+    first = parse_playlist(
+        PDT.replace("a2.ts", "a2.ts\n#EXTINF:2.0,\na3.ts").replace(
+            "2024-01-01T00:00:10", "2024-01-01T00:00:08"
+        ),
+        "root/cam/h1.m3u8",
+        "root/cam",
+    )
+    second = parse_playlist(
+        "#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:09.000Z\n#EXTINF:2.0,\nb0.ts\n#EXTINF:2.0,\nb1.ts\n",
+        "root/cam/h2.m3u8",
+        "root/cam",
+    )
+    return first, second
+
+
+def test_an_overlapping_segment_hands_over_where_the_next_one_starts() -> None:
+    first, second = overlapping_playlists()
+    assert [s.end_ms - EPOCH_2024 for s in first] == [2000, 4000, 6000, 10_000]
+    chosen = covering(merge_timelines([first, second]), EPOCH_2024, EPOCH_2024 + 13_000)
+    assert [s.key.rsplit("/", 1)[1] for s in chosen] == ["a.ts", "a2.ts", "a3.ts", "b.ts", "b0.ts", "b1.ts"]
+    assert [None if s.until_ms is None else s.until_ms - EPOCH_2024 for s in chosen] == [
+        None,
+        None,
+        None,
+        9000,  # sub/b.ts [8 s, 10 s) gives its last second to b0.ts
+        None,
+        None,
+    ]
+
+
+def test_back_to_back_segments_and_pdt_jitter_hand_nothing_over() -> None:
+    segments = parse_playlist(PDT, "root/cam/index.m3u8", "root/cam")
+    jittered = [*segments, Segment("root/cam/c.ts", segments[-1].end_ms - 3, 2000, False, "root/cam/j.m3u8")]
+    assert all(s.until_ms is None for s in covering(jittered, EPOCH_2024, EPOCH_2024 + 20_000))
+
+
+def test_an_early_pdt_inside_one_playlist_is_jitter_unless_a_discontinuity_says_otherwise() -> None:
+    """A camera stamping each segment with its wall clock, 50 ms early: the stream goes on (same
+    playlist, no discontinuity), so nothing of the earlier segment is left out; after a
+    discontinuity (a restarted encoder inside one playlist) the overlap is real."""
+    text = """#EXTM3U
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00.000Z
+#EXTINF:2.0,
+a.ts
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:01.950Z
+#EXTINF:2.0,
+b.ts
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:03.000Z
+#EXTINF:2.0,
+c.ts
+"""
+    chosen = covering(parse_playlist(text, "r/index.m3u8", "r"), EPOCH_2024, EPOCH_2024 + 6000)
+    assert [None if s.until_ms is None else s.until_ms - EPOCH_2024 for s in chosen] == [None, 3000, None]
+
+
+def test_a_refused_entry_takes_nothing_over() -> None:
+    a = Segment("r/a.ts", 0, 2000, False, "r/1.m3u8")
+    refused = Segment("https://cdn/x.ts", 1000, 2000, False, "r/2.m3u8", refused="not relative")
+    b = Segment("r/b.ts", 1500, 2000, False, "r/3.m3u8")
+    chosen = covering([a, refused, b], 0, 4000)
+    assert [(s.key, s.until_ms) for s in chosen] == [
+        ("r/a.ts", 1500),
+        ("https://cdn/x.ts", None),
+        ("r/b.ts", None),
+    ]

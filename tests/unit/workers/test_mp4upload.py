@@ -17,7 +17,7 @@ from tasks.exports.spec import ExportSpec
 from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
 from tasks.platform.settings import Settings
-from tasks.storage import MultipartUpload, ObjectStore, Uploaded
+from tasks.storage import MultipartUpload, ObjectStore, Uploaded, WriteCondition
 from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices, moov_before_mdat
@@ -105,7 +105,7 @@ def test_the_fallback_upload_is_recorded_so_a_takeover_aborts_it(
     aborted: list[str] = []
     complete = MultipartUpload.complete
 
-    def frozen_then_complete(upload: MultipartUpload) -> Uploaded:
+    def frozen_then_complete(upload: MultipartUpload, condition: WriteCondition | None = None) -> Uploaded:
         if upload.key == job.video_key:  # the reaper requeues; attempt 2 takes over first
             jobs.redis.delete(keys.export_lease(job.job_id))
             assert jobs.requeue(job.job_id, first) == 2
@@ -113,7 +113,7 @@ def test_the_fallback_upload_is_recorded_so_a_takeover_aborts_it(
             newer = LeaseKeeper(AttemptLease(jobs, job.job_id, second, 30), 3600, admission)
             aborted.extend(u.upload_id for u in newer.earlier_uploads() if u.key == job.video_key)
             take_over(newer, store)
-        return complete(upload)
+        return complete(upload, condition)
 
     monkeypatch.setattr(MultipartUpload, "complete", frozen_then_complete)
     with (

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+from celery.utils.time import get_exponential_backoff_interval
+
 from tasks.platform.settings import Settings
 from tasks.restore.store import RestoreFile, RestoreJob
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
-from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, delivery_id, delivery_retries
+from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, delivery_id, retry_window_over
 
 
 def job(files: list[str]) -> RestoreJob:
@@ -38,13 +43,34 @@ def test_advance_settles_each_file_with_its_code() -> None:
         assert restore.code == 1 and restore.file_codes() == {"warm": 0, "frozen": 0, "missing": 1}
 
 
-def test_callback_retries_cover_the_window_with_capped_doubling() -> None:
-    retries = delivery_retries(backoff_s=30, window_hours=6)
-    delays = [min(DELIVERY_BACKOFF_MAX_S, 30 * 2**k) for k in range(retries)]
-    window = 6 * 3600
-    assert sum(delays) >= 2 * window > sum(delays[:-1])  # just enough: full jitter halves it on average
-    assert max(delays) == 3600 and delivery_retries(30, 1) < retries
-    assert delivery_retries(0.2, 10 / 3600) == 5  # whole-second base: 1 + 2 + 4 + 8 < 20 <= ... + 16
+def attempts_until_the_window_ends(backoff_s: float, window_hours: float) -> list[float]:
+    """When each delivery happens for a client that never acknowledges: the waits are the ones
+    Celery's autoretry draws (its own function, full jitter on), the stop is the service's."""
+    restore = job([])
+    factor, now, times = int(max(1.0, backoff_s)), 0.0, []
+    while True:
+        times.append(now)
+        restore.attempts.append({"at": now, "ok": False})
+        if retry_window_over(restore, window_hours, now):
+            return times
+        now += get_exponential_backoff_interval(factor, len(times) - 1, DELIVERY_BACKOFF_MAX_S, True)
+
+
+@pytest.mark.parametrize(("backoff_s", "window_hours"), [(30, 6), (30, 1), (0.2, 10 / 3600), (600, 24)])
+def test_callback_retries_cover_the_window_whatever_the_jitter_draws(
+    backoff_s: float, window_hours: float
+) -> None:
+    state = random.getstate()
+    try:
+        random.seed(20261204)  # Celery draws from the module's generator: seeded, the test is exact
+        schedules = [attempts_until_the_window_ends(backoff_s, window_hours) for _ in range(300)]
+    finally:
+        random.setstate(state)
+    window = window_hours * 3600
+    for times in schedules:
+        assert times[-1] >= window  # the client is tried for the whole window...
+        assert times[-2] < window  # ...and given up on at its first try past it
+        assert times[-1] - times[-2] <= DELIVERY_BACKOFF_MAX_S  # tried at least hourly
 
 
 def test_two_users_jobs_with_one_task_id_are_delivered_under_different_ids() -> None:

@@ -43,6 +43,56 @@ def run(
     return transcode(inputs, start, end, out, export_type, Settings(encode_preset="ultrafast"), **kwargs)
 
 
+def _annex_b_units(data: bytes) -> list[bytes]:
+    """NAL units of an MPEG-TS packet (start-code framed)."""
+    units = []
+    for chunk in data.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01"):
+        unit = chunk.rstrip(b"\x00")
+        if unit:
+            units.append(unit)
+    return units
+
+
+def _length_prefixed_units(data: bytes) -> list[bytes]:
+    """NAL units of an MP4 sample (4-byte length framed)."""
+    units, offset = [], 0
+    while offset + 4 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        units.append(data[offset + 4 : offset + 4 + size])
+        offset += 4 + size
+    return units
+
+
+def _is_picture(unit: bytes, codec: str) -> bool:
+    """A coded slice (VCL NAL unit): what a splice copies byte for byte from the source."""
+    if codec == "hevc":
+        return (unit[0] >> 1) & 0x3F < 32
+    return 1 <= unit[0] & 0x1F <= 5
+
+
+def _pictures(path: Path, framing: Any) -> set[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        return {
+            unit
+            for packet in container.demux(stream)
+            if packet.size
+            for unit in framing(bytes(packet))
+            if unit and _is_picture(unit, codec)
+        }
+
+
+def copied_pictures(clip: Path, recording: SampleRecording) -> int:
+    """How many of the clip's coded pictures are byte for byte the source's: > 0 only for a
+    clip that splices source GOPs in (a smart cut), 0 for a full re-encode. Read from the files
+    themselves, not from what the exporter says it did."""
+    source: set[bytes] = set()
+    for segment in sorted(recording.directory.glob("*.ts")):
+        source |= _pictures(segment, _annex_b_units)
+    return len(_pictures(clip, _length_prefixed_units) & source)
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SampleRecording]:
     root = tmp_path_factory.mktemp("sources")
@@ -88,10 +138,15 @@ def test_h264_smart_cut_copies_the_middle(sources: dict[str, SampleRecording], t
     assert not full_stats.spliced
     assert frame_indices(full) == frame_indices(out)
     assert decodes_cleanly(out, stats.video_frames)
+    assert copied_pictures(out, sources["h264"]) > 0  # the check below can see a splice
+    assert copied_pictures(full, sources["h264"]) == 0
 
 
 def test_hevc_output_is_never_spliced(sources: dict[str, SampleRecording], tmp_path: Path) -> None:
-    stats = run(sources["hevc"], tmp_path / "clip.mp4", 1.5, 5.0, ExportType.H265)
+    """Judged by the file: not one of its pictures is a copy of the source's."""
+    out = tmp_path / "clip.mp4"
+    stats = run(sources["hevc"], out, 1.5, 5.0, ExportType.H265)
+    assert copied_pictures(out, sources["hevc"]) == 0
     assert not stats.spliced
 
 
