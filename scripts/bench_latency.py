@@ -107,9 +107,9 @@ class Bench:
 
     def job_id(self, body: dict[str, Any]) -> str:
         key = body["ExportS3Key"]
-        for job_id in self.jobs.redis.scan_iter("resourced:export:*"):
-            record = self.jobs.get(job_id.decode().rsplit(":", 1)[1])
-            if record is not None and record.spec.destination.prefix.endswith(key):
+        records, _ = self.jobs.list_jobs(None, None, 1000, "")
+        for record in records:
+            if record.spec.destination.prefix.endswith(key):
                 return record.job_id
         raise RuntimeError("bench: job not found")
 

@@ -21,3 +21,10 @@ def export_spec(**fields: Any) -> ExportSpec:
         "video_name": "clip.mp4",
     }
     return ExportSpec(**{**defaults, **fields})
+
+
+def current_token(jobs: Any, job_id: str) -> str:
+    """The random token of the job's current attempt (what its task message carries)."""
+    record = jobs.get(job_id)
+    assert record is not None, f"job {job_id} has no record"
+    return str(record.token)

@@ -27,11 +27,12 @@ from tasks.exports import callbacks, estimate
 from tasks.exports.answers import ended_answer, progress_percent
 from tasks.exports.routing import export_queue
 from tasks.exports.spec import ErrorCode, ExportSpec, ExportType, S3Location
-from tasks.exports.store import RESTORING_STEP, JobRecord, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import JobRecord
 from tasks.platform.celery_app import TaskName
 from tasks.platform.webhooks import UrlRefused, resolve_target
 from tasks.storage import StorageError
-from tasks.tenancy.ownership import claim_export_keys, export_refusal, release_export_claims
+from tasks.tenancy.ownership import export_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("export", __name__)
@@ -46,6 +47,7 @@ HTTP_STATUS = {
     ErrorCode.NO_MEDIA: 404,
     ErrorCode.FAILED: 500,
     ErrorCode.BUSY: 429,
+    ErrorCode.CANCELLED: 200,
 }
 
 
@@ -121,7 +123,7 @@ def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
     if ended is not None:
         return ended, HTTP_STATUS[ErrorCode(ended["ErrorCode"])]
     job = {"JobId": record.job_id, "Progress": progress_percent(record)}
-    if record.state is JobState.RUNNING and record.step == RESTORING_STEP:
+    if record.state is JobState.PARKED:
         wait = svc.settings.restore_poll_s
         message = "restoring: the range's segments are in archival storage; a restore was started"
         return {"ErrorCode": int(ErrorCode.RESTORING), "ErrorMessage": message, "TimeWait": wait, **job}, 200
@@ -131,21 +133,19 @@ def answer(svc: Services, record: JobRecord) -> tuple[dict[str, Any], int]:
     return {"ErrorCode": int(ErrorCode.PROCESSING), "ErrorMessage": message, "TimeWait": wait, **job}, 200
 
 
-def _enqueue(svc: Services, spec: ExportSpec, attempt: int, queue: str) -> None:
+def _enqueue(svc: Services, spec: ExportSpec, token: str, queue: str) -> None:
+    """Send the first attempt's message: the job id and the attempt's random token."""
     try:
         svc.celery.send_task(
             TaskName.EXPORT.value,
-            args=[spec.job_id, attempt],
+            args=[spec.job_id, token],
             queue=queue,
-            task_id=f"export-{spec.job_id}-{attempt}",
+            task_id=f"export-{spec.job_id}-{token}",
             headers={"request_id": g.get("request_id", "")},  # follows the job into the worker's logs
         )
     except (OperationalError, OSError) as exc:
-        svc.jobs.fail(
-            spec.job_id, attempt, ErrorCode.FAILED, "could not queue the export: broker unreachable"
-        )
+        svc.jobs.fail(spec.job_id, token, ErrorCode.FAILED, "could not queue the export: broker unreachable")
         svc.jobs.mark_reported(spec.job_id)  # answered by this 503: the client's retry admits it afresh
-        svc.jobs.give_back_claims(spec)
         log.error("broker unreachable", extra={"job_id": spec.job_id, "reason": str(exc)})
         raise ApiError(
             int(ErrorCode.FAILED), "service temporarily unavailable: queue unreachable", 503, 5
@@ -202,18 +202,15 @@ def require_export_scopes(session: Session, spec: ExportSpec) -> None:
         require_scope(session, spec.destination.bucket, key, "the destination")
 
 
-def require_free_destination(svc: Services, spec: ExportSpec, claimed: list[str]) -> None:
-    """HEAD the video and image keys: someone else's (or an ownerless) object there, or another
-    user's export still on its way there, is refused before a job exists; the worker looks
-    again right before it writes."""
+def require_free_destination(svc: Services, spec: ExportSpec) -> None:
+    """HEAD the video and image keys: someone else's (or an ownerless) object there is refused
+    before a job exists; another user's export still on its way there is refused by the
+    admission itself (its claims), and the worker looks again right before it writes."""
     try:
         refused = export_refusal(svc.store, spec)
     except StorageError as exc:
         log.error("destination check failed", extra={"job_id": spec.job_id, "reason": str(exc)})
         raise ApiError(int(ErrorCode.FAILED), "service temporarily unavailable: storage", 503, 5) from exc
-    # Held as long as the job may live: a job parked for a restore waits up to restore_wait_s.
-    claim_ttl_s = max(svc.settings.job_ttl_s, svc.settings.restore_wait_s)
-    refused = refused or claim_export_keys(svc.redis, spec, claim_ttl_s, claimed)
     if refused is not None:
         raise ApiError(int(ErrorCode.AUTH), refused, 403)
 
@@ -236,8 +233,10 @@ def register_callback(svc: Services, spec: ExportSpec, body: dict[str, Any]) -> 
 
 
 def admit(svc: Services, spec: ExportSpec) -> None:
-    claimed: list[str] = []
-    require_free_destination(svc, spec, claimed)
+    """Admit the job and claim its keys in one atomic step (tasks/exports/scripts.py ADMIT): an
+    identical concurrent request finds the job and touches no claim; another user's request
+    for a claimed key is refused (3) whatever the timing."""
+    require_free_destination(svc, spec)
     queue = export_queue(spec, svc.workers)
     admission = svc.jobs.admit(
         spec,
@@ -245,16 +244,22 @@ def admit(svc: Services, spec: ExportSpec) -> None:
         svc.settings.max_active_exports,
         svc.settings.max_active_exports_per_user,
         estimate.wait_for_new(svc.jobs, spec, _slots(svc, queue.value), queue.value),
+        # Held as long as the job may live: a job parked for a restore waits up to restore_wait_s.
+        claim_ttl_s=max(svc.settings.job_ttl_s, svc.settings.restore_wait_s),
     )
-    if admission.outcome != "created":
-        release_export_claims(svc.redis, spec, claimed)  # nothing admitted: the keys stay free for others
+    if admission.outcome == "forbidden":
+        key = list(dict.fromkeys(spec.written_keys))[int(admission.detail) - 1]  # the refused claim
+        where = f"s3://{spec.destination.bucket}/{key}"
+        raise ApiError(
+            int(ErrorCode.AUTH), f"forbidden: {where}: an export of another user is writing it", 403
+        )
     if admission.outcome == "busy":
         wait = estimate.wait_for_slot(svc.jobs, spec)
         scope = "for this user" if admission.detail == "user" else "on the service"
         raise ApiError(int(ErrorCode.BUSY), f"too busy: too many exports queued {scope}", 429, wait)
     if admission.outcome == "created":
         log.info("export accepted", extra={"job_id": spec.job_id, "queue": queue.value})
-        _enqueue(svc, spec, int(admission.detail), queue.value)
+        _enqueue(svc, spec, admission.detail, queue.value)
 
 
 @bp.post("/resource/v1/i/export-to-s3dir")

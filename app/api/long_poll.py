@@ -15,7 +15,8 @@ import time
 from prometheus_client import Gauge
 
 from tasks.exports.events import JobEvents
-from tasks.exports.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore, JobRecord
 from tasks.platform.settings import Settings
 
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
@@ -32,8 +33,7 @@ def hold_seconds(settings: Settings, prefer: str | None) -> float:
 
 def pending(record: JobRecord) -> bool:
     """Queued or running toward a clip soon: worth holding. A restore takes hours: not."""
-    active = record.state in (JobState.QUEUED, JobState.RUNNING)
-    return active and record.step != RESTORING_STEP
+    return record.state in (JobState.QUEUED, JobState.RUNNING)
 
 
 _events: dict[int, JobEvents] = {}

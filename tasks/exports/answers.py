@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from tasks.exports.spec import ErrorCode
-from tasks.exports.store import JobRecord, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import JobRecord
 
 
 class UrlSigner(Protocol):
@@ -23,8 +24,8 @@ def progress_percent(record: JobRecord) -> int:
 
 
 def ended_answer(store: UrlSigner, record: JobRecord) -> dict[str, Any] | None:
-    """The final answer of a ready or failed job, with its JobId; None while it is not ended."""
-    if record.state is JobState.READY and record.result is not None:
+    """The final answer of a done, failed or cancelled job, with its JobId; None while it is active."""
+    if record.state is JobState.DONE and record.result is not None:
         result = record.result
         return {
             "ErrorCode": int(ErrorCode.READY),
@@ -44,6 +45,12 @@ def ended_answer(store: UrlSigner, record: JobRecord) -> dict[str, Any] | None:
             "S3Dir": result.s3_dir,
             "Version": result.version,
             "LackLength": result.lack_ms,
+        }
+    if record.state is JobState.CANCELLED:
+        return {
+            "ErrorCode": int(ErrorCode.CANCELLED),
+            "ErrorMessage": "cancelled: the export was cancelled by its owner",
+            "JobId": record.job_id,
         }
     if record.state is JobState.FAILED:
         code = ErrorCode(record.error_code or ErrorCode.FAILED)

@@ -14,7 +14,8 @@ import math
 import time
 
 from tasks.exports.spec import ExportSpec
-from tasks.exports.store import ExportJobStore, JobRecord, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore, JobRecord
 from tasks.platform.celery_app import Queue
 
 # Before anything was measured on a queue: a stream copy runs ~20x faster than real time on one

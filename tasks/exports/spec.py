@@ -29,6 +29,7 @@ class ErrorCode(IntEnum):
     FAILED = 6
     BUSY = 7
     RESTORING = 8
+    CANCELLED = 9  # cancelled by its owner (answered for RESOURCED_CANCEL_HOLD_S after the cancel)
 
 
 @dataclass(frozen=True)

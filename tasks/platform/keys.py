@@ -10,7 +10,9 @@ WORKERS = f"{PREFIX}:workers:"  # prefix of one STRING per live worker, with a h
 
 
 def export_job(job_id: str) -> str:
-    return f"{PREFIX}:export:{job_id}"
+    """HASH: the job record. Every per-job key shares the `{job_id}` hash tag, so a transition
+    over a job's record, lease and uploads runs on one Redis Cluster slot."""
+    return f"{PREFIX}:export:{{{job_id}}}"
 
 
 def active_exports_of(user: str) -> str:
@@ -56,7 +58,8 @@ def rate_limit(action: str, user: str, window: int) -> str:
 
 
 def destination_claim(bucket: str, key: str) -> str:
-    """Who an export's destination key is reserved for, from admission until its object exists."""
+    """STRING (JSON {owner, writer, holders: {job_id: admission token}}): who an export's
+    destination key is reserved for, from admission until the jobs writing it end."""
     return f"{PREFIX}:claim:{bucket}/{key}"
 
 
@@ -73,13 +76,21 @@ def archive_segments(recording: str, playlist: str) -> str:
 
 
 def export_lease(job_id: str) -> str:
-    """STRING: the attempt number holding the job, with a TTL the running worker keeps renewing."""
-    return f"{PREFIX}:export:{job_id}:lease"
+    """STRING: the random token of the attempt holding the job, with a TTL its worker renews."""
+    return f"{PREFIX}:export:{{{job_id}}}:lease"
 
 
 def export_uploads(job_id: str) -> str:
-    """HASH UploadId -> JSON {attempt, bucket, key, region}: multipart uploads the job's attempts began."""
-    return f"{PREFIX}:export:{job_id}:uploads"
+    """HASH UploadId -> JSON {token, bucket, key, region}: multipart uploads the job's attempts began."""
+    return f"{PREFIX}:export:{{{job_id}}}:uploads"
+
+
+EXPORT_REGISTRY = f"{PREFIX}:exports:registry"  # ZSET job_id -> created time, every user's jobs
+
+
+def export_registry_of(user: str) -> str:
+    """ZSET job_id -> created time: a user's exports, so listing them newest first is a read."""
+    return f"{PREFIX}:exports:registry:user:{user}"
 
 
 PARKED_EXPORTS = f"{PREFIX}:exports:parked"  # ZSET job_id -> when it last parked for a restore

@@ -8,9 +8,11 @@ that same service user ("objects it wrote"). An object without `owner` was not w
 service (a recording's segment or playlist, another system's file) and is nobody's to replace
 or delete. The check runs before any byte is written, so a refused write changes nothing.
 
-Until an export's objects exist, its keys are claimed in Redis at admission (the same metadata,
-set atomically), so a second user's export cannot start while the first is still uploading,
-and so cannot abort the first one's multipart upload.
+Until an export's objects exist, its keys are claimed in Redis by the admission script itself
+(tasks/exports/scripts.py ADMIT: the same metadata plus the jobs holding the claim, each by its
+admission token), so a second user's export cannot start while the first is still uploading,
+and so cannot abort the first one's multipart upload. A claim is given back by its holder only,
+when its job ends; identical requests share one job and so one hold.
 """
 
 from __future__ import annotations
@@ -106,7 +108,9 @@ def _claimed(raw: bytes | str | None) -> dict[str, str] | None:
         value = json.loads(raw) if raw else None
     except ValueError:
         return {}  # unreadable: treat as held by someone, never as free
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None if value is None else {}
+    return {k: str(value[k]) for k in (OWNER_META, WRITER_META) if k in value}
 
 
 def destination_claim(client: redis.Redis, bucket: str, key: str) -> dict[str, str] | None:
@@ -115,46 +119,12 @@ def destination_claim(client: redis.Redis, bucket: str, key: str) -> dict[str, s
     return _claimed(client.get(keys.destination_claim(bucket, key)))
 
 
-def claim_export_keys(
-    client: redis.Redis, spec: ExportSpec, ttl_s: int, created: list[str] | None = None
-) -> str | None:
-    """Reserve the export's keys for its owner (or refresh the owner's own reservation); the
-    reason it may not, where another user's export holds one. The claims this call made are
-    appended to `created`, for a caller that may have to take them back."""
-    writer = export_writer(spec)
-    dest = spec.destination
-    for key in spec.written_keys:
-        name = keys.destination_claim(dest.bucket, key)
-        if client.set(name, json.dumps(writer.metadata), nx=True, ex=ttl_s):
-            if created is not None:
-                created.append(name)
-            continue
-        reason = refusal(_claimed(client.get(name)), writer)
-        if reason is not None:
-            return f"forbidden: s3://{dest.bucket}/{key}: an export of another user is writing it"
-        client.expire(name, ttl_s)
-    return None
-
-
-# Delete a claim only while it is still this writer's: another's claim made since stays.
-_RELEASE = """
-for i, name in ipairs(KEYS) do
-  if redis.call('GET', name) == ARGV[1] then redis.call('DEL', name) end
-end
-return 0
-"""
-
-
-def release_export_claims(client: redis.Redis, spec: ExportSpec, names: list[str] | None = None) -> None:
-    """Give back the export's claims (or just `names` of them): an export that ends without
-    writing (refused, no media, failed) or is never admitted (busy) must not keep its keys from
-    others until the claim expires. A job's end goes through ExportJobStore.give_back_claims,
-    which first makes sure no other active export of the same owner still writes those keys."""
-    dest = spec.destination
-    names = (
-        names
-        if names is not None
-        else [keys.destination_claim(dest.bucket, key) for key in spec.written_keys]
-    )
-    if names:
-        client.eval(_RELEASE, len(names), *names, json.dumps(export_writer(spec).metadata))
+def claim_holders(client: redis.Redis, bucket: str, key: str) -> dict[str, str]:
+    """job id -> admission token of every job holding the claim on s3://bucket/key ({} if none)."""
+    raw = client.get(keys.destination_claim(bucket, key))
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    holders = value.get("holders") if isinstance(value, dict) else None
+    return {str(k): str(v) for k, v in holders.items()} if isinstance(holders, dict) else {}

@@ -177,7 +177,7 @@ def finish_job(jobs: ExportJobStore, job_id: str) -> None:
         1,
         "h264",
     )
-    assert jobs.finish(job_id, record.attempt, result)
+    assert jobs.finish(job_id, record.token, result)
 
 
 def held_polls(base: str) -> float:

@@ -21,7 +21,7 @@ from tests.factories import export_spec
 from tests.helpers import upload_recording
 from workers.errors import ExportError
 from workers.jobs.export_pipeline import run_export
-from workers.jobs.fencing import Unfenced
+from workers.jobs.fencing import NO_JOB_FENCE, NoJobFence
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory, s3: Any) -> str:
     return "live/conditional"
 
 
-class Fence(Unfenced):
+class Fence(NoJobFence):
     """An attempt's fence that a newer attempt can take."""
 
     def __init__(self) -> None:
@@ -127,7 +127,9 @@ def test_without_conditional_writes_the_old_path_still_works(
     run_export(spec, ObjectStore(settings), settings, fence=fence)
     assert s3.get_object(Bucket="exports", Key=spec.video_key)["Body"].read()[4:8] == b"ftyp"
     monkeypatch.undo()
-    again = run_export(job(recording, "unconditional-2.mp4"), ObjectStore(settings), settings)
+    again = run_export(
+        job(recording, "unconditional-2.mp4"), ObjectStore(settings), settings, fence=NO_JOB_FENCE
+    )
     assert again.exported_ms == 2000
 
 
@@ -136,10 +138,12 @@ def test_free_keys_are_completed_if_none_match_and_a_re_export_if_match(
 ) -> None:
     spec = job(recording, "reexported.mp4")
     settings = settings_for(s3_endpoint, tmp_path, conditional=True)
-    first = run_export(spec, ObjectStore(settings), settings)
-    second = run_export(spec, ObjectStore(settings), settings)  # the owner exports the same name again
+    first = run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
+    second = run_export(
+        spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE
+    )  # the owner exports the same name again
     assert completions == [WriteCondition.free(), WriteCondition.replacing(first.version)]
     assert s3.head_object(Bucket="exports", Key=spec.video_key)["ETag"].strip('"') == second.version
     off = settings_for(s3_endpoint, tmp_path, conditional=False)
-    run_export(spec, ObjectStore(off), off)
+    run_export(spec, ObjectStore(off), off, fence=NO_JOB_FENCE)
     assert completions[-1] is None

@@ -17,6 +17,7 @@ import requests
 from app.client import Client, ExportResult, storage_info_b64
 from scripts import devstack
 from tasks.exports.store import ExportJobStore
+from tests.factories import current_token
 from tests.integration.conftest import finish_job, held_polls
 
 pytestmark = pytest.mark.integration
@@ -93,8 +94,8 @@ def test_the_cli_prints_progress_while_it_waits(
         devstack.wait_for(lambda: jobs.active_ids() or proc.poll() is not None, "the job", 20)
         assert proc.poll() is None, lines
         job_id = new_job(jobs)
-        jobs.claim(job_id, 1, "test-worker")
-        jobs.progress(job_id, 1, 0.4, "remuxing")
+        jobs.claim(job_id, current_token(jobs, job_id), "test-worker")
+        jobs.progress(job_id, current_token(jobs, job_id), 0.4, "remuxing")
         devstack.wait_for(lambda: any("running: remuxing 40%" in line for line in lines), "progress line", 30)
         finish_job(jobs, job_id)
         out, _ = proc.communicate(timeout=60)

@@ -15,7 +15,8 @@ import redis
 import requests
 
 from scripts import devstack
-from tasks.exports.store import ExportJobStore, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore
 from tests.helpers import export_body
 from tests.integration.conftest import finish_job, held_polls
 
@@ -134,7 +135,7 @@ def test_healthz_and_polls_answer_under_tricklers_and_held_polls(
         answers = [read_answer(sock) for sock in held]
         assert [a["ErrorCode"] for a in answers] == [5] * HELD  # every held poll woke with the clip
         record = jobs.get(job_id)
-        assert record is not None and record.state is JobState.READY
+        assert record is not None and record.state is JobState.DONE
     finally:
         tricklers.close()
         for sock in held:

@@ -43,7 +43,7 @@ class JobOutcome:
 
 def process_export(
     job_id: str,
-    attempt: int,
+    token: str,
     jobs: ExportJobStore,
     store: ObjectStore,
     settings: Settings,
@@ -51,7 +51,7 @@ def process_export(
 ) -> JobOutcome:
     claimed = jobs.claim(
         job_id,
-        attempt,
+        token,
         worker,
         settings.lease_ttl_s,
         settings.max_active_exports,
@@ -59,35 +59,36 @@ def process_export(
         settings.restore_poll_s / 2,  # resumes of one chain come restore_poll_s apart
     )
     if claimed == "busy":
-        return _still_parked(jobs, job_id, attempt, settings)
+        return _still_parked(jobs, job_id, token, settings)
     if claimed != "running":
         log.info("export not run", extra={"job_id": job_id, "reason": claimed})
         return JobOutcome(claimed)
     record = jobs.get(job_id)
     if record is None:
         return JobOutcome("missing")
-    lease = AttemptLease(jobs.redis, job_id, attempt, settings.lease_ttl_s)
+    lease = AttemptLease(jobs, job_id, token, settings.lease_ttl_s)
     keep_uploads_s = max(settings.job_ttl_s, settings.restore_wait_s)
     started = time.monotonic()
     admission = f"{job_id}@{record.created_at:.6f}"  # what this job's attempts may adopt of each other's
     with LeaseKeeper(lease, keep_uploads_s, admission) as keeper:
         try:
-            return _run_attempt(record, attempt, jobs, store, settings, keeper, started)
+            return _run_attempt(record, token, jobs, store, settings, keeper, started)
         except LeaseLost as exc:
             count(jobs, record.spec, LEASE_LOST, time.monotonic() - started)
             log.warning(
-                "export attempt fenced off", extra={"job_id": job_id, "attempt": attempt, "reason": str(exc)}
+                "export attempt fenced off",
+                extra={"job_id": job_id, "attempt": token[:8], "reason": str(exc)},
             )
             return JobOutcome("fenced", 0, time.monotonic() - started)
         except RETRYABLE:
             with suppress(redis.RedisError):  # Redis itself away: the reaper requeues once the lease expires
-                jobs.release(job_id, attempt)  # so the task's retry finds it queued under this attempt
+                jobs.release(job_id, token)  # so the task's retry finds it queued under this token
             raise
 
 
 def _run_attempt(
     record: JobRecord,
-    attempt: int,
+    token: str,
     jobs: ExportJobStore,
     store: ObjectStore,
     settings: Settings,
@@ -95,7 +96,7 @@ def _run_attempt(
     started: float,
 ) -> JobOutcome:
     job_id = record.job_id
-    throttled = ThrottledProgress(lambda fraction, step: jobs.progress(job_id, attempt, fraction, step))
+    throttled = ThrottledProgress(lambda fraction, step: jobs.progress(job_id, token, fraction, step))
 
     def report(step: str, fraction: float) -> None:
         keeper.raise_if_lost()  # a fenced-off attempt stops at its next progress report
@@ -111,23 +112,23 @@ def _run_attempt(
             settings,
             report,
             fence=keeper,
-            indexed=lambda found: first_view(jobs, record.spec, attempt, found),
+            indexed=lambda found: first_view(jobs, record.spec, token, found),
         )
     except SegmentsArchived as exc:
         if record.parked_at is not None and time.time() - record.parked_at >= settings.restore_wait_s:
             wait = f"{settings.restore_wait_s / 3600:g} h"
             gave_up = ExportError(ErrorCode.FAILED, f"{exc.message}, still not restored after {wait}")
-            return _refused(record, attempt, jobs, gave_up, started)
+            return _refused(record, token, jobs, gave_up, started)
         start_restores(store, record.spec, exc.keys, settings)
-        if not jobs.park(job_id, attempt, settings.restore_wait_s):
-            raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before parking") from exc
+        if not jobs.park(job_id, token, settings.restore_wait_s):
+            raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before parking") from exc
         log.info("export waits for a restore", extra={"job_id": job_id, "segments": len(exc.keys)})
         return JobOutcome("restoring", int(exc.code), time.monotonic() - started)
     except ExportError as exc:
-        return _refused(record, attempt, jobs, exc, started)
+        return _refused(record, token, jobs, exc, started)
     wall = time.monotonic() - started
-    if not jobs.finish(job_id, attempt, result):
-        raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before its result")
+    if not jobs.finish(job_id, token, result):
+        raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before its result")
     waited = time.time() - record.created_at
     wait_error = waited - record.estimate_s if record.estimate_s > 0 else None
     record_outcome(jobs.redis, int(record.spec.export_type), READY, wall, result.size_bytes, wait_error)
@@ -136,7 +137,7 @@ def _run_attempt(
     return JobOutcome("ready", 0, wall)
 
 
-def _still_parked(jobs: ExportJobStore, job_id: str, attempt: int, settings: Settings) -> JobOutcome:
+def _still_parked(jobs: ExportJobStore, job_id: str, token: str, settings: Settings) -> JobOutcome:
     """A parked job the limits had no room to resume: it stays parked (noted as looked at, so the
     reaper does not send it again) until its restore deadline, then it ends like any restore
     that never completed."""
@@ -148,33 +149,32 @@ def _still_parked(jobs: ExportJobStore, job_id: str, attempt: int, settings: Set
         gave_up = ExportError(
             ErrorCode.FAILED, f"no room to resume the export after its restore within {wait}"
         )
-        return _refused(record, attempt, jobs, gave_up, time.monotonic())
+        return _refused(record, token, jobs, gave_up, time.monotonic())
     jobs.touch_parked(job_id, True)
     log.info("parked export waits for room", extra={"job_id": job_id})
     return JobOutcome("busy")
 
 
-def first_view(jobs: ExportJobStore, spec: ExportSpec, attempt: int, found: list[Segment]) -> list[Segment]:
+def first_view(jobs: ExportJobStore, spec: ExportSpec, token: str, found: list[Segment]) -> list[Segment]:
     """The segments this admission cuts: those the lookup found, less any starting past where its
     first attempt's lookup ended (a live recording that grew since), so every attempt cuts the
     same clip and adopts what an earlier one uploaded: one object version per export."""
     seen_to = max((s.end_ms for s in found), default=0.0)
-    pinned = jobs.pin_view(spec.job_id, attempt, seen_to)
+    pinned = jobs.pin_view(spec.job_id, token, seen_to)
     if pinned is None:
-        raise LeaseLost(f"job {spec.job_id}: attempt {attempt} was fenced off while indexing")
+        raise LeaseLost(f"job {spec.job_id}: attempt {token[:8]} was fenced off while indexing")
     kept = [s for s in found if s.start_ms < pinned]
-    jobs.cover(spec.job_id, attempt, covered_seconds(spec, kept))
+    jobs.cover(spec.job_id, token, covered_seconds(spec, kept))
     return kept
 
 
 def _refused(
-    record: JobRecord, attempt: int, jobs: ExportJobStore, exc: ExportError, started: float
+    record: JobRecord, token: str, jobs: ExportJobStore, exc: ExportError, started: float
 ) -> JobOutcome:
-    """Record a failure retrying will not fix, with its ErrorCode."""
+    """Record a failure retrying will not fix, with its ErrorCode (its claims go back with it)."""
     job_id = record.job_id
-    if not jobs.fail(job_id, attempt, exc.code, exc.message):
-        raise LeaseLost(f"job {job_id}: attempt {attempt} was fenced off before failing") from exc
-    jobs.give_back_claims(record.spec)
+    if not jobs.fail(job_id, token, exc.code, exc.message):
+        raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before failing") from exc
     count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
     log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
     return JobOutcome("failed", int(exc.code), time.monotonic() - started)
@@ -202,16 +202,15 @@ def start_restores(store: ObjectStore, spec: ExportSpec, keys: list[str], settin
             log.warning("restore refused", extra={"key": key, "reason": str(exc)})
 
 
-def record_failure(jobs: ExportJobStore, job_id: str, attempt: int, reason: str, outcome: str) -> str:
+def record_failure(jobs: ExportJobStore, job_id: str, token: str, reason: str, outcome: str) -> str:
     """The last word on a job whose task gave up: failed with the reason, never stuck at 1, and
     counted under `outcome`; an attempt fenced off meanwhile changes nothing and counts as such."""
     record = jobs.get(job_id)
     if record is None:
         return "missing"
     wall = time.time() - (record.started_at or record.created_at)
-    if not jobs.fail(job_id, attempt, ErrorCode.FAILED, reason):
+    if not jobs.fail(job_id, token, ErrorCode.FAILED, reason):
         count(jobs, record.spec, LEASE_LOST, wall)
         return "fenced"
-    jobs.give_back_claims(record.spec)
     count(jobs, record.spec, outcome, wall)
     return "failed"

@@ -33,7 +33,7 @@ from workers.archive.playlists import LEADING_MS, Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
 from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
+from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
 from workers.jobs.snapshot import run_snapshot
 from workers.jobs.strategies import SpliceRejected, Strategy, with_strategies
 from workers.media.mp4_boxes import LayoutError
@@ -155,9 +155,7 @@ def looked_at(store: ObjectStore, bucket: str, key: str, region: str) -> WriteCo
     return store.write_condition(store.look(bucket, key, region))
 
 
-def upload_poster(
-    store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence = UNFENCED, mark: str = ""
-) -> Uploaded:
+def upload_poster(store: ObjectStore, spec: ExportSpec, clip: Path, fence: Fence, mark: str = "") -> Uploaded:
     """The clip's first frame, as a JPEG beside the video, owned as the image bed would own it.
 
     Sent as a one-part multipart upload so that, like the video, it is recorded on the job before
@@ -209,7 +207,7 @@ def cut_and_upload(
     clip: Path,
     report: Report,
     smart_cut: bool,
-    fence: Fence = UNFENCED,
+    fence: Fence,
 ) -> tuple[ClipStats, Uploaded, Uploaded | None]:
     """Cut while the upload streams; the poster frame goes up beside the video's last parts and
     is in place before the video completes. An audio-only clip has no poster (ImagePath "").
@@ -328,7 +326,8 @@ def run_export(
     store: ObjectStore,
     settings: Settings,
     report: Report = _no_report,
-    fence: Fence = UNFENCED,
+    *,
+    fence: Fence,
     indexed: Indexed = lambda segments: segments,
 ) -> ExportResult:
     """Cut and upload one export. `indexed` sees the segments the lookup found and returns the

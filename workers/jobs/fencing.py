@@ -40,8 +40,10 @@ class Fence(Protocol):
     def forget_upload(self, upload_id: str) -> None: ...
 
 
-class Unfenced:
-    """An export run outside any job (the benchmark, a unit test): there is no other attempt."""
+class NoJobFence:
+    """The fence of an export run outside any job (the benchmark, a unit test): there is no other
+    attempt to fence off. Never a default: a caller running outside a job says so by passing
+    NO_JOB_FENCE, and everything a job runs passes its LeaseKeeper."""
 
     adopts = False
     token = ""
@@ -59,7 +61,7 @@ class Unfenced:
         return None
 
 
-UNFENCED = Unfenced()
+NO_JOB_FENCE = NoJobFence()
 
 
 class LeaseKeeper:
@@ -90,9 +92,7 @@ class LeaseKeeper:
             try:
                 if not self.lease.renew():
                     self._lost.set()
-                    log.warning(
-                        "lease lost", extra={"job_id": self.lease.job_id, "attempt": self.lease.attempt}
-                    )
+                    log.warning("lease lost", extra={"job_id": self.lease.job_id})
                     return
             except redis.RedisError as exc:  # Redis away: keep trying; the lease may still be ours
                 log.warning("lease not renewed", extra={"reason": str(exc)})
@@ -100,7 +100,7 @@ class LeaseKeeper:
     def raise_if_lost(self) -> None:
         """Cheap, for progress callbacks: no Redis round trip."""
         if self._lost.is_set():
-            raise LeaseLost(f"job {self.lease.job_id}: attempt {self.lease.attempt} lost its lease")
+            raise LeaseLost(f"job {self.lease.job_id}: attempt {self.lease.token[:8]} lost its lease")
 
     def check(self) -> None:
         self.raise_if_lost()
@@ -120,14 +120,14 @@ class LeaseKeeper:
 def take_over(fence: Fence, store: ObjectStore) -> int:
     """Abort every multipart upload earlier attempts of this job began; returns how many.
 
-    They are all fenced off (the job's attempt number moved past theirs), and after the abort
+    They are all fenced off (the job's token is no longer theirs), and after the abort
     none of them can complete, however long it was frozen."""
     earlier = fence.earlier_uploads()
     for upload in earlier:
         store.abort_upload(upload.bucket, upload.key, upload.upload_id, upload.region)
         fence.forget_upload(upload.upload_id)
         log.warning(
-            "aborted an earlier attempt's upload", extra={"key": upload.key, "attempt": upload.attempt}
+            "aborted an earlier attempt's upload", extra={"key": upload.key, "attempt": upload.token[:8]}
         )
     return len(earlier)
 

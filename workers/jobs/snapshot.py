@@ -24,7 +24,7 @@ from workers.archive.model import Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
 from workers.errors import ExportError, NoMedia
-from workers.jobs.fencing import UNFENCED, Fence, adopted, completion_failed, object_mark, take_over
+from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
 from workers.media.still import NoPicture, TimedPacket, picture_at, scaled, timeline_packets
 from workers.media.thumbnail import encode_jpeg
 from workers.transfer.prefetch import prefetch
@@ -98,7 +98,7 @@ def run_snapshot(
     store: ObjectStore,
     settings: Settings,
     report: Report,
-    fence: Fence = UNFENCED,
+    fence: Fence,
     indexed: Indexed = lambda segments: segments,
 ) -> ExportResult:
     """Find, decode and upload the still at spec.snapshot_ms; NoMedia when no picture is there."""

@@ -47,9 +47,9 @@ class ExportTask(Task):
     the reason, counted as retried out. Every other failure is recorded in the task body."""
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        job_id, attempt = args[0], int(args[1])
+        job_id, token = args[0], str(args[1])
         if isinstance(exc, RETRYABLE):
-            record_failure(runtime().jobs, job_id, attempt, f"storage kept failing: {exc}", RETRIED_OUT)
+            record_failure(runtime().jobs, job_id, token, f"storage kept failing: {exc}", RETRIED_OUT)
             announce_end(job_id, self.app)
 
 
@@ -116,12 +116,13 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
         time_limit=settings.export_hard_limit_s,
         **retry_options(settings),
     )
-    def export(self: Task, job_id: str, attempt: int) -> str:
+    def export(self: Task, job_id: str, token: str) -> str:
+        """`token`: the random token of the attempt this message carries (tasks/exports/scripts.py)."""
         rt = runtime()
-        token = logs.job_id.set(job_id)
+        bound = logs.job_id.set(job_id)
         try:
             outcome = process_export(
-                job_id, attempt, rt.jobs, rt.store, rt.settings, self.request.hostname or ""
+                job_id, str(token), rt.jobs, rt.store, rt.settings, self.request.hostname or ""
             )
             # Look again once S3 may have restored the segments, or once the limits leave room
             # for a parked job to resume.
@@ -130,7 +131,7 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
                 queue = record.queue if record and record.queue else Queue.EXPORT_COPY.value
                 celery.send_task(
                     TaskName.EXPORT.value,
-                    args=[job_id, attempt],
+                    args=[job_id, token],
                     queue=queue,
                     countdown=rt.settings.restore_poll_s,
                 )
@@ -139,7 +140,7 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
             return outcome.state
         except SoftTimeLimitExceeded:
             reason = f"export timed out after {rt.settings.export_soft_limit_s} s"
-            ended = record_failure(rt.jobs, job_id, attempt, reason, TIMED_OUT)
+            ended = record_failure(rt.jobs, job_id, str(token), reason, TIMED_OUT)
             announce_end(job_id, celery)
             return ended
         except RETRYABLE as exc:
@@ -148,11 +149,11 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
         except Exception as exc:
             log.exception("export crashed")
             reason = f"internal error: {type(exc).__name__}: {exc}"
-            ended = record_failure(rt.jobs, job_id, attempt, reason, CRASHED)
+            ended = record_failure(rt.jobs, job_id, str(token), reason, CRASHED)
             announce_end(job_id, celery)
             return ended
         finally:
-            logs.job_id.reset(token)
+            logs.job_id.reset(bound)
 
 
 def register_restore_tasks(celery: Celery, settings: Settings) -> None:

@@ -40,12 +40,12 @@ def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
     # Reap often enough that a job is taken over soon after its lease expires.
     every = min(HEARTBEAT_EVERY_S, max(0.5, ttl / 3), max(0.5, rt.settings.lease_ttl_s / 3))
 
-    def enqueue(job_id: str, attempt: int, queue: str) -> None:
+    def enqueue(job_id: str, token: str, queue: str) -> None:
         celery.send_task(
             TaskName.EXPORT.value,
-            args=[job_id, attempt],
+            args=[job_id, token],
             queue=queue or Queue.EXPORT_COPY.value,
-            task_id=f"export-{job_id}-{attempt}",  # as the API names them: Flower shows the attempt
+            task_id=f"export-{job_id}-{token}",  # as the API names them: Flower shows the attempt
         )
 
     lost_queued_s = rt.settings.export_hard_limit_s * 2 + 60  # past the broker's visibility timeout
@@ -59,6 +59,7 @@ def _heartbeat(info: WorkerInfo, celery: Celery) -> None:
                 lost_queued_s,
                 rt.settings.max_export_attempts,
                 parked_quiet_s=rt.settings.restore_poll_s * 3 + 60,  # three polls missed
+                uploads=rt.store,
             )
         except Exception as exc:  # Redis down: keep beating; the API treats us as gone meanwhile
             log.warning("heartbeat failed", extra={"reason": str(exc)})

@@ -19,13 +19,16 @@ import redis
 
 from tasks.exports.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
 from tasks.exports.spec import ErrorCode
-from tasks.exports.store import RESTORING_STEP, ExportJobStore, JobRecord, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore, JobRecord, new_token
+from tasks.exports.uploads import abort_recorded_uploads
 from tasks.platform import keys
+from tasks.storage import ObjectStore
 from workers.runtime.export_callbacks import announce
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[str, int, str], None]  # job_id, attempt, queue
+Enqueue = Callable[[str, str, str], None]  # job_id, attempt token, queue
 
 
 def reap(
@@ -35,10 +38,13 @@ def reap(
     lost_queued_s: float,
     max_attempts: int,
     parked_quiet_s: float | None = None,
+    *,
+    uploads: ObjectStore,
 ) -> int:
     """Requeue (or, past `max_attempts`, fail) jobs without a live attempt; returns how many.
     With `parked_quiet_s`, a job parked for a restore that nobody looked at for that long (its
-    countdown message held by a worker that died) is sent again under its own attempt."""
+    countdown message held by a worker that died) is sent again under its own attempt. `uploads`
+    aborts the recorded uploads of a job given up, before it ends (tasks/exports/uploads.py)."""
     lock = client.lock(keys.REAPER_LOCK, timeout=60, blocking_timeout=0)
     if not lock.acquire():
         return 0
@@ -51,7 +57,7 @@ def reap(
                 jobs.forget_active(job_id)  # expired record: free its admission slot
                 continue
             reason = _why_orphaned(jobs, record, now, lost_queued_s)
-            if reason and _act(jobs, client, enqueue, record, reason, max_attempts):
+            if reason and _act(jobs, client, enqueue, uploads, record, reason, max_attempts):
                 acted += 1
         if parked_quiet_s is not None:
             acted += _resend_parked(jobs, enqueue, now - parked_quiet_s)
@@ -65,10 +71,10 @@ def _resend_parked(jobs: ExportJobStore, enqueue: Enqueue, before: float) -> int
     sent = 0
     for job_id in jobs.parked_since(before):
         record = jobs.get(job_id)
-        parked = record is not None and record.state is JobState.RUNNING and record.step == RESTORING_STEP
+        parked = record is not None and record.state is JobState.PARKED
         jobs.touch_parked(job_id, parked)
         if record is not None and parked:
-            enqueue(job_id, record.attempt, record.queue)  # a duplicate is harmless: one claim wins
+            enqueue(job_id, record.token, record.queue)  # a duplicate is harmless: one start wins
             log.warning("restore poll sent again", extra={"job_id": job_id, "attempt": record.attempt})
             sent += 1
     return sent
@@ -87,42 +93,56 @@ def _act(
     jobs: ExportJobStore,
     client: redis.Redis,
     enqueue: Enqueue,
+    uploads: ObjectStore,
     record: JobRecord,
     reason: str,
     max_attempts: int,
 ) -> bool:
     extra = {"job_id": record.job_id, "attempt": record.attempt, "worker": record.worker, "reason": reason}
     if record.state is JobState.QUEUED:
-        resends = jobs.resend(record.job_id, record.attempt)
+        resends = jobs.resend(record.job_id, record.token)
         if not resends:
             return False  # claimed or ended meanwhile
         if resends > max_attempts:  # sent again and again, never taken: no worker serves its queue
             queued_h = (time.time() - record.created_at) / 3600
             message = f"no worker took the export from queue {record.queue!r} in {queued_h:.1f} h"
-            _give_up(jobs, client, record, message, extra)
+            _give_up(jobs, client, uploads, record, message, extra)
             return True
-        enqueue(record.job_id, record.attempt, record.queue)  # a duplicate is harmless: one claim wins
+        enqueue(record.job_id, record.token, record.queue)  # a duplicate is harmless: one start wins
         log.warning("export message sent again", extra=extra)
         return True
     if record.attempts_made >= max_attempts:  # this admission's attempts, not earlier ones'
         message = f"gave up after {record.attempts_made} attempt(s): the last one's {reason} (worker lost)"
-        return _give_up(jobs, client, record, message, extra)
-    attempt = jobs.requeue(record.job_id, record.attempt)
+        return _give_up(jobs, client, uploads, record, message, extra)
+    token = new_token()
+    attempt = jobs.requeue(record.job_id, record.token, token)
     if not attempt:
         return False  # renewed or finished meanwhile
-    enqueue(record.job_id, attempt, record.queue)
+    enqueue(record.job_id, token, record.queue)
     log.warning("export requeued", extra={**extra, "attempt": attempt})
     return True
 
 
 def _give_up(
-    jobs: ExportJobStore, client: redis.Redis, record: JobRecord, message: str, extra: dict[str, object]
+    jobs: ExportJobStore,
+    client: redis.Redis,
+    uploads: ObjectStore,
+    record: JobRecord,
+    message: str,
+    extra: dict[str, object],
 ) -> bool:
-    """End the job as ErrorCode 6 with the reason (unless a live lease appeared meanwhile), free
-    its keys and count it; False when it moved on."""
-    if not jobs.fail(record.job_id, record.attempt, ErrorCode.FAILED, message, unless_leased=True):
+    """End the job as ErrorCode 6 with the reason and count it; False when it moved on. First the
+    last attempt is fenced off (the job is held under the reaper's own token, still unanswered),
+    then its recorded uploads are aborted, and only then is the client told 6: an attempt frozen
+    between its fence check and its CompleteMultipartUpload can no longer complete after that
+    answer. A reaper that dies in between leaves a running job without a lease, which the next
+    pass handles like any lost attempt. Its claims go back with the end."""
+    mine = new_token()
+    if not jobs.requeue(record.job_id, record.token, mine, hold=True):
+        return False  # renewed, started or ended meanwhile
+    abort_recorded_uploads(jobs, uploads, record.job_id)
+    if not jobs.fail(record.job_id, mine, ErrorCode.FAILED, message, unless_leased=True):
         return False
-    jobs.give_back_claims(record.spec)
     wall = time.time() - (record.started_at or record.created_at)
     record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, wall, 0, None)
     log.error("export given up", extra={**extra, "reason": message})

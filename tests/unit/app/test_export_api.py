@@ -15,6 +15,7 @@ from tasks.exports.spec import ErrorCode, ExportResult
 from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
 from tasks.platform.settings import Settings
+from tests.factories import current_token
 from tests.helpers import export_body, storage_info
 from tests.unit.app.conftest import SentTasks
 
@@ -26,7 +27,7 @@ def post(client: FlaskClient, body: Any) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.get_json()
 
 
-def test_accepts_and_polls_one_job(client: FlaskClient, session: str, sent: SentTasks) -> None:
+def test_accepts_and_polls_one_job(client: FlaskClient, session: str, sent: SentTasks, app: Any) -> None:
     body = export_body(session, "alice", 1_700_000_000_000, 5000)
     status, answer = post(client, body)
     assert status == 200
@@ -36,7 +37,10 @@ def test_accepts_and_polls_one_job(client: FlaskClient, session: str, sent: Sent
     assert len(sent.sent) == 1
     task = sent.sent[0]
     assert task["name"] == "resourced.export" and task["queue"] == "export.copy"
-    assert task["args"][1] == 1 and len(task["args"]) == 2  # ids only: no session, no credentials
+    # ids only (the job and its attempt's random token): no session, no credentials
+    assert len(task["args"]) == 2 and task["args"][1] == current_token(
+        app.extensions["resourced"].jobs, task["args"][0]
+    )
     assert len(task["headers"]["request_id"]) >= 8  # the request id follows the job into the worker
 
 
@@ -179,10 +183,10 @@ def test_ready_answer_has_urls_and_version(client: FlaskClient, session: str, ap
     record = jobs.get(job_id)
     assert record is not None
     assert record.spec.video_key == "out/dir/clip.mp4"
-    jobs.claim(job_id, 1, "w")
+    jobs.claim(job_id, current_token(jobs, job_id), "w")
     keys = ("out/dir", "out/dir/clip.mp4", "out/dir/clip.jpg")
     result = ExportResult("exports", "us-east-1", *keys, "etag1", 4960, 40, 100, "h264")
-    jobs.finish(job_id, 1, result)
+    jobs.finish(job_id, current_token(jobs, job_id), result)
     status, answer = post(client, body)
     assert status == 200
     assert answer["ErrorCode"] == 5
@@ -198,13 +202,15 @@ def test_failure_is_answered_then_retried(
     post(client, body)
     jobs: ExportJobStore = app.extensions["resourced"].jobs
     job_id = jobs.active_ids()[0]
-    jobs.fail(job_id, 1, ErrorCode.NO_MEDIA, "no recording covers the range")
+    first = current_token(jobs, job_id)
+    jobs.fail(job_id, first, ErrorCode.NO_MEDIA, "no recording covers the range")
     status, answer = post(client, body)
     assert (status, answer["ErrorCode"]) == (404, 4)
     assert "no recording" in answer["ErrorMessage"]
     status, answer = post(client, body)
     assert (status, answer["ErrorCode"]) == (200, 1)
-    assert [t["args"][1] for t in sent.sent] == [1, 2]
+    assert [t["args"][1] for t in sent.sent] == [first, current_token(jobs, job_id)]
+    assert first != current_token(jobs, job_id)
 
 
 def test_the_destination_stays_claimed_while_a_restore_may_take(

@@ -17,9 +17,9 @@ from PIL import Image
 from app import create_app
 from app.auth import SignedSessions
 from tasks.exports.spec import S3Location
+from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
-from tasks.tenancy.ownership import claim_export_keys
 from tests.factories import export_spec
 from tests.unit.app.conftest import SentTasks
 
@@ -272,7 +272,7 @@ def test_a_name_another_users_export_has_claimed_is_refused(
         destination=S3Location("images", "us-east-1", "avatars/alice"),
         video_name="me.mp4",
     )
-    assert claim_export_keys(redis_client, export, 3600) is None
+    assert ExportJobStore(redis_client).admit(export, "export.copy", 10, 10).outcome == "created"
     for name in ("me.jpg", "me.mp4"):  # the poster's key and the video's
         status, answer = upload(client, session_for(settings, "alice"), jpeg((1, 2, 3)), filename=name)
         assert (status, answer["errCode"]) == (403, 3)

@@ -16,8 +16,10 @@ from app.api import long_poll
 from scripts import devstack
 from tasks.exports.events import JobEvents, publish_change
 from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
-from tasks.exports.store import ExportJobStore, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
+from tests.factories import current_token
 from tests.helpers import export_body
 from tests.unit.app.conftest import SentTasks
 
@@ -70,12 +72,16 @@ def finish_when_held(
             threading.Event().wait(0.01)
         spec = only_job(jobs)
         if end == "ready":
-            jobs.finish(spec.job_id, 1, result(spec))
+            jobs.finish(spec.job_id, current_token(jobs, spec.job_id), result(spec))
         elif end == "failed":
-            jobs.fail(spec.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
+            jobs.fail(
+                spec.job_id, current_token(jobs, spec.job_id), ErrorCode.FAILED, "S3 refused the upload"
+            )
         else:  # the worker found the range in Glacier: as export_attempt does it
-            jobs.claim(spec.job_id, 1, "w")
-            jobs.park(spec.job_id, 1, keep_s=3600)  # its own publish must wake the poll
+            jobs.claim(spec.job_id, current_token(jobs, spec.job_id), "w")
+            jobs.park(
+                spec.job_id, current_token(jobs, spec.job_id), keep_s=3600
+            )  # its own publish must wake the poll
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -157,9 +163,11 @@ def test_an_end_between_reading_and_subscribing_is_not_lost(
     spec = submitted(client, session, jobs)
     stale = jobs.get(spec.job_id)
     assert stale is not None and stale.state is JobState.QUEUED
-    jobs.finish(spec.job_id, 1, result(spec))  # published while nobody listened
+    jobs.finish(
+        spec.job_id, current_token(jobs, spec.job_id), result(spec)
+    )  # published while nobody listened
     held = long_poll.until_end(jobs, stale, HOLD_S)  # must not sleep out the hold on the stale view
-    assert held.state is JobState.READY
+    assert held.state is JobState.DONE
 
 
 def test_the_hold_runs_out_and_answers_the_job_as_it_stands(
@@ -182,9 +190,11 @@ def test_a_job_that_ended_without_its_signal_is_answered_ended_when_the_hold_run
     record = jobs.get(spec.job_id)
     assert record is not None
     monkeypatch.setattr("tasks.exports.store.job_events.publish_change", lambda *_: None)
-    ended = threading.Timer(0.2, lambda: jobs.finish(spec.job_id, 1, result(spec)))
+    ended = threading.Timer(
+        0.2, lambda: jobs.finish(spec.job_id, current_token(jobs, spec.job_id), result(spec))
+    )
     ended.start()
-    assert long_poll.until_end(jobs, record, 0.6).state is JobState.READY
+    assert long_poll.until_end(jobs, record, 0.6).state is JobState.DONE
     ended.join()
 
 
@@ -192,8 +202,8 @@ def test_a_job_that_ended_without_its_signal_is_answered_ended_when_the_hold_run
 def test_restoring_jobs_and_ended_jobs_are_not_held(app: Any, client: FlaskClient, session: str) -> None:
     jobs: ExportJobStore = app.extensions["resourced"].jobs
     spec = submitted(client, session, jobs)
-    jobs.claim(spec.job_id, 1, "w")
-    jobs.park(spec.job_id, 1, keep_s=3600)
+    jobs.claim(spec.job_id, current_token(jobs, spec.job_id), "w")
+    jobs.park(spec.job_id, current_token(jobs, spec.job_id), keep_s=3600)
     restoring = jobs.get(spec.job_id)
     assert restoring is not None and not long_poll.pending(restoring)
     response = client.post(URL, json=export_body(session, "alice", 1_700_000_000_000, 5000))

@@ -8,6 +8,7 @@ import fakeredis
 from tasks.exports import estimate
 from tasks.exports.spec import ExportSpec, ExportType, S3Location
 from tasks.exports.store import ExportJobStore
+from tests.factories import current_token
 
 COPY, CPU = "export.copy", "export.cpu"
 
@@ -28,10 +29,10 @@ def test_wait_grows_with_the_queue_and_shrinks_with_slots_and_progress() -> None
     assert estimate.wait_for(jobs, first, slots=1) == 2
     assert estimate.wait_for(jobs, last, slots=1) == 20  # three 6 s jobs ahead, one slot
     assert estimate.wait_for(jobs, last, slots=3) == 8  # the same work over three slots
-    jobs.claim(first.job_id, 1, "w")
+    jobs.claim(first.job_id, current_token(jobs, first.job_id), "w")
     running = jobs.get(first.job_id)
     assert running is not None and estimate.wait_for(jobs, running, slots=1) in (5, 6)  # 6 s, just begun
-    jobs.progress(first.job_id, 1, 0.5, "remuxing")
+    jobs.progress(first.job_id, current_token(jobs, first.job_id), 0.5, "remuxing")
     running = jobs.get(first.job_id)
     assert running is not None and estimate.wait_for(jobs, running, slots=1) == 3
 
@@ -55,11 +56,13 @@ def test_the_indexed_coverage_replaces_the_requested_duration() -> None:
     jobs.record_speed(COPY, 100, 5)
     three_hours = spec(0, seconds=3 * 3600)
     jobs.admit(three_hours, COPY, 100, 100)
-    jobs.claim(three_hours.job_id, 1, "w")
+    jobs.claim(three_hours.job_id, current_token(jobs, three_hours.job_id), "w")
     record = jobs.get(three_hours.job_id)
     assert record is not None and estimate.remaining(jobs, record, now=record.started_at) == 540
-    jobs.cover(three_hours.job_id, 1, 60.0)  # the worker indexed the range: 60 s of recording
-    jobs.cover(three_hours.job_id, 2, 9999.0)  # a stale attempt's word does not count
+    jobs.cover(
+        three_hours.job_id, current_token(jobs, three_hours.job_id), 60.0
+    )  # the worker indexed the range: 60 s of recording
+    jobs.cover(three_hours.job_id, "stale", 9999.0)  # a stale attempt's word does not count
     record = jobs.get(three_hours.job_id)
     assert record is not None and estimate.wait_for(jobs, record, slots=1) in (2, 3)  # 3 s, just begun
 
@@ -68,7 +71,7 @@ def test_a_running_job_counts_the_time_it_has_run_and_waits_at_least_a_second() 
     jobs = ExportJobStore(fakeredis.FakeRedis())
     jobs.record_speed(COPY, 100, 10)
     jobs.admit(spec(0), COPY, 100, 100)
-    jobs.claim(spec(0).job_id, 1, "w")
+    jobs.claim(spec(0).job_id, current_token(jobs, spec(0).job_id), "w")
     record = jobs.get(spec(0).job_id)
     assert record is not None and record.started_at is not None
     assert estimate.remaining(jobs, record, now=record.started_at + 4) == 2  # 6 s in all, 4 gone

@@ -16,6 +16,7 @@ from tests.factories import export_spec
 from tests.helpers import moto_buckets
 from workers.errors import ExportError
 from workers.jobs.export_pipeline import cut_and_upload
+from workers.jobs.fencing import NO_JOB_FENCE
 
 ALICE = {"owner": "alice", "writer": "alice"}
 FOR_ALICE_BY_SVC = {"owner": "alice", "writer": "mma-svc"}
@@ -89,7 +90,14 @@ def test_worker_refuses_before_the_multipart_upload_starts(
     running = s3.list_multipart_uploads(Bucket="exports")["Uploads"]
     with pytest.raises(ExportError) as refused:
         cut_and_upload(
-            spec_for("mallory"), objects, Settings(), [], tmp_path / "clip.mp4", lambda s, f: None, False
+            spec_for("mallory"),
+            objects,
+            Settings(),
+            [],
+            tmp_path / "clip.mp4",
+            lambda s, f: None,
+            False,
+            fence=NO_JOB_FENCE,
         )
     assert refused.value.code == ErrorCode.AUTH
     assert s3.list_multipart_uploads(Bucket="exports")["Uploads"] == running

@@ -6,9 +6,10 @@ import fakeredis
 import pytest
 
 from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, S3Location
-from tasks.exports.store import ExportJobStore, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
-from tests.factories import export_spec
+from tests.factories import current_token, export_spec
 
 
 def spec(user: str = "alice", start: int = 1000) -> ExportSpec:
@@ -18,7 +19,7 @@ def spec(user: str = "alice", start: int = 1000) -> ExportSpec:
         live_path="cam/1",
         start_ms=start,
         duration_ms=5000,
-        destination=S3Location("dst", "us-east-1", "exports/x"),
+        destination=S3Location("dst", "us-east-1", f"exports/{user}"),  # a key per user: no claim clash
     )
 
 
@@ -42,32 +43,34 @@ def test_identical_requests_are_one_job(store: ExportJobStore) -> None:
 
 def test_lifecycle_and_stale_attempts(store: ExportJobStore) -> None:
     job = spec()
-    store.admit(job, "q", 10, 10)
-    assert store.claim(job.job_id, 2, "w") == "stale"
-    assert store.claim(job.job_id, 1, "w") == "running"
-    assert store.progress(job.job_id, 1, 0.5, "remuxing")
+    token = store.admit(job, "q", 10, 10).detail
+    assert token == current_token(store, job.job_id) and len(token) == 32
+    assert store.claim(job.job_id, "1", "w") == "stale"  # an attempt number is no token
+    assert store.claim(job.job_id, token, "w") == "running"
+    assert store.progress(job.job_id, token, 0.5, "remuxing")
     record = store.get(job.job_id)
     assert record is not None and record.state is JobState.RUNNING and record.progress == 0.5
-    assert store.finish(job.job_id, 1, RESULT)
-    assert not store.fail(job.job_id, 1, ErrorCode.FAILED, "late")  # terminal states stay
+    assert store.finish(job.job_id, token, RESULT)
+    assert not store.fail(job.job_id, token, ErrorCode.FAILED, "late")  # terminal states stay
     record = store.get(job.job_id)
-    assert record is not None and record.state is JobState.READY and record.result == RESULT
+    assert record is not None and record.state is JobState.DONE and record.result == RESULT
     assert store.active_count() == 0
-    assert store.claim(job.job_id, 1, "w") == "ready"  # a redelivery does nothing
+    assert store.claim(job.job_id, token, "w") == "done"  # a redelivery does nothing
 
 
 def test_failure_is_reported_once_then_a_fresh_attempt_starts(store: ExportJobStore) -> None:
     job = spec()
-    store.admit(job, "q", 10, 10)
-    store.fail(job.job_id, 1, ErrorCode.NO_MEDIA, "nothing there")
+    token = store.admit(job, "q", 10, 10).detail
+    store.fail(job.job_id, token, ErrorCode.NO_MEDIA, "nothing there")
     first = store.admit(job, "q", 10, 10)
     assert (first.outcome, first.detail) == ("exists", "failed")
     record = store.get(job.job_id)
     assert record is not None and record.error_code == 4
     second = store.admit(job, "q", 10, 10)
-    assert (second.outcome, second.detail) == ("created", "2")
+    assert second.outcome == "created" and second.detail != token
     record = store.get(job.job_id)
-    assert record is not None and record.state is JobState.QUEUED and record.attempt == 2
+    assert record is not None and record.state is JobState.QUEUED and record.token == second.detail
+    assert record.attempt == 1  # the attempts cap counts this admission's attempts only
 
 
 def test_limits_global_and_per_user(store: ExportJobStore) -> None:
@@ -90,13 +93,13 @@ def test_speed_is_a_moving_average(store: ExportJobStore) -> None:
 
 def test_a_park_keeps_the_first_park_time_and_the_destination_claim(store: ExportJobStore) -> None:
     job = spec()
-    store.admit(job, "q", 10, 10)
-    assert store.claim(job.job_id, 1, "w") == "running"
-    assert store.park(job.job_id, 1, keep_s=52 * 3600)
+    token = store.admit(job, "q", 10, 10).detail
+    assert store.claim(job.job_id, token, "w") == "running"
+    assert store.park(job.job_id, token, keep_s=52 * 3600)
     first = store.get(job.job_id)
-    assert first is not None and first.parked_at is not None
-    assert store.claim(job.job_id, 1, "w") == "running"  # resumed: still archived, parked again
-    assert store.park(job.job_id, 1, keep_s=52 * 3600)
+    assert first is not None and first.parked_at is not None and first.state is JobState.PARKED
+    assert store.claim(job.job_id, token, "w") == "running"  # resumed: still archived, parked again
+    assert store.park(job.job_id, token, keep_s=52 * 3600)
     again = store.get(job.job_id)
     assert again is not None and again.parked_at == first.parked_at  # the deadline does not move
     for key in (job.video_key, job.image_key):  # reserved as long as the record waits
@@ -105,24 +108,24 @@ def test_a_park_keeps_the_first_park_time_and_the_destination_claim(store: Expor
 
 def test_a_re_admission_waits_for_its_restore_from_scratch(store: ExportJobStore) -> None:
     job = spec()
-    store.admit(job, "q", 10, 10)
-    store.claim(job.job_id, 1, "w")
-    store.park(job.job_id, 1, keep_s=3600)
-    store.claim(job.job_id, 1, "w")
-    store.fail(job.job_id, 1, ErrorCode.FAILED, "not restored in time")
+    token = store.admit(job, "q", 10, 10).detail
+    store.claim(job.job_id, token, "w")
+    store.park(job.job_id, token, keep_s=3600)
+    store.claim(job.job_id, token, "w")
+    store.fail(job.job_id, token, ErrorCode.FAILED, "not restored in time")
     store.admit(job, "q", 10, 10)  # the failure answered
     store.admit(job, "q", 10, 10)
     record = store.get(job.job_id)
-    assert record is not None and record.parked_at is None and record.first_attempt == 2
+    assert record is not None and record.parked_at is None and record.attempt == 1
 
 
 def test_marking_a_failure_reported_never_starts_a_new_attempt(store: ExportJobStore) -> None:
     job = spec()
-    store.admit(job, "q", 10, 10)
+    token = store.admit(job, "q", 10, 10).detail
     assert not store.mark_reported(job.job_id)  # only a failure is marked
-    store.fail(job.job_id, 1, ErrorCode.FAILED, "S3 refused the upload")
+    store.fail(job.job_id, token, ErrorCode.FAILED, "S3 refused the upload")
     assert store.mark_reported(job.job_id)
     assert store.mark_reported(job.job_id)  # a second held poll answering the same failure
     record = store.get(job.job_id)
-    assert record is not None and record.state is JobState.FAILED and record.attempt == 1
-    assert store.admit(job, "q", 10, 10).detail == "2"  # the next request starts afresh
+    assert record is not None and record.state is JobState.FAILED and record.token == token
+    assert store.admit(job, "q", 10, 10).outcome == "created"  # the next request starts afresh

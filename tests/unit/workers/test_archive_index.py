@@ -32,6 +32,7 @@ from workers.archive.ranges import segments_for_range
 from workers.errors import SegmentsArchived
 from workers.jobs.export_attempt import process_export
 from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import NO_JOB_FENCE
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 HOUR = 3_600_000
@@ -277,7 +278,9 @@ def test_an_index_flushed_mid_export_still_gives_the_exact_clip(
 
     for start, name in ((PDT_MS + 1000, "one.mp4"), (PDT_MS + 2500, "two.mp4")):
         spec = export_spec(source=SOURCE, live_path=FOLDER, start_ms=start, duration_ms=2000, video_name=name)
-        result = run_export(spec, ObjectStore(settings), settings, flush_once_cutting_starts)
+        result = run_export(
+            spec, ObjectStore(settings), settings, flush_once_cutting_starts, fence=NO_JOB_FENCE
+        )
         assert (result.exported_ms, result.lack_ms) == (2000, 0)
         archive.client.download_file("exports", f"out/{name}", str(tmp_path / name))
         first, end = (start - PDT_MS) * 25 // 1000, -(-(start - PDT_MS + 2000) * 25 // 1000)
@@ -356,9 +359,9 @@ def test_an_export_over_an_archived_playlist_parks_and_restores_it(archive: Arch
     key = archive_in_glacier(archive, "a.m3u8")
     jobs = ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
     spec = export_spec(source=SOURCE, live_path=FOLDER, start_ms=T0, duration_ms=10_000)
-    jobs.admit(spec, "export.copy", 10, 10)
+    token = jobs.admit(spec, "export.copy", 10, 10).detail
     settings = Settings(work_dir=str(tmp_path))
-    outcome = process_export(spec.job_id, 1, jobs, ObjectStore(settings), settings, "w1")
+    outcome = process_export(spec.job_id, token, jobs, ObjectStore(settings), settings, "w1")
     assert (outcome.state, outcome.error_code) == ("restoring", ErrorCode.RESTORING)
     assert "Restore" in archive.client.head_object(Bucket="archive", Key=key)  # RestoreObject was sent
 

@@ -19,6 +19,7 @@ from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices
 from workers.errors import ExportError
 from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import NO_JOB_FENCE
 
 PDT_MS = 1_700_000_000_000
 
@@ -60,7 +61,7 @@ def test_a_refused_retry_of_our_own_completion_is_the_answer(
     store = ObjectStore(settings)
     answer_lost(store.client("us-east-1"), monkeypatch)
     spec = export_spec(user="alice", start_ms=PDT_MS, duration_ms=2000)
-    result = run_export(spec, store, settings)
+    result = run_export(spec, store, settings, fence=NO_JOB_FENCE)
     head = s3.head_object(Bucket="exports", Key=spec.video_key)
     assert result.version == head["ETag"].strip('"')
     s3.download_file("exports", spec.video_key, str(tmp_path / "got.mp4"))
@@ -75,5 +76,5 @@ def test_a_refusal_over_another_writers_object_is_auth(
     answer_lost(store.client("us-east-1"), monkeypatch, then_land=b"bob's")
     spec = export_spec(user="alice", start_ms=PDT_MS, duration_ms=2000)
     with pytest.raises(ExportError) as refused:
-        run_export(spec, store, settings)
+        run_export(spec, store, settings, fence=NO_JOB_FENCE)
     assert refused.value.code is ErrorCode.AUTH

@@ -22,6 +22,7 @@ from tests.media import ffmpeg_decode_errors, first_frame_index, frame_indices
 from workers.errors import ExportError, NoMedia
 from workers.jobs import export_pipeline
 from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import NO_JOB_FENCE
 from workers.media.transcode import Transcoder
 
 PDT_MS = 1_700_000_000_000
@@ -52,7 +53,11 @@ def test_export_uploads_video_and_first_frame(s3: Any, recording: None, tmp_path
     settings = Settings(work_dir=str(tmp_path / "work"))
     (tmp_path / "work").mkdir()
     result = run_export(
-        spec(PDT_MS + 1000, 3000), ObjectStore(settings), settings, lambda s, f: steps.append(s)
+        spec(PDT_MS + 1000, 3000),
+        ObjectStore(settings),
+        settings,
+        lambda s, f: steps.append(s),
+        fence=NO_JOB_FENCE,
     )
     assert (result.video_key, result.image_key, result.s3_dir) == (
         "out/job/clip.mp4",
@@ -70,7 +75,7 @@ def test_export_uploads_video_and_first_frame(s3: Any, recording: None, tmp_path
 
 def test_a_range_after_the_recording_is_no_media(s3: Any, recording: None) -> None:
     with pytest.raises(NoMedia):
-        run_export(spec(PDT_MS + 60_000, 3000), ObjectStore(Settings()), Settings())
+        run_export(spec(PDT_MS + 60_000, 3000), ObjectStore(Settings()), Settings(), fence=NO_JOB_FENCE)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +93,7 @@ def test_a_bucket_that_does_not_exist_is_a_bad_request(
     )
     settings = Settings(work_dir=str(tmp_path))
     with pytest.raises(ExportError) as raised:
-        run_export(bad, ObjectStore(settings), settings)
+        run_export(bad, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     assert raised.value.code is ErrorCode.BAD_REQUEST
     assert named in raised.value.message and "does not exist" in raised.value.message
 
@@ -132,7 +137,9 @@ def test_reads_only_the_recordings_playlists_and_the_covering_segments(
     client.meta.events.register(
         "provide-client-params.s3.GetObject", lambda params, **_: read.append(params["Key"])
     )
-    run_export(spec(PDT_MS + 2500, 1000), store, settings)  # inside the second 2 s segment
+    run_export(
+        spec(PDT_MS + 2500, 1000), store, settings, fence=NO_JOB_FENCE
+    )  # inside the second 2 s segment
     assert read == ["live/cam/index.m3u8", "live/cam/seg_00001.ts"]
 
 
@@ -150,7 +157,7 @@ def test_failed_streamed_upload_leaves_no_object_and_no_multipart(
 
     monkeypatch.setattr(client, "complete_multipart_upload", refuse)
     with pytest.raises(Exception, match="network cut"):
-        run_export(spec(PDT_MS, 4000), store, settings)
+        run_export(spec(PDT_MS, 4000), store, settings, fence=NO_JOB_FENCE)
     assert "Contents" not in s3.list_objects_v2(Bucket="exports", Prefix="out/job/clip.mp4")
     assert store.pending_multipart_uploads("exports") == []
     assert list(work.iterdir()) == []  # temporary files are gone on the failure path too
@@ -186,7 +193,7 @@ def test_a_splice_that_fails_its_decode_check_is_redone_as_a_full_encode(
     settings = Settings(work_dir=str(work), encode_preset="ultrafast")
     job = replace(spec(PDT_MS + 500, 4000), export_type=ExportType.H264)
     with caplog.at_level(logging.WARNING):
-        result = run_export(job, ObjectStore(settings), settings)
+        result = run_export(job, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     assert damaged, "the smart cut copied no GOP: nothing was spliced"
     assert checked == [False], "the damaged splice must be the one and only file checked"
     assert "smart cut rejected" in caplog.text
@@ -232,7 +239,7 @@ def test_a_users_object_landing_mid_export_is_never_replaced(
 
     monkeypatch.setattr(export_pipeline, "upload_poster", poster_then_land)
     with pytest.raises(ExportError) as raised:
-        run_export(spec(PDT_MS + 1000, 3000), ObjectStore(settings), settings, report)
+        run_export(spec(PDT_MS + 1000, 3000), ObjectStore(settings), settings, report, fence=NO_JOB_FENCE)
     assert raised.value.code is ErrorCode.AUTH and taken in raised.value.message
     versions = s3.list_object_versions(Bucket="exports", Prefix=taken)["Versions"]
     assert len(versions) == 1 and s3.get_object(Bucket="exports", Key=taken)["Body"].read() == VICTIM
@@ -261,7 +268,7 @@ def test_an_export_put_where_a_recording_lacks_a_segment_is_a_gap_not_media(s3: 
         Metadata={"owner": "mallory", "writer": "mallory", "resourced-job": "j@1/abc"},
     )
     settings = Settings(work_dir=str(tmp_path))
-    result = run_export(spec(PDT_MS, 6000), ObjectStore(settings), settings)
+    result = run_export(spec(PDT_MS, 6000), ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     assert (result.exported_ms, result.lack_ms) == (4000, 2000)
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
     assert frame_indices(tmp_path / "clip.mp4") == [*range(0, 50), *range(100, 150)]

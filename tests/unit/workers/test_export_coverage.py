@@ -17,6 +17,7 @@ from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from workers.archive.model import Segment
 from workers.jobs.export_pipeline import covered_seconds, run_export
+from workers.jobs.fencing import NO_JOB_FENCE
 
 PDT_MS = 1_700_000_000_000
 
@@ -42,6 +43,6 @@ def test_a_long_request_over_a_short_recording_reports_the_covered_seconds(s3: A
         return found
 
     settings = Settings(work_dir=str(tmp_path))
-    result = run_export(three_hours, ObjectStore(settings), settings, indexed=indexed)
+    result = run_export(three_hours, ObjectStore(settings), settings, indexed=indexed, fence=NO_JOB_FENCE)
     assert covered == [pytest.approx(2.0, abs=0.05)]  # seconds 4..6 of a 6 s recording
     assert abs(result.exported_ms - covered[0] * 1000) < 100

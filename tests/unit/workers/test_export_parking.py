@@ -10,11 +10,12 @@ import fakeredis
 import pytest
 
 from tasks.exports.spec import ErrorCode
-from tasks.exports.store import RESTORING_STEP, ExportJobStore, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectInfo
-from tests.factories import export_spec
+from tests.factories import current_token, export_spec
 from workers.errors import SegmentsArchived
 from workers.jobs import export_attempt
 
@@ -51,7 +52,8 @@ def jobs(monkeypatch: pytest.MonkeyPatch) -> ExportJobStore:
 
 
 def resume(jobs: ExportJobStore, s3: ArchiveS3, settings: Settings) -> export_attempt.JobOutcome:
-    return export_attempt.process_export(SPEC.job_id, 1, jobs, s3, settings, "w")  # type: ignore[arg-type]
+    token = current_token(jobs, SPEC.job_id)
+    return export_attempt.process_export(SPEC.job_id, token, jobs, s3, settings, "w")  # type: ignore[arg-type]
 
 
 def test_a_resume_asks_only_for_restores_not_under_way(jobs: ExportJobStore) -> None:
@@ -68,7 +70,7 @@ def test_a_restore_that_never_completes_ends_the_job_with_error_6(jobs: ExportJo
     settings = Settings(restore_wait_s=3600, restore_poll_s=0)
     assert resume(jobs, s3, settings).state == "restoring"
     record = jobs.get(SPEC.job_id)
-    assert record is not None and record.step == RESTORING_STEP and record.parked_at is not None
+    assert record is not None and record.state is JobState.PARKED and record.parked_at is not None
     first_park = record.parked_at
     assert resume(jobs, s3, settings).state == "restoring"  # within the wait: parked again
     jobs.redis.hset(keys.export_job(SPEC.job_id), "parked_at", f"{first_park - 3601:.6f}")  # 1 h on
@@ -90,9 +92,9 @@ def test_a_parked_job_resumes_only_where_the_limits_leave_room(jobs: ExportJobSt
     jobs.redis.zadd(keys.PARKED_EXPORTS, {SPEC.job_id: 1})  # as if nobody had looked for long
     assert resume(jobs, s3, settings).state == "busy"  # no room: still parked, nothing run
     record = jobs.get(SPEC.job_id)
-    assert record is not None and record.step == RESTORING_STEP and jobs.active_count() == 1
+    assert record is not None and record.state is JobState.PARKED and jobs.active_count() == 1
     assert jobs.parked_since(time.time() - 60) == []  # looked at now: the reaper sends nothing more
-    jobs.fail(other.job_id, 1, ErrorCode.FAILED, "done")
+    jobs.fail(other.job_id, current_token(jobs, other.job_id), ErrorCode.FAILED, "done")
     assert resume(jobs, s3, settings).state == "restoring"  # room again: it ran (and re-parked)
 
 

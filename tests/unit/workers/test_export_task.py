@@ -15,14 +15,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from tasks.exports.leases import LeaseLost
 from tasks.exports.outcomes import read_totals
 from tasks.exports.spec import ErrorCode, ExportType
-from tasks.exports.store import ExportJobStore, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
 from tasks.platform.celery_app import TaskName, create_celery
 from tasks.platform.settings import Settings
 from tasks.restore.store import RestoreFile, RestoreJob, RestoreJobStore
 from tasks.storage import ObjectStore, TransientStorageError
-from tasks.tenancy.ownership import claim_export_keys
-from tests.factories import export_spec
+from tests.factories import current_token, export_spec
 from workers.errors import ExportError, NoMedia
 from workers.jobs import export_attempt
 from workers.jobs import restore as restore_steps
@@ -77,7 +77,9 @@ def test_a_transient_failure_outlasting_the_retries_fails_the_job_and_is_counted
     celery: Celery, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = failing_with(monkeypatch, TransientStorageError("s3://archive/x: InternalError"))
-    result = celery.tasks[TaskName.EXPORT.value].apply(args=[SPEC.job_id, 1])
+    result = celery.tasks[TaskName.EXPORT.value].apply(
+        args=[SPEC.job_id, current_token(rt.jobs, SPEC.job_id)]
+    )
     assert isinstance(result.result, TransientStorageError)
     assert len(calls) == 6  # the first try and five retries
     record = rt.jobs.get(SPEC.job_id)
@@ -102,8 +104,13 @@ def test_timeouts_and_crashes_fail_the_job_and_are_counted(
     reason: str,
 ) -> None:
     calls = failing_with(monkeypatch, exc)
-    claim_export_keys(rt.redis, SPEC, 3600)
-    assert celery.tasks[TaskName.EXPORT.value].apply(args=[SPEC.job_id, 1]).result == "failed"
+    assert rt.redis.keys(keys.destination_claim("exports", "*")) != []  # claimed at admission
+    assert (
+        celery.tasks[TaskName.EXPORT.value]
+        .apply(args=[SPEC.job_id, current_token(rt.jobs, SPEC.job_id)])
+        .result
+        == "failed"
+    )
     assert rt.redis.keys(keys.destination_claim("exports", "*")) == []
     assert len(calls) == 1  # never retried
     record = rt.jobs.get(SPEC.job_id)
@@ -112,10 +119,11 @@ def test_timeouts_and_crashes_fail_the_job_and_are_counted(
 
 
 def test_a_fenced_off_attempt_giving_up_changes_nothing_and_counts_as_lease_lost(rt: Runtime) -> None:
-    assert rt.jobs.claim(SPEC.job_id, 1, "w1") == "running"
-    rt.redis.delete(f"resourced:export:{SPEC.job_id}:lease")
-    assert rt.jobs.requeue(SPEC.job_id, 1) == 2
-    assert record_failure(rt.jobs, SPEC.job_id, 1, "timed out", "timed_out") == "fenced"
+    first = current_token(rt.jobs, SPEC.job_id)
+    assert rt.jobs.claim(SPEC.job_id, first, "w1") == "running"
+    rt.redis.delete(keys.export_lease(SPEC.job_id))
+    assert rt.jobs.requeue(SPEC.job_id, first) == 2
+    assert record_failure(rt.jobs, SPEC.job_id, first, "timed out", "timed_out") == "fenced"
     record = rt.jobs.get(SPEC.job_id)
     assert record is not None and record.state is JobState.QUEUED and record.attempt == 2
     assert outcome_counts(rt) == {("h265", "lease_lost"): 1}
@@ -136,8 +144,10 @@ def test_refusals_and_fenced_attempts_are_counted_by_class(
         raise exc
 
     monkeypatch.setattr(export_attempt, "run_export", run_export)
-    claim_export_keys(rt.redis, SPEC, 3600)
-    assert export_attempt.process_export(SPEC.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == state
+    token = current_token(rt.jobs, SPEC.job_id)
+    assert (
+        export_attempt.process_export(SPEC.job_id, token, rt.jobs, rt.store, rt.settings, "w").state == state
+    )
     assert outcome_counts(rt) == {("h265", outcome): 1}
     held = rt.redis.keys(keys.destination_claim("exports", "*"))
     assert len(held) == (
@@ -218,17 +228,22 @@ def test_a_failed_export_keeps_the_claims_another_export_of_its_owner_still_need
     second = export_spec(export_type=ExportType.H265, start_ms=SPEC.start_ms + 60_000)
     assert second.video_key == SPEC.video_key and second.job_id != SPEC.job_id
     rt.jobs.admit(second, "export.cpu", 10, 10)
-    claim_export_keys(rt.redis, SPEC, 3600)
 
     def run_export(*_: Any, **__: Any) -> None:
         raise NoMedia("no recording covers the range")
 
     monkeypatch.setattr(export_attempt, "run_export", run_export)
     assert (
-        export_attempt.process_export(SPEC.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == "failed"
+        export_attempt.process_export(
+            SPEC.job_id, current_token(rt.jobs, SPEC.job_id), rt.jobs, rt.store, rt.settings, "w"
+        ).state
+        == "failed"
     )
     assert len(rt.redis.keys(keys.destination_claim("exports", "*"))) == 2
     assert (
-        export_attempt.process_export(second.job_id, 1, rt.jobs, rt.store, rt.settings, "w").state == "failed"
+        export_attempt.process_export(
+            second.job_id, current_token(rt.jobs, second.job_id), rt.jobs, rt.store, rt.settings, "w"
+        ).state
+        == "failed"
     )
     assert rt.redis.keys(keys.destination_claim("exports", "*")) == []  # the last one gives them back

@@ -16,12 +16,13 @@ from scripts.samples import SampleSpec, generate_recording, playlist_text
 from tasks.exports.leases import AttemptLease, LeaseLost
 from tasks.exports.outcomes import read_totals
 from tasks.exports.spec import ErrorCode, S3Location
-from tasks.exports.store import ExportJobStore, JobState
+from tasks.exports.states import JobState
+from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError
 from tasks.tenancy.ownership import JOB_META
-from tests.factories import export_spec
+from tests.factories import current_token, export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import frame_indices
 from workers.errors import NoMedia
@@ -68,27 +69,28 @@ def admission(jobs: ExportJobStore) -> str:
     return f"{SPEC.job_id}@{record.created_at:.6f}"
 
 
-def take_over(jobs: ExportJobStore, attempt: int) -> None:
-    """What the reaper does once attempt `attempt` lost its lease."""
+def take_over(jobs: ExportJobStore, token: str) -> str:
+    """What the reaper does once the attempt holding `token` lost its lease: the new token."""
     jobs.redis.delete(keys.export_lease(SPEC.job_id))
-    assert jobs.requeue(SPEC.job_id, attempt) == attempt + 1
+    assert jobs.requeue(SPEC.job_id, token)
+    return current_token(jobs, SPEC.job_id)
 
 
 def test_an_attempt_fenced_off_mid_export_leaves_nothing(
     s3: Any, jobs: ExportJobStore, settings: Settings
 ) -> None:
-    jobs.admit(SPEC, "export.copy", 10, 10)
-    assert jobs.claim(SPEC.job_id, 1, "w1") == "running"
+    first = jobs.admit(SPEC, "export.copy", 10, 10).detail
+    assert jobs.claim(SPEC.job_id, first, "w1") == "running"
 
     def report(step: str, fraction: float) -> None:
         if step == "uploading":  # frozen right before its final upload; another attempt took over
-            take_over(jobs, 1)
+            take_over(jobs, first)
 
     with (
-        LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600, admission(jobs)) as fence,
+        LeaseKeeper(AttemptLease(jobs, SPEC.job_id, first, 30), 3600, admission(jobs)) as fence,
         pytest.raises(LeaseLost),
     ):
-        run_export(SPEC, ObjectStore(settings), settings, report, fence)
+        run_export(SPEC, ObjectStore(settings), settings, report, fence=fence)
     assert versions(s3) == {}  # neither the video nor the poster
     assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []  # its own were aborted
 
@@ -96,16 +98,16 @@ def test_an_attempt_fenced_off_mid_export_leaves_nothing(
 def test_a_new_attempt_aborts_earlier_uploads_so_the_old_one_can_never_complete(
     s3: Any, jobs: ExportJobStore, settings: Settings
 ) -> None:
-    jobs.admit(SPEC, "export.copy", 10, 10)
-    jobs.claim(SPEC.job_id, 1, "w1")
+    first = jobs.admit(SPEC, "export.copy", 10, 10).detail
+    jobs.claim(SPEC.job_id, first, "w1")
     store = ObjectStore(settings)
     stale = store.start_multipart("exports", SPEC.video_key, "video/mp4")  # attempt 1, then frozen
-    AttemptLease(jobs.redis, SPEC.job_id, 1, 30).record_upload(
+    AttemptLease(jobs, SPEC.job_id, first, 30).record_upload(
         "exports", SPEC.video_key, "us-east-1", stale.upload_id, 3600
     )
     stale.upload_part(1, b"old bytes")
-    take_over(jobs, 1)
-    outcome = process_export(SPEC.job_id, 2, jobs, store, settings, "w2")
+    second = take_over(jobs, first)
+    outcome = process_export(SPEC.job_id, second, jobs, store, settings, "w2")
     assert outcome.state == "ready"
     # Attempt 1 wakes up: its upload is gone (S3 says NoSuchUpload; moto in-process, a KeyError).
     with pytest.raises((StorageError, KeyError)):
@@ -117,16 +119,16 @@ def test_a_new_attempt_aborts_earlier_uploads_so_the_old_one_can_never_complete(
 def test_a_video_an_earlier_attempt_completed_is_adopted_not_uploaded_again(
     s3: Any, jobs: ExportJobStore, settings: Settings, tmp_path: Path
 ) -> None:
-    jobs.admit(SPEC, "export.copy", 10, 10)
-    jobs.claim(SPEC.job_id, 1, "w1")
+    token = jobs.admit(SPEC, "export.copy", 10, 10).detail
+    jobs.claim(SPEC.job_id, token, "w1")
     store = ObjectStore(settings)
-    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 30), 3600, admission(jobs)) as fence:
+    with LeaseKeeper(AttemptLease(jobs, SPEC.job_id, token, 30), 3600, admission(jobs)) as fence:
         first = run_export(SPEC, store, settings, fence=fence)  # uploads both, then is frozen
-    take_over(jobs, 1)
-    assert not jobs.finish(SPEC.job_id, 1, first)  # waking up, it cannot write its result
-    assert process_export(SPEC.job_id, 2, jobs, store, settings, "w2").state == "ready"
+    second = take_over(jobs, token)
+    assert not jobs.finish(SPEC.job_id, token, first)  # waking up, it cannot write its result
+    assert process_export(SPEC.job_id, second, jobs, store, settings, "w2").state == "ready"
     record = jobs.get(SPEC.job_id)
-    assert record is not None and record.state is JobState.READY and record.result is not None
+    assert record is not None and record.state is JobState.DONE and record.result is not None
     assert record.result.version == first.version  # the one version there is
     assert versions(s3) == {SPEC.video_key: 1, SPEC.image_key: 1}
     s3.download_file("exports", SPEC.video_key, str(tmp_path / "clip.mp4"))
@@ -137,11 +139,11 @@ def test_a_video_an_earlier_attempt_completed_is_adopted_not_uploaded_again(
 def test_a_redelivered_message_of_a_replaced_attempt_does_nothing(
     s3: Any, jobs: ExportJobStore, settings: Settings
 ) -> None:
-    jobs.admit(SPEC, "export.copy", 10, 10)
+    first = jobs.admit(SPEC, "export.copy", 10, 10).detail
     store = ObjectStore(settings)
-    assert jobs.claim(SPEC.job_id, 1, "w1") == "running"
-    take_over(jobs, 1)
-    assert process_export(SPEC.job_id, 1, jobs, store, settings, "w1").state == "stale"
+    assert jobs.claim(SPEC.job_id, first, "w1") == "running"
+    take_over(jobs, first)
+    assert process_export(SPEC.job_id, first, jobs, store, settings, "w1").state == "stale"
     assert versions(s3) == {}
     assert read_totals(jobs.redis).counts == {}  # it never ran: no outcome of its own
 
@@ -149,16 +151,16 @@ def test_a_redelivered_message_of_a_replaced_attempt_does_nothing(
 def test_an_attempt_taken_over_mid_export_is_counted_as_fenced_off(
     s3: Any, jobs: ExportJobStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs.admit(SPEC, "export.copy", 10, 10)
+    first = jobs.admit(SPEC, "export.copy", 10, 10).detail
     progress = jobs.progress
 
-    def frozen_then_taken_over(job_id: str, attempt: int, fraction: float, step: str) -> bool:
+    def frozen_then_taken_over(job_id: str, token: str, fraction: float, step: str) -> bool:
         if step == "uploading":  # frozen right before its final upload; the reaper moved on
-            take_over(jobs, 1)
-        return progress(job_id, attempt, fraction, step)
+            take_over(jobs, first)
+        return progress(job_id, token, fraction, step)
 
     monkeypatch.setattr(jobs, "progress", frozen_then_taken_over)
-    outcome = process_export(SPEC.job_id, 1, jobs, ObjectStore(settings), settings, "w1")
+    outcome = process_export(SPEC.job_id, first, jobs, ObjectStore(settings), settings, "w1")
     assert outcome.state == "fenced"
     assert versions(s3) == {}
     assert read_totals(jobs.redis).counts == {("copy", "lease_lost"): 1}
@@ -168,7 +170,7 @@ def test_only_the_same_admission_and_the_same_segments_are_ever_adopted(
     s3: Any, jobs: ExportJobStore, settings: Settings
 ) -> None:
     jobs.admit(SPEC, "export.copy", 10, 10)
-    lease = AttemptLease(jobs.redis, SPEC.job_id, 2, 30)
+    lease = AttemptLease(jobs, SPEC.job_id, current_token(jobs, SPEC.job_id), 30)
     fence = LeaseKeeper(lease, 3600, admission(jobs))
     later = LeaseKeeper(lease, 3600, f"{SPEC.job_id}@1.000000")  # the same request, admitted again
     mark = object_mark(fence, ["live/cam/0.ts", "live/cam/1.ts"])
@@ -189,13 +191,13 @@ def wait_until(check: Any, what: str, timeout_s: float = 10.0) -> None:
 
 
 def test_the_keeper_renews_without_progress_and_notices_a_takeover(jobs: ExportJobStore) -> None:
-    jobs.admit(SPEC, "export.copy", 10, 10)
-    assert jobs.claim(SPEC.job_id, 1, "w1", lease_ttl_s=1.5) == "running"
+    first = jobs.admit(SPEC, "export.copy", 10, 10).detail
+    assert jobs.claim(SPEC.job_id, first, "w1", lease_ttl_s=1.5) == "running"
     lease_key = keys.export_lease(SPEC.job_id)
-    with LeaseKeeper(AttemptLease(jobs.redis, SPEC.job_id, 1, 1.5), 3600, admission(jobs)) as keeper:
+    with LeaseKeeper(AttemptLease(jobs, SPEC.job_id, first, 1.5), 3600, admission(jobs)) as keeper:
         wait_until(lambda: 0 < jobs.redis.pttl(lease_key) < 1200, "the lease never ran down")
         wait_until(lambda: jobs.redis.pttl(lease_key) > 1300, "the lease was never renewed")
-        take_over(jobs, 1)  # the reaper, had the lease lapsed
+        take_over(jobs, first)  # the reaper, had the lease lapsed
         wait_until(lambda: keeper._lost.is_set(), "the keeper never noticed")
         with pytest.raises(LeaseLost):
             keeper.raise_if_lost()  # the next progress report stops the attempt
@@ -219,18 +221,19 @@ def test_a_recording_that_grew_between_attempts_still_leaves_one_version(
     playlist = "live/growing/" + recording.playlist.name
     so_far = playlist_text(recording.segments[:2], recording.spec.program_date_time_ms)
     s3.put_object(Bucket="archive", Key=playlist, Body=so_far.encode())
-    jobs.admit(live, "export.copy", 10, 10)
-    jobs.claim(live.job_id, 1, "w1")
+    one = jobs.admit(live, "export.copy", 10, 10).detail
+    jobs.claim(live.job_id, one, "w1")
     store = ObjectStore(settings)
     token = f"{live.job_id}@{jobs.get(live.job_id).created_at:.6f}"  # type: ignore[union-attr]
-    with LeaseKeeper(AttemptLease(jobs.redis, live.job_id, 1, 30), 3600, token) as fence:
+    with LeaseKeeper(AttemptLease(jobs, live.job_id, one, 30), 3600, token) as fence:
         first = run_export(
-            live, store, settings, fence=fence, indexed=lambda found: first_view(jobs, live, 1, found)
+            live, store, settings, fence=fence, indexed=lambda found: first_view(jobs, live, one, found)
         )
     s3.upload_file(str(recording.playlist), "archive", playlist)  # the recorder wrote segment 3
     jobs.redis.delete(keys.export_lease(live.job_id))
-    assert jobs.requeue(live.job_id, 1) == 2
-    assert process_export(live.job_id, 2, jobs, store, settings, "w2").state == "ready"
+    assert jobs.requeue(live.job_id, one) == 2
+    two = current_token(jobs, live.job_id)
+    assert process_export(live.job_id, two, jobs, store, settings, "w2").state == "ready"
     record = jobs.get(live.job_id)
     assert record is not None and record.result is not None and record.result.version == first.version
     assert versions(s3) == {live.video_key: 1, live.image_key: 1}
@@ -243,24 +246,28 @@ def test_an_attempt_aborts_earlier_uploads_before_anything_else_even_with_no_med
 ) -> None:
     """Attempt 1 began its upload and froze; the job failed (attempts exhausted) and was asked for
     again. The new admission's attempt finds no media, yet attempt 1 can no longer complete."""
-    jobs.admit(SPEC, "export.copy", 10, 10)
-    jobs.claim(SPEC.job_id, 1, "w1")
+    first = jobs.admit(SPEC, "export.copy", 10, 10).detail
+    jobs.claim(SPEC.job_id, first, "w1")
     store = ObjectStore(settings)
     stale = store.start_multipart("exports", SPEC.video_key, "video/mp4")
-    AttemptLease(jobs.redis, SPEC.job_id, 1, 30).record_upload(
+    AttemptLease(jobs, SPEC.job_id, first, 30).record_upload(
         "exports", SPEC.video_key, "us-east-1", stale.upload_id, 3600
     )
     stale.upload_part(1, b"old bytes")
     jobs.redis.delete(keys.export_lease(SPEC.job_id))
-    assert jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "gave up", unless_leased=True)
+    assert jobs.fail(SPEC.job_id, first, ErrorCode.FAILED, "gave up", unless_leased=True)
     jobs.mark_reported(SPEC.job_id)
-    assert jobs.admit(SPEC, "export.copy", 10, 10).outcome == "created"
+    again = jobs.admit(SPEC, "export.copy", 10, 10)
+    assert again.outcome == "created"
 
     def no_media(*_: Any, **__: Any) -> None:
         raise NoMedia("no recording covers the range")
 
     monkeypatch.setattr(export_attempt, "run_export", no_media)
-    assert process_export(SPEC.job_id, 2, jobs, store, settings, "w2").error_code == ErrorCode.NO_MEDIA
+    assert (
+        process_export(SPEC.job_id, again.detail, jobs, store, settings, "w2").error_code
+        == ErrorCode.NO_MEDIA
+    )
     assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []
     with pytest.raises((StorageError, KeyError)):
         stale.complete()

@@ -22,7 +22,7 @@ from tests.factories import export_spec
 from tests.helpers import moto_buckets, upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices, moov_before_mdat
 from workers.jobs.export_pipeline import run_export
-from workers.jobs.fencing import LeaseKeeper, take_over
+from workers.jobs.fencing import NO_JOB_FENCE, LeaseKeeper, take_over
 from workers.media.mp4_boxes import LayoutError, shift_chunk_offsets
 from workers.transfer.file_upload import MIB, part_size
 
@@ -57,7 +57,7 @@ def fetch(s3: Any, tmp_path: Path) -> Path:
 
 def test_streamed_object_is_faststart_and_complete(s3: Any, tmp_path: Path) -> None:
     settings = Settings(upload_part_mib=5, work_dir=str(tmp_path))
-    result = run_export(spec(), ObjectStore(settings), settings)
+    result = run_export(spec(), ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     head = s3.head_object(Bucket="exports", Key="out/big.mp4")
     assert head["ContentLength"] == result.size_bytes
     assert int(head["ETag"].strip('"').rsplit("-", 1)[1]) >= 2  # it really went in several parts
@@ -75,7 +75,7 @@ def test_relayout_failure_falls_back_to_a_local_faststart(
 
     monkeypatch.setattr("workers.transfer.streaming_upload.shift_chunk_offsets", overflow)
     settings = Settings(upload_part_mib=5, work_dir=str(tmp_path))
-    run_export(spec(), ObjectStore(settings), settings)
+    run_export(spec(), ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     got = fetch(s3, tmp_path)
     assert moov_before_mdat(got)
     assert frame_indices(got) == list(range(250))
@@ -97,8 +97,8 @@ def test_the_fallback_upload_is_recorded_so_a_takeover_aborts_it(
     store = ObjectStore(settings)
     jobs = ExportJobStore(fakeredis.FakeRedis(), job_ttl_s=3600)
     job = spec()
-    jobs.admit(job, "export.copy", 10, 10)
-    assert jobs.claim(job.job_id, 1, "w1") == "running"
+    first = jobs.admit(job, "export.copy", 10, 10).detail
+    assert jobs.claim(job.job_id, first, "w1") == "running"
     record = jobs.get(job.job_id)
     assert record is not None
     admission = f"{job.job_id}@{record.created_at:.6f}"
@@ -108,15 +108,16 @@ def test_the_fallback_upload_is_recorded_so_a_takeover_aborts_it(
     def frozen_then_complete(upload: MultipartUpload, condition: WriteCondition | None = None) -> Uploaded:
         if upload.key == job.video_key:  # the reaper requeues; attempt 2 takes over first
             jobs.redis.delete(keys.export_lease(job.job_id))
-            assert jobs.requeue(job.job_id, 1) == 2
-            newer = LeaseKeeper(AttemptLease(jobs.redis, job.job_id, 2, 30), 3600, admission)
+            assert jobs.requeue(job.job_id, first) == 2
+            second = jobs.get(job.job_id).token  # type: ignore[union-attr]
+            newer = LeaseKeeper(AttemptLease(jobs, job.job_id, second, 30), 3600, admission)
             aborted.extend(u.upload_id for u in newer.earlier_uploads() if u.key == job.video_key)
             take_over(newer, store)
         return complete(upload, condition)
 
     monkeypatch.setattr(MultipartUpload, "complete", frozen_then_complete)
     with (
-        LeaseKeeper(AttemptLease(jobs.redis, job.job_id, 1, 30), 3600, admission) as fence,
+        LeaseKeeper(AttemptLease(jobs, job.job_id, first, 30), 3600, admission) as fence,
         pytest.raises((LeaseLost, KeyError)),  # S3 says NoSuchUpload (moto in-process: a KeyError)
     ):
         run_export(job, store, settings, fence=fence)

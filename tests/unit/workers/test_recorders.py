@@ -27,6 +27,7 @@ from workers.archive.index import ArchiveIndex
 from workers.archive.renditions import list_renditions
 from workers.errors import ExportError, NoMedia
 from workers.jobs.export_pipeline import run_export
+from workers.jobs.fencing import NO_JOB_FENCE
 
 START_S, DURATION_S = 1.3, 3.0  # crosses at least one segment boundary in every case
 SYNC_S = 0.02  # audio clicks vs their pictures: AAC priming and encoder restarts stay well under this
@@ -76,7 +77,7 @@ def export(
         rendition=rendition,
     )
     settings = Settings(work_dir=str(tmp_path))
-    result = run_export(spec, ObjectStore(settings), settings)
+    result = run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     clip = tmp_path / "clip.mp4"
     s3.download_file("exports", result.video_key, str(clip))
     return result, clip
@@ -203,7 +204,7 @@ def test_a_playlist_of_absolute_uris_only_is_no_media_with_the_reason(
     settings = Settings(work_dir=str(tmp_path))
     spec = export_spec(live_path="live/cdn", duration_ms=2000)
     with pytest.raises(NoMedia, match="is not a relative path") as raised:
-        run_export(spec, ObjectStore(settings), settings)
+        run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     assert raised.value.code is ErrorCode.NO_MEDIA
 
 
@@ -219,7 +220,7 @@ def test_h264_from_hevc_main10_with_adaptive_b_frames_has_every_frame(
         live_path="live/main10", duration_ms=round(seconds * 1000), export_type=ExportType.H264
     )
     settings = Settings(work_dir=str(tmp_path))
-    result = run_export(spec, ObjectStore(settings), settings)
+    result = run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
     assert frame_indices(tmp_path / "clip.mp4") == list(range(25, 25 + round(seconds * 25)))
     assert result.lack_ms == 0
@@ -318,7 +319,7 @@ def test_aes128_with_key_rotation_reads_each_key_once_and_never_logs_it(
     store.get_bytes = counting  # type: ignore[method-assign]
     caplog.set_level("DEBUG")
     spec = export_spec(live_path="live/aes", start_ms=0, duration_ms=8000, export_type=ExportType.H264)
-    result = run_export(spec, store, settings)
+    result = run_export(spec, store, settings, fence=NO_JOB_FENCE)
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
     assert frame_indices(tmp_path / "clip.mp4") == list(range(200))
     assert result.lack_ms == 0
@@ -356,7 +357,7 @@ def test_an_unusable_key_is_a_gap_and_no_media_with_the_reason(
     settings = Settings(work_dir=str(tmp_path))
     spec = export_spec(live_path="live/bad", start_ms=0, duration_ms=6000)
     with pytest.raises(NoMedia, match=re.escape(reason)) as raised:
-        run_export(spec, ObjectStore(settings), settings)
+        run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     assert raised.value.code is ErrorCode.NO_MEDIA
 
 
@@ -383,7 +384,7 @@ def test_a_gap_entry_is_never_read(
     for relative in rec.files:
         s3.upload_file(str(rec.directory / relative), "archive", f"live/gap/{relative}")
     spec = export_spec(live_path="live/gap", start_ms=0, duration_ms=6000, export_type=ExportType.H264)
-    result = run_export(spec, store, settings)
+    result = run_export(spec, store, settings, fence=NO_JOB_FENCE)
     assert f"live/gap/{gap_uri}" not in downloaded and downloaded
     s3.download_file("exports", result.video_key, str(tmp_path / "clip.mp4"))
     gap_from, gap_to = refused_span(rec)

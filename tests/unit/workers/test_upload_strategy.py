@@ -20,7 +20,7 @@ from tests.factories import export_spec
 from tests.helpers import moto_buckets, restart_at_new_size, upload_recording
 from tests.media import ffmpeg_decode_errors, frame_indices
 from workers.jobs.export_pipeline import run_export
-from workers.jobs.fencing import Unfenced
+from workers.jobs.fencing import NoJobFence
 from workers.media import remux
 
 PDT_MS = 1_700_000_000_000
@@ -87,7 +87,7 @@ class CountingStore(ObjectStore):
         return upload
 
 
-class RecordingFence(Unfenced):
+class RecordingFence(NoJobFence):
     """No other attempt, but the uploads the export records on its job are kept."""
 
     def __init__(self) -> None:
