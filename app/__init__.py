@@ -60,9 +60,10 @@ def register_services(
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import docs, export, health, imgbed, restore, snapshot, spans
+    from app.api import docs, export, export_jobs, health, imgbed, restore, snapshot, spans
 
     app.register_blueprint(export.bp)
+    app.register_blueprint(export_jobs.bp)
     app.register_blueprint(imgbed.bp)
     app.register_blueprint(restore.bp)
     app.register_blueprint(spans.bp)

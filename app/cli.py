@@ -13,7 +13,7 @@ from typing import Any
 import redis
 from tqdm import tqdm
 
-from app import cli_section6
+from app import cli_jobs, cli_section6
 from app.auth import BadScope, make_backend
 from app.client import Client, ResourcedError, storage_info_b64
 from tasks.platform.settings import ClientSettings, ConfigError, Settings
@@ -123,6 +123,18 @@ def _snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cancel(args: argparse.Namespace) -> int:
+    payload, text = cli_jobs.run_cancel(_client(args), args)
+    _emit(args, payload, text)
+    return 0
+
+
+def _exports(args: argparse.Namespace) -> int:
+    payload, text = cli_jobs.run_exports(_client(args), args)
+    _emit(args, payload, text)
+    return 0
+
+
 def _imgbed(args: argparse.Namespace) -> int:
     client = _client(args)
     if args.imgbed_command == "upload":
@@ -207,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     spans, snap = cli_section6.add_commands(commands, client, defaults)
     spans.set_defaults(handler=_spans)
     snap.set_defaults(handler=_snapshot)
+    cancel, listing = cli_jobs.add_commands(commands, client, defaults)
+    cancel.set_defaults(handler=_cancel)
+    listing.set_defaults(handler=_exports)
 
     imgbed = commands.add_parser("imgbed", help="the image bed").add_subparsers(
         dest="imgbed_command", required=True

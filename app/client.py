@@ -27,6 +27,8 @@ from standardwebhooks.webhooks import Webhook
 EXPORT_PATH = "/resource/v1/i/export-to-s3dir"
 SNAPSHOT_PATH = "/resource/v1/i/snapshot"
 SPANS_PATH = "/resource/v1/i/recording-spans"
+CANCEL_PATH = "/resource/v1/i/export-cancel"
+EXPORTS_PATH = "/resource/v1/i/exports"
 RECONNECT_WAIT_S = 1.0  # between polls while the service cannot be reached at all
 
 
@@ -64,11 +66,16 @@ class NotFound(ResourcedError):
     pass
 
 
+class Cancelled(ResourcedError):
+    """ErrorCode 9: the export was cancelled by its owner."""
+
+
 EXPORT_ERRORS: dict[int, type[ResourcedError]] = {
     2: BadRequest,
     3: NotAuthenticated,
     4: NoMedia,
     6: ExportFailed,
+    9: Cancelled,
 }
 
 
@@ -170,6 +177,47 @@ class Client:
         retry_after = float(response.headers.get("Retry-After") or answer.get("TimeWait") or 1)
         return response.status_code, answer, retry_after
 
+    def export_body(
+        self,
+        *,
+        live_path: str,
+        start_pos: int,
+        duration: int,
+        storage_info: str,
+        start_time: int = 0,
+        export_type: int = 0,
+        file_name: str = "",
+        peer_id: str = "",
+        service_caller: str = "mma",
+        export_bucket: str = "",
+        export_region: str = "",
+        export_key: str = "",
+        callback_url: str = "",
+    ) -> dict[str, Any]:
+        """The export's request body: what `export` submits and polls, and what `cancel` names."""
+        body: dict[str, Any] = {
+            "ServiceCaller": service_caller,
+            "StartPos": start_pos,
+            "StartTime": str(start_time),
+            "Duration": duration,
+            "PeerId": peer_id,
+            "LivePath": live_path,
+            "FileName": file_name,
+            "SessionId": self.session_id,
+            "export_type": export_type,
+            "storage_info": storage_info,
+            "userid": self.userid,
+        }
+        for field, value in (
+            ("ExportS3Bucket", export_bucket),
+            ("ExportS3Region", export_region),
+            ("ExportS3Key", export_key),
+            ("CallbackUrl", callback_url),
+        ):
+            if value:
+                body[field] = value
+        return body
+
     def export(
         self,
         *,
@@ -197,27 +245,21 @@ class Client:
         `hold_s`), and between polls the client sleeps TimeWait: the answer arrives when the clip
         is ready, not at the next poll. `on_progress` gets every processing (1/8) answer, with
         `JobId` and `Progress`. `callback_url`: where the service POSTs the job's end as well."""
-        body: dict[str, Any] = {
-            "ServiceCaller": service_caller,
-            "StartPos": start_pos,
-            "StartTime": str(start_time),
-            "Duration": duration,
-            "PeerId": peer_id,
-            "LivePath": live_path,
-            "FileName": file_name,
-            "SessionId": self.session_id,
-            "export_type": export_type,
-            "storage_info": storage_info,
-            "userid": self.userid,
-        }
-        for field, value in (
-            ("ExportS3Bucket", export_bucket),
-            ("ExportS3Region", export_region),
-            ("ExportS3Key", export_key),
-            ("CallbackUrl", callback_url),
-        ):
-            if value:
-                body[field] = value
+        body = self.export_body(
+            live_path=live_path,
+            start_pos=start_pos,
+            duration=duration,
+            storage_info=storage_info,
+            start_time=start_time,
+            export_type=export_type,
+            file_name=file_name,
+            peer_id=peer_id,
+            service_caller=service_caller,
+            export_bucket=export_bucket,
+            export_region=export_region,
+            export_key=export_key,
+            callback_url=callback_url,
+        )
         answer = self.until_ended(body, EXPORT_PATH, on_progress, timeout_s, max_poll_s, hold_s)
         return ExportResult(
             answer["VideoPath"],
@@ -299,6 +341,35 @@ class Client:
             answer["Renditions"],
             answer["Cursor"],
         )
+
+    def cancel(self, job_id: str = "", request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Cancel an export by its JobId, or by its own request body (`export_request`'s): the
+        answer is ErrorCode 9, or the final answer of an export that had already ended."""
+        body = dict(request) if request is not None else {"JobId": job_id}
+        body.update(SessionId=self.session_id, userid=self.userid)
+        response = self.http.post(self.base_url + CANCEL_PATH, json=body, timeout=self.timeout_s)
+        answer: dict[str, Any] = response.json()
+        code = int(answer.get("ErrorCode", 6))
+        if code not in (1, 5, 8, 9):  # 1/8: raced its own end; 5: ended before the cancel
+            raise EXPORT_ERRORS.get(code, ResourcedError)(
+                code, answer.get("ErrorMessage", ""), response.status_code
+            )
+        return answer
+
+    def exports(self, state: str = "", limit: int = 50, cursor: str = "") -> tuple[list[dict[str, Any]], str]:
+        """One page of the caller's exports, newest first (a service session: everyone's), and
+        the cursor of the next page ("" on the last)."""
+        params = {k: v for k, v in (("state", state), ("limit", str(limit)), ("cursor", cursor)) if v}
+        response = self.http.get(
+            self.base_url + EXPORTS_PATH, params=params, headers=self._headers(), timeout=self.timeout_s
+        )
+        answer: dict[str, Any] = response.json()
+        code = int(answer.get("ErrorCode", 6))
+        if code != 0:
+            raise EXPORT_ERRORS.get(code, ResourcedError)(
+                code, answer.get("ErrorMessage", ""), response.status_code
+            )
+        return list(answer["Exports"]), str(answer["Cursor"])
 
     def all_spans(self, **kwargs: Any) -> SpansPage:
         """Every page of one spans request, joined (see join_pages)."""

@@ -20,6 +20,7 @@ from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import StorageEntrySchema
 from app.schemas.responses import (
     CodeMessageSchema,
+    ExportListSchema,
     ExportResponseSchema,
     HealthSchema,
     ImgbedDeleteRequestSchema,
@@ -287,6 +288,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "ExportRequest": ExportRequestSchema(max_duration_ms=settings.max_duration_ms),
         "StorageEntry": StorageEntrySchema,
         "ExportResponse": ExportResponseSchema,
+        "ExportList": ExportListSchema,
         "ImgbedResponse": ImgbedResponseSchema,
         "ImgbedUploadResponse": ImgbedUploadResponseSchema,
         "ImgbedDeleteRequest": ImgbedDeleteRequestSchema,

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.schemas.examples import SNAPSHOT_ANSWER, SNAPSHOT_REQUEST, SPANS_ANSWER, SPANS_REQUEST
+from app.schemas.examples import (
+    CANCEL_ANSWER,
+    CANCEL_REQUEST,
+    EXPORTS_ANSWER,
+    SNAPSHOT_ANSWER,
+    SNAPSHOT_REQUEST,
+    SPANS_ANSWER,
+    SPANS_REQUEST,
+)
+from tasks.exports.states import JobState
+
+STATES = tuple(s.value for s in JobState)
 
 
 def _json(schema: str, description: str, example: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -74,6 +85,54 @@ def section6_paths() -> dict[str, dict[str, Any]]:
                     "404": _json("ExportResponse", "4: no picture at that instant"),
                     "429": _json("ExportResponse", "7: too busy"),
                     "500": _json("ExportResponse", "6: failed; the next identical request starts afresh"),
+                },
+            }
+        },
+        "/resource/v1/i/export-cancel": {
+            "post": {
+                "summary": "Cancel a queued or running export of the caller's",
+                "description": "The body is the export's own request, or {JobId, SessionId, userid}. The"
+                " export"
+                " stops within a few seconds, leaves no object version and no open upload, gives its keys"
+                " back and answers 9 to polls of its request for RESOURCED_CANCEL_HOLD_S seconds (then an"
+                " identical request starts afresh). An export that had ended answers its end, unchanged."
+                " Another user's JobId and an unknown one both answer 3.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object"},
+                            "example": CANCEL_REQUEST,
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        "ExportResponse", "9 cancelled, or the final answer of an ended export", CANCEL_ANSWER
+                    ),
+                    **_errors("ExportResponse"),
+                    "404": _json("ExportResponse", "4: no export of this request to cancel"),
+                },
+            }
+        },
+        "/resource/v1/i/exports": {
+            "get": {
+                "summary": "The caller's exports, newest first (a service session: every user's)",
+                "description": "Session in X-Session-Id or Authorization: Bearer. Paged: send Cursor back as"
+                ' cursor for the next page, "" on the last. Times are epoch milliseconds.',
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": list(STATES)}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json("ExportList", "0: a page", EXPORTS_ANSWER),
+                    "400": _json("ExportList", "2: a bad state, limit or cursor"),
+                    "401": _json("ExportList", "3: no valid session"),
                 },
             }
         },

@@ -240,3 +240,42 @@ def restore_answers(max_body_bytes: int) -> dict[int, dict[str, dict[str, Any]]]
             "queue unreachable": {"code": 6, "message": "service temporarily unavailable: queue unreachable"}
         },
     }
+
+
+CANCEL_REQUEST: dict[str, Any] = {
+    "JobId": "3f2a9c1e0b7d4a65a1c2e3f405162738",
+    "SessionId": "v1.alice.1767225600.Zm9vYmFy",
+    "userid": "alice",
+}
+CANCEL_ANSWER: dict[str, Any] = {
+    "ErrorCode": 9,
+    "ErrorMessage": "cancelled: the export was cancelled by its owner",
+    "JobId": "3f2a9c1e0b7d4a65a1c2e3f405162738",
+}
+EXPORTS_ANSWER: dict[str, Any] = {
+    "ErrorCode": 0,
+    "Exports": [
+        {
+            "JobId": "3f2a9c1e0b7d4a65a1c2e3f405162738",
+            "Kind": "export",
+            "State": "running",
+            "Progress": 42,
+            "Source": {"Bucket": "mma-video-archive", "Region": "us-west-1", "Root": ""},
+            "LivePath": "live/cam1",
+            "StartPos": 1767225600000,
+            "Duration": 20000,
+            "ExportType": 1,
+            "Rendition": "",
+            "Destination": {
+                "Bucket": "mma-video-exports",
+                "Region": "us-west-1",
+                "S3Dir": "clips/alice",
+                "Keys": ["clips/alice/clip.mp4", "clips/alice/clip.jpg"],
+            },
+            "CreatedAt": 1767225700123,
+            "EndedAt": None,
+            "Answer": None,
+        }
+    ],
+    "Cursor": "1767225700.123000:3f2a9c1e0b7d4a65a1c2e3f405162738",
+}

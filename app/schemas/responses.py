@@ -7,7 +7,8 @@ from marshmallow import Schema, fields
 
 class ExportResponseSchema(Schema):
     ErrorCode = fields.Integer(
-        required=True, metadata={"enum": [1, 2, 3, 4, 5, 6, 7, 8], "description": "see the ErrorCode table"}
+        required=True,
+        metadata={"enum": [1, 2, 3, 4, 5, 6, 7, 8, 9], "description": "see the ErrorCode table"},
     )
     ErrorMessage = fields.String(required=True, metadata={"description": "for 2 it names every bad field"})
     TimeWait = fields.Integer(
@@ -120,3 +121,20 @@ class PutRestoreResultSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String(required=True)
     checks = fields.Dict()
+
+
+class ExportListSchema(Schema):
+    """GET /resource/v1/i/exports: a page of the caller's exports, newest first."""
+
+    ErrorCode = fields.Integer(required=True, metadata={"enum": [0, 2, 3]})
+    ErrorMessage = fields.String(metadata={"description": "with 2 and 3"})
+    Exports = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "each: JobId, Kind (export/snapshot), State (queued, running, parked, done,"
+            " failed, cancelled), Progress, Source {Bucket, Region, Root}, LivePath, StartPos, Duration,"
+            " ExportType, Rendition, Destination {Bucket, Region, S3Dir, Keys}, CreatedAt, EndedAt"
+            " (epoch ms), Answer (the final answer once ended, else null); User for a service session"
+        },
+    )
+    Cursor = fields.String(metadata={"description": 'the next page\'s cursor; "" on the last'})

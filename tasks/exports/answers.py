@@ -47,11 +47,7 @@ def ended_answer(store: UrlSigner, record: JobRecord) -> dict[str, Any] | None:
             "LackLength": result.lack_ms,
         }
     if record.state is JobState.CANCELLED:
-        return {
-            "ErrorCode": int(ErrorCode.CANCELLED),
-            "ErrorMessage": "cancelled: the export was cancelled by its owner",
-            "JobId": record.job_id,
-        }
+        return cancelled_answer(record.job_id)
     if record.state is JobState.FAILED:
         code = ErrorCode(record.error_code or ErrorCode.FAILED)
         return {
@@ -60,3 +56,13 @@ def ended_answer(store: UrlSigner, record: JobRecord) -> dict[str, Any] | None:
             "JobId": record.job_id,
         }
     return None
+
+
+def cancelled_answer(job_id: str) -> dict[str, Any]:
+    """A cancelled job's answer: nothing in it depends on the record, so its callback can still
+    be delivered after the record's short cancel hold (RESOURCED_CANCEL_HOLD_S) has ended."""
+    return {
+        "ErrorCode": int(ErrorCode.CANCELLED),
+        "ErrorMessage": "cancelled: the export was cancelled by its owner",
+        "JobId": job_id,
+    }

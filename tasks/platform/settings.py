@@ -118,6 +118,9 @@ class Settings:
     max_active_exports_per_user: int = 20
     max_duration_ms: int = 3 * 3600 * 1000  # longer clips are a different product (bulk archive copy)
     job_ttl_s: int = 86_400
+    # How long a cancelled export answers ErrorCode 9 to polls of its request (contract section 6),
+    # so every client polling it learns; after that an identical request starts afresh.
+    cancel_hold_s: int = 60
     presign_ttl_s: int = 86_400
     public_base_url: str = ""  # when set, VideoPath/ImagePath are {base}/{bucket}/{key}, unsigned
     work_dir: str = ""  # empty: the system temp directory
@@ -257,6 +260,7 @@ class Settings:
             ),
             max_duration_ms=_int(env, "RESOURCED_MAX_DURATION_MS", cls.max_duration_ms, 1),
             job_ttl_s=_int(env, "RESOURCED_JOB_TTL", cls.job_ttl_s, 60),
+            cancel_hold_s=_int(env, "RESOURCED_CANCEL_HOLD_S", cls.cancel_hold_s, 1),
             presign_ttl_s=min(_int(env, "RESOURCED_PRESIGN_TTL", cls.presign_ttl_s, 60), 7 * 86_400),
             public_base_url=env.get("RESOURCED_PUBLIC_BASE_URL", "").strip().rstrip("/"),
             work_dir=env.get("RESOURCED_WORK_DIR", "").strip(),

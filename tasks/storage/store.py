@@ -310,9 +310,11 @@ class ObjectStore:
             raise translate(exc, bucket, key) from exc
         return MultipartUpload(client, bucket, key, response["UploadId"])
 
-    def delete(self, bucket: str, key: str, region: str | None = None) -> None:
+    def delete(self, bucket: str, key: str, region: str | None = None, version_id: str | None = None) -> None:
+        """Delete the object, or with `version_id` exactly that version (a versioned bucket)."""
+        extra = {"VersionId": version_id} if version_id else {}
         try:
-            self.client(region).delete_object(Bucket=bucket, Key=key)
+            self.client(region).delete_object(Bucket=bucket, Key=key, **extra)
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, bucket, key) from exc
 

@@ -17,7 +17,8 @@ import redis
 from tasks.exports.estimate import speed_kind
 from tasks.exports.leases import AttemptLease, LeaseLost
 from tasks.exports.outcomes import LEASE_LOST, READY, record_outcome
-from tasks.exports.spec import ErrorCode, ExportSpec
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
+from tasks.exports.states import JobState
 from tasks.exports.store import ExportJobStore, JobRecord
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError, TransientStorageError
@@ -128,6 +129,7 @@ def _run_attempt(
         return _refused(record, token, jobs, exc, started)
     wall = time.monotonic() - started
     if not jobs.finish(job_id, token, result):
+        withdraw_if_cancelled(jobs, store, job_id, result)
         raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before its result")
     waited = time.time() - record.created_at
     wait_error = waited - record.estimate_s if record.estimate_s > 0 else None
@@ -135,6 +137,31 @@ def _run_attempt(
     jobs.record_speed(speed_kind(record.spec, record.queue), result.exported_ms / 1000, wall)
     log.info("export ready", extra={"job_id": job_id, "wall_s": round(wall, 3), "bytes": result.size_bytes})
     return JobOutcome("ready", 0, wall)
+
+
+def withdraw_if_cancelled(
+    jobs: ExportJobStore, store: ObjectStore, job_id: str, result: ExportResult
+) -> None:
+    """The owner cancelled the job while this attempt completed its uploads (after its last fence
+    check, before its result): a cancelled export leaves no object version, so the versions this
+    attempt wrote are deleted. By version id in a versioned bucket; elsewhere only while the key
+    still holds this attempt's object (its ETag)."""
+    record = jobs.get(job_id)
+    if record is None or record.state is not JobState.CANCELLED:
+        return
+    written = [(result.video_key, result.video_version_id, result.version)]
+    if result.image_key:
+        written.append((result.image_key, result.image_version_id, ""))
+    for key, version_id, etag in written:
+        try:
+            if not version_id and etag and store.head(result.bucket, key, result.region).etag != etag:
+                continue  # replaced since: not ours to delete
+            store.delete(result.bucket, key, result.region, version_id or None)
+            log.warning("cancelled export's object withdrawn", extra={"job_id": job_id, "key": key})
+        except StorageError as exc:
+            log.error(
+                "could not withdraw a cancelled export's object", extra={"key": key, "reason": str(exc)}
+            )
 
 
 def _still_parked(jobs: ExportJobStore, job_id: str, token: str, settings: Settings) -> JobOutcome:

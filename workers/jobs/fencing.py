@@ -64,9 +64,15 @@ class NoJobFence:
 NO_JOB_FENCE = NoJobFence()
 
 
+# A renewal is also how a running attempt learns that its owner cancelled the job (the renewal
+# is refused): at most this long after a cancel, its next progress report stops it.
+CANCEL_NOTICE_S = 2.0
+
+
 class LeaseKeeper:
-    """Renews an attempt's lease every third of its TTL, whatever the export is doing, and fences
-    the attempt's side effects. Once a renewal finds the job moved on, every check fails fast."""
+    """Renews an attempt's lease every third of its TTL (at least every CANCEL_NOTICE_S), whatever
+    the export is doing, and fences the attempt's side effects. Once a renewal finds the job
+    moved on, every check fails fast."""
 
     adopts = True
 
@@ -87,7 +93,7 @@ class LeaseKeeper:
         self._thread.join()
 
     def _keepalive(self) -> None:
-        every = max(0.2, self.lease.ttl_s / 3)
+        every = max(0.2, min(self.lease.ttl_s / 3, CANCEL_NOTICE_S))
         while not self._stop.wait(every):
             try:
                 if not self.lease.renew():

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import redis
 from celery import Celery, Task
 
 from tasks.exports import callbacks
-from tasks.exports.answers import ended_answer
+from tasks.exports.answers import cancelled_answer, ended_answer
 from tasks.exports.store import JobRecord
-from tasks.platform.celery_app import Queue
 from tasks.platform.settings import Settings
 from tasks.platform.webhooks import DeliveryFailed, UrlRefused, deliver
 from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S
@@ -25,7 +25,7 @@ from workers.runtime.clients import runtime
 
 log = logging.getLogger(__name__)
 
-EXPORT_CALLBACK_TASK = "resourced.export.callback"
+EXPORT_CALLBACK_TASK = callbacks.TASK_NAME
 
 
 class ExportDeliveryNotAcknowledged(Exception):
@@ -37,20 +37,11 @@ def export_ended(record: JobRecord, celery: Celery | None = None, client: redis.
     no CallbackUrl or this end was announced already. `client`: the job store's Redis, where the
     caller has it (a job without a URL then costs one GET and nothing else)."""
     client = client or runtime().redis
-    url = callbacks.url_of(client, record.job_id)
-    if not url:
-        return False
-    marker = callbacks.end_marker(record)
-    if not callbacks.claim_announcement(client, record.job_id, marker, runtime().settings.job_ttl_s):
-        return False
     app = celery or _celery
     if app is None:
         raise RuntimeError("export callbacks are not registered on a Celery app")
-    app.tasks[EXPORT_CALLBACK_TASK].apply_async(
-        args=[record.job_id, marker, url],
-        queue=Queue.CALLBACK.value,
-        task_id=f"export-callback-{callbacks.delivery_id(record.job_id, marker)}",
-    )
+    if not callbacks.queue_announcement(client, app, record, runtime().settings.job_ttl_s):
+        return False
     log.info("export end announced", extra={"job_id": record.job_id})
     return True
 
@@ -98,9 +89,13 @@ def register_export_callback_task(celery: Celery, settings: Settings) -> None:
         record each time (fresh presigned URLs); the webhook-id stays that of this end."""
         rt = runtime()
         record = rt.jobs.get(job_id)
-        if record is None or callbacks.end_marker(record) != marker:
+        if callbacks.is_cancel(marker) and (record is None or callbacks.end_marker(record) == marker):
+            payload: dict[str, Any] | None = cancelled_answer(job_id)  # the record's hold may be over
+            ended_at = float(marker.removeprefix(callbacks.CANCELLED_MARK))
+        elif record is None or callbacks.end_marker(record) != marker:
             return "gone"  # expired, or started afresh: its new end is announced on its own
-        payload = ended_answer(rt.store, record)
+        else:
+            payload, ended_at = ended_answer(rt.store, record), record.finished_at or 0.0
         if payload is None:
             return "not ended"
         s = rt.settings
@@ -115,7 +110,7 @@ def register_export_callback_task(celery: Celery, settings: Settings) -> None:
             )
         except (DeliveryFailed, UrlRefused) as exc:
             log.warning("export callback not acknowledged", extra={"job_id": job_id, "reason": str(exc)})
-            if window_over(record.finished_at, s.callback_retry_hours):
+            if window_over(ended_at, s.callback_retry_hours):
                 log.error("export callback given up", extra={"job_id": job_id, "reason": str(exc)})
                 return "given up"
             raise ExportDeliveryNotAcknowledged(str(exc)) from exc

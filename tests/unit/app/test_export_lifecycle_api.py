@@ -13,6 +13,7 @@ from tasks.exports import callbacks
 from tasks.exports.spec import ErrorCode, ExportResult
 from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
+from tests.factories import current_token
 from tests.helpers import export_body
 from tests.unit.app.conftest import SentTasks
 
@@ -50,14 +51,15 @@ def test_every_answer_names_the_job_and_its_progress(client: FlaskClient, sessio
     jobs = jobs_of(app)
     job_id = jobs.active_ids()[0]
     assert (status, first["JobId"], first["Progress"]) == (200, job_id, 0)
-    jobs.claim(job_id, 1, "w")
-    jobs.progress(job_id, 1, 0.426, "remuxing")
+    token = current_token(jobs, job_id)
+    assert jobs.claim(job_id, token, "w") == "running"
+    assert jobs.progress(job_id, token, 0.426, "remuxing")
     _, running = post(client, body)
     assert (running["ErrorCode"], running["JobId"], running["Progress"]) == (1, job_id, 43)
     result = ExportResult(
         "exports", "us-east-1", "out/dir", "out/dir/clip.mp4", "out/dir/clip.jpg", "e", 1, 0, 1, "h264"
     )
-    jobs.finish(job_id, 1, result)
+    assert jobs.finish(job_id, token, result)
     _, ready = post(client, body)
     assert (ready["ErrorCode"], ready["JobId"]) == (5, job_id)
     assert "Progress" not in ready  # only while processing
@@ -68,7 +70,7 @@ def test_a_failed_answer_names_the_job(client: FlaskClient, session: str, app: F
     post(client, body)
     jobs = jobs_of(app)
     job_id = jobs.active_ids()[0]
-    jobs.fail(job_id, 1, ErrorCode.NO_MEDIA, "nothing there")
+    assert jobs.fail(job_id, current_token(jobs, job_id), ErrorCode.NO_MEDIA, "nothing there")
     status, answer = post(client, body)
     assert (status, answer["ErrorCode"], answer["JobId"]) == (404, 4, job_id)
 

@@ -13,7 +13,7 @@ from app.auth import SignedSessions
 from tasks.exports.spec import ExportResult
 from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
-from tests.factories import export_spec
+from tests.factories import current_token, export_spec
 from tests.helpers import storage_info
 from tests.unit.app.conftest import SentTasks
 
@@ -49,10 +49,11 @@ def test_a_snapshot_is_an_export_job_with_an_instant(
         URL, json=body(session, StartPos=str(T + 460), Width="80", ExportS3Key="stills/one.jpg")
     )
     assert again.get_json()["JobId"] == answer["JobId"] and len(sent.sent) == 1  # one job
-    jobs.claim(answer["JobId"], 1, "w")
+    token = current_token(jobs, answer["JobId"])
+    assert jobs.claim(answer["JobId"], token, "w") == "running"
     jobs.finish(
         answer["JobId"],
-        1,
+        token,
         ExportResult("exports", "us-east-1", "stills", "", "stills/one.jpg", "e", 0, 0, 9, "mjpeg"),
     )
     ready = client.post(

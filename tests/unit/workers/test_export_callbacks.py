@@ -16,7 +16,7 @@ from tasks.platform.celery_app import create_celery
 from tasks.platform.settings import Settings
 from tasks.platform.webhooks import DeliveryFailed
 from tasks.storage import ObjectStore
-from tests.factories import export_spec
+from tests.factories import current_token, export_spec
 from workers.runtime import celery_tasks, export_callbacks
 from workers.runtime.clients import Runtime
 
@@ -31,8 +31,8 @@ def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
     runtime = Runtime(settings, client, ObjectStore(settings), ExportJobStore(client, 3600))
     monkeypatch.setattr(celery_tasks, "runtime", lambda: runtime)
     monkeypatch.setattr(export_callbacks, "runtime", lambda: runtime)
-    runtime.jobs.admit(SPEC, "export.copy", 10, 10)
-    runtime.jobs.claim(SPEC.job_id, 1, "w", 60, 10, 10, 1.0)
+    token = runtime.jobs.admit(SPEC, "export.copy", 10, 10).detail
+    assert runtime.jobs.claim(SPEC.job_id, token, "w", 60, 10, 10, 1.0) == "running"
     return runtime
 
 
@@ -65,7 +65,7 @@ def test_an_end_is_announced_once_with_the_final_answer(
     rt: Runtime, celery: Celery, delivered: list[dict[str, Any]]
 ) -> None:
     callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
-    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.NO_MEDIA, "no media near there")
+    rt.jobs.fail(SPEC.job_id, current_token(rt.jobs, SPEC.job_id), ErrorCode.NO_MEDIA, "no media near there")
     celery_tasks.announce_end(SPEC.job_id, celery)
     celery_tasks.announce_end(SPEC.job_id, celery)  # a redelivered task meets the same end
     assert len(delivered) == 1
@@ -80,7 +80,7 @@ def test_an_end_is_announced_once_with_the_final_answer(
 def test_a_job_without_a_callback_url_announces_nothing(
     rt: Runtime, celery: Celery, delivered: list[dict[str, Any]]
 ) -> None:
-    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "broken")
+    rt.jobs.fail(SPEC.job_id, current_token(rt.jobs, SPEC.job_id), ErrorCode.FAILED, "broken")
     celery_tasks.announce_end(SPEC.job_id, celery)
     assert delivered == []
 
@@ -98,7 +98,7 @@ def test_retries_keep_one_webhook_id(
 ) -> None:
     monkeypatch.setattr(export_callbacks.deliver, "failures", 2, raising=False)
     callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
-    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "broken")
+    rt.jobs.fail(SPEC.job_id, current_token(rt.jobs, SPEC.job_id), ErrorCode.FAILED, "broken")
     celery_tasks.announce_end(SPEC.job_id, celery)
     assert len(delivered) == 3
     assert len({d["id"] for d in delivered}) == 1 and delivered[0]["id"].startswith("msg_")
@@ -119,7 +119,7 @@ def test_a_job_the_reaper_gives_up_is_announced(
     rt.redis.delete(keys.export_lease(SPEC.job_id))  # the attempt's worker is gone
     record = rt.jobs.get(SPEC.job_id)
     assert record is not None
-    assert reaper._give_up(rt.jobs, rt.redis, record, "gave up", {})
+    assert reaper._give_up(rt.jobs, rt.redis, rt.store, record, "gave up", {})
     assert [d["payload"]["ErrorCode"] for d in delivered] == [6]
 
 
@@ -135,6 +135,6 @@ def test_a_delivery_past_the_window_is_given_up(
     monkeypatch.setattr(export_callbacks.deliver, "failures", 99, raising=False)
     monkeypatch.setattr(export_callbacks, "window_over", lambda *_: len(delivered) >= 2)
     callbacks.remember(rt.redis, SPEC.job_id, URL, 3600)
-    rt.jobs.fail(SPEC.job_id, 1, ErrorCode.FAILED, "broken")
+    rt.jobs.fail(SPEC.job_id, current_token(rt.jobs, SPEC.job_id), ErrorCode.FAILED, "broken")
     celery_tasks.announce_end(SPEC.job_id, celery)
     assert len(delivered) == 2  # retried until the window closed, then no more
