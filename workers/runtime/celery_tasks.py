@@ -15,6 +15,7 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks.exports.outcomes import CRASHED, RETRIED_OUT, TIMED_OUT
+from tasks.exports.states import ENDED_STATES
 from tasks.platform import logs
 from tasks.platform.celery_app import Queue, TaskName
 from tasks.platform.settings import Settings
@@ -27,7 +28,7 @@ from workers.runtime.export_callbacks import announce
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_MAX_S = 300  # a retry waits at most five minutes, so a job never looks dead for long
-ENDED = ("ready", "failed")  # task outcomes after which the job's record holds its final answer
+ENDED = ("ready", "failed")  # task outcomes (JobOutcome.state) after which the job has ended
 
 
 def announce_end(job_id: str, celery: Celery | None = None) -> None:
@@ -38,7 +39,7 @@ def announce_end(job_id: str, celery: Celery | None = None) -> None:
     except Exception:
         log.exception("could not announce the export's end", extra={"job_id": job_id})
         return
-    if record is not None and record.state.value in ENDED:
+    if record is not None and record.state in ENDED_STATES:
         announce(record, celery)
 
 
