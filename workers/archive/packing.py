@@ -63,8 +63,10 @@ class SegmentPacker:
         return None if self._parts is None else b"".join(self._parts)
 
 
-def unpack(blob: bytes, playlist: str) -> Iterator[Segment]:
-    """The packed segments, in playlist order, decompressed a chunk at a time."""
+def unpack(blob: bytes, playlist: str, after_ms: float = float("-inf")) -> Iterator[Segment]:
+    """The packed segments, in playlist order, decompressed a chunk at a time. With `after_ms`,
+    only those ending after it: the others are passed over without building a Segment (a
+    recording-spans page deep in a long playlist pays their rows' parse, not their objects)."""
     decompressor = zlib.decompressobj()
     previous_end = 0.0
     pending = b""
@@ -72,7 +74,12 @@ def unpack(blob: bytes, playlist: str) -> Iterator[Segment]:
         pending += decompressor.decompress(blob[offset : offset + CHUNK])
         *lines, pending = pending.split(b"\n")
         for line in lines:
-            segment = _segment(json.loads(line), playlist, previous_end)
+            row = json.loads(line)
+            start = previous_end if row[0] is None else float(row[0])
+            if start + float(row[1]) <= after_ms:
+                previous_end = start + float(row[1])
+                continue
+            segment = _segment(row, playlist, previous_end)
             previous_end = segment.end_ms
             yield segment
     pending += decompressor.flush()

@@ -295,7 +295,7 @@ class RecordingSpans:
         packed = self.lookup.index.packed(summary) if lazy and summary.complete and summary.ordered else None
         if packed is not None:
             self.lookup.from_index += 1
-            return _ordered_window(unpack(packed, obj.key), start_ms, end_ms)
+            return _ordered_window(unpack(packed, obj.key, after_ms=start_ms), start_ms, end_ms)
         found = self.lookup.segments(obj, summary, start_ms, end_ms)
         return iter(sorted(found, key=lambda s: (s.start_ms, s.identity)))
 
