@@ -155,20 +155,21 @@ def _ordered_window(segments: Iterator[Segment], start_ms: float, end_ms: float)
 
 def present_keys(store: ObjectStore, source: S3Location, wanted: set[str]) -> set[str]:
     """Which of the wanted keys exist: per folder, one LIST from just before the first wanted
-    key to past the last (a slice of the folder, however long the recording)."""
+    key to past the last (a slice of the folder, however long the recording). Its Prefix is
+    what the first and last keys share (every key between them shares it too): the request
+    names only the slice, so a store that scans what a prefix matches (moto) scans that."""
     by_folder: dict[str, list[str]] = defaultdict(list)
     for key in wanted:
         by_folder[posixpath.dirname(key)].append(key)
     found: set[str] = set()
-    for folder, folder_keys in by_folder.items():
+    for folder_keys in by_folder.values():
         folder_keys.sort()
         first, last = folder_keys[0], folder_keys[-1]
         budget = len(folder_keys) * 4 + 1000  # names out of time order: stop rather than list all
         reached = ""
-        page_keys = len(folder_keys) + 8  # one request sized to the slice, a few keys to see its end
-        for key in store.keys_from(
-            source.bucket, folder + "/" if folder else "", first[:-1], source.region, page_keys
-        ):
+        page_keys = len(folder_keys) + 1  # one request sized to the slice, and one key to see its end
+        shared = posixpath.commonprefix([first, last])  # the folder's "/" and more: no "/" after it
+        for key in store.keys_from(source.bucket, shared, first[:-1], source.region, page_keys):
             if key > last:
                 reached = last
                 break
