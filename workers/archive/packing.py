@@ -75,9 +75,8 @@ def unpack(blob: bytes, playlist: str, after_ms: float = float("-inf")) -> Itera
         *lines, pending = pending.split(b"\n")
         for line in lines:
             row = json.loads(line)
-            start = previous_end if row[0] is None else float(row[0])
-            if start + float(row[1]) <= after_ms:
-                previous_end = start + float(row[1])
+            if after_ms > float("-inf") and (end := _row_end(row, previous_end)) <= after_ms:
+                previous_end = end
                 continue
             segment = _segment(row, playlist, previous_end)
             previous_end = segment.end_ms
@@ -85,6 +84,14 @@ def unpack(blob: bytes, playlist: str, after_ms: float = float("-inf")) -> Itera
     pending += decompressor.flush()
     if pending.strip():
         raise ValueError("packed segment list is truncated")
+
+
+def _row_end(row: object, previous_end: float) -> float:
+    """Where a packed row's entry ends, without building it; ValueError for a damaged row."""
+    if not isinstance(row, list) or len(row) < 2:
+        raise ValueError("packed segment row is damaged")
+    start, duration = row[0], row[1]
+    return (previous_end if start is None else float(start)) + float(duration)
 
 
 def _segment(row: list[object], playlist: str, previous_end: float) -> Segment:

@@ -4,6 +4,7 @@ and that no segment's bytes are ever read."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -259,3 +260,21 @@ def test_pages_read_lazily_give_the_whole_answer(folder: Folder, monkeypatch: py
         assert pages > 1
         assert whole == one_page.spans
         assert gaps == one_page.gaps
+
+
+def test_a_damaged_packed_list_is_read_from_s3_again(folder: Folder) -> None:
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(2,))
+    before = folder.spans(start_ms=T0 + 3000, duration_ms=10_000)
+    summary = folder.index.summaries()[f"{FOLDER}/a.m3u8"]
+    assert summary.ordered and summary.packed  # read lazily next time...
+    damaged = summary.etag.encode() + b"\0" + zlib.compress(b'[1]\n["x", 2]\n')
+    folder.index.client.set(folder.index._blob_key(summary), damaged)  # ...from a damaged list
+    after = folder.spans(start_ms=T0 + 3000, duration_ms=10_000)
+    assert (
+        (after.spans, after.gaps)
+        == (before.spans, before.gaps)
+        == (
+            [(T0 + 3000, T0 + 4000), (T0 + 6000, T0 + 13_000)],
+            [(T0 + 4000, T0 + 6000)],
+        )
+    )
