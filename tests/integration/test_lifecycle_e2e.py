@@ -199,7 +199,7 @@ def test_a_snapshot_in_the_middle_of_a_gop(
 
 @pytest.fixture(scope="module")
 def long_recording(s3: Any) -> str:
-    """400 segments of 10 s (66 min 40 s: two pages), s350 missing."""
+    """400 segments of 10 s (66 min 40 s: ten pages of 40 entries), s350 missing."""
     folder = "live/long"
     lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:10", "#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00Z"]
     for i in range(400):
@@ -220,16 +220,19 @@ def test_spans_are_paged_and_join_into_the_whole(
     web: str, worker: subprocess.Popen, session_id: str, long_recording: str
 ) -> None:
     hole = (T0 + 3_500_000, T0 + 3_510_000)  # s350, missing from S3
-    status, first = spans(web, session_id, long_recording)  # a page is at most an hour
+    status, first = spans(web, session_id, long_recording)  # a page is at most 40 entries
     assert (status, first["ErrorCode"]) == (200, 0) and first["Cursor"]
-    assert first["Spans"] == [
-        {"Start": T0, "End": hole[0]},
-        {"Start": hole[1], "End": T0 + 3_600_000},
-    ]
-    assert first["Gaps"] == [{"Start": hole[0], "End": hole[1]}]
-    status, second = spans(web, session_id, long_recording, Cursor=first["Cursor"])
-    assert second["Spans"] == [{"Start": T0 + 3_600_000, "End": T0 + 4_000_000}]
-    assert (second["Gaps"], second["Cursor"]) == ([], "")
+    assert (first["Spans"], first["Gaps"]) == ([{"Start": T0, "End": T0 + 400_000}], [])
+    pages, cursor, gaps, ends = 1, first["Cursor"], [], [T0 + 400_000]
+    while cursor:
+        status, page = spans(web, session_id, long_recording, Cursor=cursor)
+        assert (status, page["ErrorCode"]) == (200, 0)
+        pages, cursor = pages + 1, page["Cursor"]
+        gaps += page["Gaps"]
+        assert page["Spans"][0]["Start"] == ends[-1]  # each page goes on where the last stopped
+        ends.append(page["Spans"][-1]["End"])
+    assert (pages, ends[-1]) == (10, T0 + 4_000_000)
+    assert gaps == [{"Start": hole[0], "End": hole[1]}]  # on the page holding s350, once
     info = storage_info("archive")
     whole = Client(web, session_id, "alice").all_spans(live_path=long_recording, storage_info=info)
     assert whole.spans == [(T0, hole[0]), (hole[1], T0 + 4_000_000)] and whole.gaps == [hole]

@@ -44,6 +44,10 @@ class PlaylistSummary:
     ended: bool = False  # #EXT-X-ENDLIST; a live playlist is re-read when its ETag changes
     segments: int = 0
     packed: bool = False  # its segment list is in the index
+    # Every entry starts strictly after the one before it (no PROGRAM-DATE-TIME going back):
+    # its packed list can be read up to a point and stopped (a recording-spans page reads only
+    # the entries it shows). False for summaries written before it existed: read whole.
+    ordered: bool = False
     error: str = ""  # why it is not usable (not a playlist, a master playlist...)
     # A master playlist's variants (workers/archive/variants.Rendition rows): which renditions
     # the recording has, known without reading the master again.

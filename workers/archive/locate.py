@@ -31,6 +31,7 @@ docs/archive-index.md says more.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable
@@ -46,9 +47,11 @@ FEW_UNKNOWN = 8  # up to this many playlists the index does not know have their 
 LONGER = 1.5
 
 
-def natural_key(key: str) -> list[object]:
-    """h2.m3u8 before h10.m3u8: recorders name playlists by time, not always zero-padded."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+@functools.lru_cache(maxsize=1 << 16)
+def natural_key(key: str) -> tuple[object, ...]:
+    """h2.m3u8 before h10.m3u8: recorders name playlists by time, not always zero-padded.
+    Remembered: every lookup and spans page sorts the same recordings' names again."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key))
 
 
 class _Disordered(Exception):

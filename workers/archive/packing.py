@@ -63,8 +63,10 @@ class SegmentPacker:
         return None if self._parts is None else b"".join(self._parts)
 
 
-def unpack(blob: bytes, playlist: str) -> Iterator[Segment]:
-    """The packed segments, in playlist order, decompressed a chunk at a time."""
+def unpack(blob: bytes, playlist: str, after_ms: float = float("-inf")) -> Iterator[Segment]:
+    """The packed segments, in playlist order, decompressed a chunk at a time. With `after_ms`,
+    only those ending after it: the others are passed over without building a Segment (a
+    recording-spans page deep in a long playlist pays their rows' parse, not their objects)."""
     decompressor = zlib.decompressobj()
     previous_end = 0.0
     pending = b""
@@ -72,12 +74,24 @@ def unpack(blob: bytes, playlist: str) -> Iterator[Segment]:
         pending += decompressor.decompress(blob[offset : offset + CHUNK])
         *lines, pending = pending.split(b"\n")
         for line in lines:
-            segment = _segment(json.loads(line), playlist, previous_end)
+            row = json.loads(line)
+            if after_ms > float("-inf") and (end := _row_end(row, previous_end)) <= after_ms:
+                previous_end = end
+                continue
+            segment = _segment(row, playlist, previous_end)
             previous_end = segment.end_ms
             yield segment
     pending += decompressor.flush()
     if pending.strip():
         raise ValueError("packed segment list is truncated")
+
+
+def _row_end(row: object, previous_end: float) -> float:
+    """Where a packed row's entry ends, without building it; ValueError for a damaged row."""
+    if not isinstance(row, list) or len(row) < 2:
+        raise ValueError("packed segment row is damaged")
+    start, duration = row[0], row[1]
+    return (previous_end if start is None else float(start)) + float(duration)
 
 
 def _segment(row: list[object], playlist: str, previous_end: float) -> Segment:

@@ -156,9 +156,12 @@ class Lookup:
         reader = MediaPlaylistReader(obj.key, self.prefix, self.pdt_zone)
         packer = SegmentPacker(self.index.max_blob_bytes)
         wanted: list[Segment] = []
+        ordered, previous_start = True, float("-inf")
         try:
             for segment in read_segments(lines, reader):
                 packer.add(segment)
+                ordered = ordered and segment.start_ms > previous_start
+                previous_start = segment.start_ms
                 if segment.overlaps(start_ms, end_ms):
                     wanted.append(segment)
         except (PlaylistError, TooLarge) as exc:
@@ -174,6 +177,7 @@ class Lookup:
             ended=stats.ended,
             segments=stats.segments,
             packed=packed is not None,
+            ordered=ordered,
         )
         self.index.save(summary, packed)
         return summary, wanted

@@ -17,12 +17,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import heapq
 import json
 import logging
 import posixpath
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ from tasks.storage import ListedObject, ObjectStore
 from workers.archive.index import ArchiveIndex, PlaylistSummary
 from workers.archive.locate import Locator, natural_key
 from workers.archive.model import Segment
+from workers.archive.packing import unpack
 from workers.archive.playlists import merge_timelines
 from workers.archive.ranges import (
     Lookup,
@@ -47,7 +49,10 @@ from workers.archive.ranges import (
 log = logging.getLogger(__name__)
 
 PAGE_MS = 3600 * 1000  # the most timeline one page looks at: one or two hourly playlists
-PAGE_SEGMENTS = 400  # the most entries one page checks: the segment LIST stays one request
+# The most entries one page checks: what a 1-minute recording of 2 s segments holds, and a bit
+# more. The page's cost (the LIST of its slice of the segment folder, the entries decoded) is
+# then about a short recording's, however long the archive or its playlists.
+PAGE_SEGMENTS = 40
 EDGE_PLAYLISTS = 2  # playlists read at each end of each guessed order to place the recording
 JOIN_MS = 1  # entries this close are contiguous (#EXTINF and PROGRAM-DATE-TIME round to ms)
 PLAIN = {"Name": "", "Width": 0, "Height": 0, "Bandwidth": 0, "Codec": ""}  # no master playlist
@@ -115,22 +120,56 @@ def gaps_between(spans: list[tuple[int, int]], seen_to_ms: int | None) -> list[t
     return gaps
 
 
+def _cut(
+    streams: Iterable[Iterator[Segment]], start_ms: int, end_ms: int, limit: int
+) -> tuple[list[Segment], int]:
+    """Merge the playlists' sorted streams: the same media once, and past `limit` entries the
+    page ends where the limit-th one ends (never before start_ms + 1), when more follow. Stops
+    pulling at that cut: what the streams hold after it is never decoded."""
+    entries: list[Segment] = []
+    seen: set[tuple[str, int, int]] = set()
+    page_end, cut = end_ms, None
+    for segment in heapq.merge(*streams, key=lambda s: (s.start_ms, s.identity)):
+        if segment.identity in seen:
+            continue
+        if cut is not None:
+            page_end = cut  # more than `limit` entries: the page ends at the cut
+            if segment.start_ms >= cut:
+                break
+        seen.add(segment.identity)
+        entries.append(segment)
+        if len(entries) == limit:
+            cut = max(int(segment.end_ms), start_ms + 1)
+    return entries, page_end
+
+
+def _ordered_window(segments: Iterator[Segment], start_ms: float, end_ms: float) -> Iterator[Segment]:
+    """The entries of a list whose starts only grow that overlap the window: it stops at the
+    first one starting at or after its end, as none after it can overlap."""
+    for segment in segments:
+        if segment.start_ms >= end_ms:
+            return
+        if segment.overlaps(start_ms, end_ms):
+            yield segment
+
+
 def present_keys(store: ObjectStore, source: S3Location, wanted: set[str]) -> set[str]:
     """Which of the wanted keys exist: per folder, one LIST from just before the first wanted
-    key to past the last (a slice of the folder, however long the recording)."""
+    key to past the last (a slice of the folder, however long the recording). Its Prefix is
+    what the first and last keys share (every key between them shares it too): the request
+    names only the slice, so a store that scans what a prefix matches (moto) scans that."""
     by_folder: dict[str, list[str]] = defaultdict(list)
     for key in wanted:
         by_folder[posixpath.dirname(key)].append(key)
     found: set[str] = set()
-    for folder, folder_keys in by_folder.items():
+    for folder_keys in by_folder.values():
         folder_keys.sort()
         first, last = folder_keys[0], folder_keys[-1]
         budget = len(folder_keys) * 4 + 1000  # names out of time order: stop rather than list all
         reached = ""
-        page_keys = len(folder_keys) + 8  # one request sized to the slice, a few keys to see its end
-        for key in store.keys_from(
-            source.bucket, folder + "/" if folder else "", first[:-1], source.region, page_keys
-        ):
+        page_keys = len(folder_keys) + 1  # one request sized to the slice, and one key to see its end
+        shared = posixpath.commonprefix([first, last])  # the folder's "/" and more: no "/" after it
+        for key in store.keys_from(source.bucket, shared, first[:-1], source.region, page_keys):
             if key > last:
                 reached = last
                 break
@@ -233,6 +272,34 @@ class RecordingSpans:
         found = [self.lookup.segments(o, self.locator.summary(o), start_ms, end_ms) for o in chosen]
         return merge_timelines(found)
 
+    def page_entries(self, start_ms: int, end_ms: int, limit: int) -> tuple[list[Segment], int]:
+        """The entries of one page and where it ends: those overlapping [start_ms, end_ms) in
+        timeline order, the same media once, cut after the `limit`-th entry's end when more
+        follow. The same answer as merging every chosen playlist's entries in the window, but
+        an ordered packed list is decoded only up to the cut: a page of a day-long or hourly
+        playlist decodes about `limit` entries, not the playlist."""
+        chosen = self.locator.choose(start_ms, end_ms)
+        try:
+            return _cut(
+                [self._stream(o, start_ms, end_ms, lazy=True) for o in chosen], start_ms, end_ms, limit
+            )
+        except (ValueError, TypeError, zlib.error):  # a damaged packed list: a miss, read from S3
+            log.warning("archive index entry unreadable, reading S3", extra={"recording": self.prefix})
+            return _cut(
+                [self._stream(o, start_ms, end_ms, lazy=False) for o in chosen], start_ms, end_ms, limit
+            )
+
+    def _stream(self, obj: ListedObject, start_ms: float, end_ms: float, lazy: bool) -> Iterator[Segment]:
+        """One playlist's entries in the window, sorted by (start, identity), lazily where its
+        packed list is ordered (stopped at the window's end, or by the consumer at its cut)."""
+        summary = self.locator.summary(obj)
+        packed = self.lookup.index.packed(summary) if lazy and summary.complete and summary.ordered else None
+        if packed is not None:
+            self.lookup.from_index += 1
+            return _ordered_window(unpack(packed, obj.key, after_ms=start_ms), start_ms, end_ms)
+        found = self.lookup.segments(obj, summary, start_ms, end_ms)
+        return iter(sorted(found, key=lambda s: (s.start_ms, s.identity)))
+
     def next_start(self, after_ms: int) -> int | None:
         """Where the next placed playlist starts after `after_ms`: an empty page jumps a long
         hole at once instead of walking it a page at a time."""
@@ -270,11 +337,9 @@ def recording_spans(
         page_start, seen_to = decode_cursor(cursor)
         if not window_start <= page_start < window_end:
             raise BadCursor("does not belong to this StartPos and Duration")
-    page_end = min(page_start + PAGE_MS, window_end)
-    entries = [s for s in recording.segments(page_start, page_end) if s.overlaps(page_start, page_end)]
-    if len(entries) > PAGE_SEGMENTS:
-        page_end = max(int(entries[PAGE_SEGMENTS - 1].end_ms), page_start + 1)
-        entries = [s for s in entries if s.start_ms < page_end]
+    entries, page_end = recording.page_entries(
+        page_start, min(page_start + PAGE_MS, window_end), PAGE_SEGMENTS
+    )
     present = present_keys(store, source, {s.key for s in entries if not s.refused})
     readable = [s for s in entries if not s.refused and s.key in present]
     spans = merge_spans(readable, page_start, page_end)

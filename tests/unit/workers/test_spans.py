@@ -4,6 +4,7 @@ and that no segment's bytes are ever read."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -222,3 +223,58 @@ def test_pages_of_one_walk_share_one_listing_of_the_folder(
     folder.index.client.delete(f"resourced:archive:{folder.index.recording}:listing")  # expired
     folder.spans(cursor=first.cursor)
     assert folder.lists.count(f"{FOLDER}/") == 2
+
+
+def walk(folder: Folder) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int]:
+    """Every page of the recording, spans cut at page boundaries joined again."""
+    whole: list[tuple[int, int]] = []
+    gaps: list[tuple[int, int]] = []
+    cursor, pages = "", 0
+    while True:
+        page = folder.spans(cursor=cursor)
+        pages += 1
+        for span in page.spans:
+            if whole and whole[-1][1] == span[0]:
+                whole[-1] = (whole[-1][0], span[1])
+            else:
+                whole.append(span)
+        gaps += page.gaps
+        cursor = page.cursor
+        if not cursor:
+            return whole, gaps, pages
+
+
+def test_pages_read_lazily_give_the_whole_answer(folder: Folder, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a: ordered, read lazily from the index; c overlaps it (the same media counted once, its
+    # own entries merged in); d goes back in time (PROGRAM-DATE-TIME -6 s): read whole, sorted.
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(2, 7))
+    folder.put("c.m3u8", playlist("c", 3, 2.0, T0 + 13_000))
+    folder.put("d.m3u8", playlist("d", 8, 2.0, T0 + 30_000, jump_after=4, jump_ms=-6000), skip=(1,))
+    one_page = folder.spans()
+    assert one_page.cursor == ""
+    summaries = folder.index.summaries()
+    assert summaries[f"{FOLDER}/a.m3u8"].ordered and not summaries[f"{FOLDER}/d.m3u8"].ordered
+    for size in (1, 3, 4, 7):
+        monkeypatch.setattr(spans_module, "PAGE_SEGMENTS", size)
+        whole, gaps, pages = walk(folder)
+        assert pages > 1
+        assert whole == one_page.spans
+        assert gaps == one_page.gaps
+
+
+def test_a_damaged_packed_list_is_read_from_s3_again(folder: Folder) -> None:
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(2,))
+    before = folder.spans(start_ms=T0 + 3000, duration_ms=10_000)
+    summary = folder.index.summaries()[f"{FOLDER}/a.m3u8"]
+    assert summary.ordered and summary.packed  # read lazily next time...
+    damaged = summary.etag.encode() + b"\0" + zlib.compress(b'[1]\n["x", 2]\n')
+    folder.index.client.set(folder.index._blob_key(summary), damaged)  # ...from a damaged list
+    after = folder.spans(start_ms=T0 + 3000, duration_ms=10_000)
+    assert (
+        (after.spans, after.gaps)
+        == (before.spans, before.gaps)
+        == (
+            [(T0 + 3000, T0 + 4000), (T0 + 6000, T0 + 13_000)],
+            [(T0 + 4000, T0 + 6000)],
+        )
+    )
