@@ -14,6 +14,7 @@ import requests
 
 from scripts.samples import SampleSpec, generate_recording
 from tasks.exports.spec import ErrorCode
+from tasks.platform import keys
 from tests.helpers import export_body, restart_at_new_size, upload_recording
 from tests.integration.conftest import poll_export
 from tests.media import (
@@ -79,24 +80,28 @@ def test_export_to_ready_and_download(
 
 
 def test_identical_concurrent_requests_run_one_export(
-    web: str, worker: subprocess.Popen, session_id: str, recording: str, redis_url: str
+    web: str, worker: subprocess.Popen, session_id: str, recording: str, redis_url: str, s3: Any
 ) -> None:
     body = export_body(session_id, "alice", PDT_MS, 3000, StartTime=1000, LivePath=recording, FileName="dup")
-    answers: list[int] = []
+    answers: list[dict[str, Any]] = []
 
     def send() -> None:
         response = requests.post(f"{web}/resource/v1/i/export-to-s3dir", json=body, timeout=10)
-        answers.append(response.json()["ErrorCode"])
+        answers.append(response.json())
 
     threads = [threading.Thread(target=send) for _ in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert set(answers) <= {1, 5}
+    assert {a["ErrorCode"] for a in answers} <= {1, 5}
+    assert len({a["JobId"] for a in answers}) == 1  # one job, whoever won the race
     _, answer = poll_export(web, body)
     assert answer["ErrorCode"] == 5
     client = redis.Redis.from_url(redis_url, decode_responses=True)
+    video_key = f"{answer['S3Dir']}/dup.mp4"
+    assert client.get(keys.destination_claim("exports", video_key)) is None  # no claim outlives its job
+    assert s3.head_object(Bucket="exports", Key=video_key)["Metadata"]["owner"] == "alice"
     keys = [
         k
         for k in client.scan_iter("resourced:export:*")
