@@ -102,14 +102,14 @@ def test_identical_concurrent_requests_run_one_export(
     video_key = f"{answer['S3Dir']}/dup.mp4"
     assert client.get(keys.destination_claim("exports", video_key)) is None  # no claim outlives its job
     assert s3.head_object(Bucket="exports", Key=video_key)["Metadata"]["owner"] == "alice"
-    keys = [
+    records = [
         k
         for k in client.scan_iter("resourced:export:*")
         if client.hget(k, "spec") and "dup.mp4" in client.hget(k, "spec")
     ]
-    assert len(keys) == 1
-    assert client.hget(keys[0], "attempt") == "1"
-    assert client.hget(keys[0], "deliveries") == "1"
+    assert len(records) == 1
+    assert client.hget(records[0], "attempt") == "1"
+    assert client.hget(records[0], "deliveries") == "1"
 
 
 def test_missing_segment_counts_into_lack_length(
