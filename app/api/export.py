@@ -18,11 +18,11 @@ from kombu.exceptions import OperationalError
 
 from app.api import long_poll
 from app.auth import Session
-from app.errors import ApiError, json_body
+from app.errors import ApiError
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import entry_for
 from app.services import Services, services
-from app.session_check import authenticate, require_bucket, require_scope
+from app.session_check import authenticated_body, require_bucket, require_scope
 from tasks.exports import callbacks, estimate
 from tasks.exports.answers import ended_answer, progress_percent
 from tasks.exports.routing import export_queue
@@ -263,14 +263,18 @@ def admit(svc: Services, spec: ExportSpec) -> None:
 
 
 @bp.post("/resource/v1/i/export-to-s3dir")
-def export_to_s3dir() -> tuple[Response, int] | Response:
+def export_to_s3dir() -> tuple[Response, int]:
     svc = services()
-    body = json_body(MAX_BODY_BYTES)
-    if not isinstance(body, dict):
-        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
-    session = authenticate(body.get("SessionId"), body.get("userid"))
+    body, session = authenticated_body(MAX_BODY_BYTES)
     spec = validated_spec(svc, request.get_data(cache=True), body, session)
     register_callback(svc, spec, body)
+    return admitted_answer(svc, spec)
+
+
+def admitted_answer(svc: Services, spec: ExportSpec) -> tuple[Response, int]:
+    """Submit-or-poll one export job (an export's or a snapshot's): admit it when it is new or
+    its failure was answered, hold the request while it runs (long polling), and answer its
+    state. The one flow of both endpoints, so a snapshot is admitted and answered as an export."""
     record = svc.jobs.get(spec.job_id)
     if record is None or record.state is JobState.FAILED:
         admit(svc, spec)  # new, or a failure to answer once and then retry: the atomic path
@@ -289,8 +293,7 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
     )
     if held.state is JobState.FAILED and record.state is not JobState.FAILED:
         svc.jobs.mark_reported(spec.job_id)  # answered now: the next identical request starts afresh
-    record = held
-    payload, status = answer(svc, record)
+    payload, status = answer(svc, held)
     response = jsonify(payload)
     if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):
         response.headers["Retry-After"] = str(payload["TimeWait"])

@@ -14,18 +14,15 @@ import json
 import posixpath
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response
 
-from app.api import long_poll
-from app.api.export import _location, admit, answer, require_export_scopes
+from app.api.export import _location, admitted_answer, require_export_scopes
 from app.auth import Session
-from app.errors import ApiError, json_body
 from app.schemas.fields import entry_for
 from app.schemas.snapshot import SnapshotRequestSchema
 from app.services import services
-from app.session_check import authenticate, require_bucket
-from tasks.exports.spec import ErrorCode, ExportSpec, ExportType, S3Location
-from tasks.exports.store import JobState
+from app.session_check import authenticated_body, require_bucket
+from tasks.exports.spec import ExportSpec, ExportType, S3Location
 
 bp = Blueprint("snapshot", __name__)
 
@@ -94,31 +91,6 @@ def validated_snapshot(body: dict[str, Any], session: Session) -> ExportSpec:
 @bp.post("/resource/v1/i/snapshot")
 def snapshot() -> tuple[Response, int]:
     svc = services()
-    body = json_body(MAX_BODY_BYTES)
-    if not isinstance(body, dict):
-        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
-    session = authenticate(body.get("SessionId"), body.get("userid"))
+    body, session = authenticated_body(MAX_BODY_BYTES)
     spec = validated_snapshot(body, session)
-    record = svc.jobs.get(spec.job_id)
-    if record is None or record.state is JobState.FAILED:
-        admit(svc, spec)
-        record = svc.jobs.get(spec.job_id)
-    if record is None:
-        queued = {
-            "ErrorCode": 1,
-            "ErrorMessage": "queued",
-            "TimeWait": 1,
-            "JobId": spec.job_id,
-            "Progress": 0,
-        }
-        return jsonify(queued), 200
-    held = long_poll.until_end(
-        svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
-    )
-    if held.state is JobState.FAILED and record.state is not JobState.FAILED:
-        svc.jobs.mark_reported(spec.job_id)
-    payload, status = answer(svc, held)
-    response = jsonify(payload)
-    if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):
-        response.headers["Retry-After"] = str(payload["TimeWait"])
-    return response, status
+    return admitted_answer(svc, spec)
