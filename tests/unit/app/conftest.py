@@ -34,16 +34,23 @@ class SentTasks:
         self.sent.append({"name": name, "args": args, "queue": queue, "task_id": task_id, "headers": headers})
 
 
+def app_settings(**overrides: Any) -> Settings:
+    """The app's settings in these tests; a module that needs more (callbacks, say) overrides a
+    field here rather than restating the rest."""
+    fields: dict[str, Any] = {
+        "secret_key": "unit-test-secret-key-0123456789",
+        "allowed_buckets": ("archive", "exports"),
+        "max_active_exports": 5,
+        "max_active_exports_per_user": 3,
+        "imgbed_bucket": "images",
+        "long_poll_s": 0.0,  # no worker finishes jobs here; tests/unit/app/test_long_poll.py holds
+    }
+    return Settings(**{**fields, **overrides})
+
+
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        secret_key="unit-test-secret-key-0123456789",
-        allowed_buckets=("archive", "exports"),
-        max_active_exports=5,
-        max_active_exports_per_user=3,
-        imgbed_bucket="images",
-        long_poll_s=0.0,  # no worker finishes jobs here; tests/unit/app/test_long_poll.py holds
-    )
+    return app_settings()
 
 
 @pytest.fixture
