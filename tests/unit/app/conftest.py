@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import SignedSessions
+from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
@@ -32,6 +33,12 @@ class SentTasks:
 
             raise OperationalError("broker down")
         self.sent.append({"name": name, "args": args, "queue": queue, "task_id": task_id, "headers": headers})
+
+
+def jobs_of(app: Flask) -> ExportJobStore:
+    """The app's job store, to set up or inspect a job's state behind the API."""
+    found: ExportJobStore = app.extensions["resourced"].jobs
+    return found
 
 
 def app_settings(**overrides: Any) -> Settings:

@@ -11,11 +11,10 @@ from flask.testing import FlaskClient
 
 from tasks.exports import callbacks
 from tasks.exports.spec import ErrorCode, ExportResult
-from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tests.factories import current_token
 from tests.helpers import export_body
-from tests.unit.app.conftest import SentTasks, app_settings
+from tests.unit.app.conftest import SentTasks, app_settings, jobs_of
 
 URL = "/resource/v1/i/export-to-s3dir"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -29,11 +28,6 @@ def settings() -> Settings:
 def post(client: FlaskClient, body: Any) -> tuple[int, dict[str, Any]]:
     response = client.post(URL, json=body)
     return response.status_code, response.get_json()
-
-
-def jobs_of(app: Flask) -> ExportJobStore:
-    found: ExportJobStore = app.extensions["resourced"].jobs
-    return found
 
 
 def test_every_answer_names_the_job_and_its_progress(client: FlaskClient, session: str, app: Flask) -> None:
