@@ -59,17 +59,45 @@ def _location(entry: dict[str, Any], default_region: str) -> S3Location:
     )
 
 
+def keyed_folder(area: str, user: str, seed: list[Any], secret: str) -> str:
+    """A deterministic folder per request (`seed` names the request), so a repeated request
+    lands on the same keys; keyed with the service's secret, so no other user can compute it
+    and take those keys first. An export's and a snapshot's folders (`area`) both come from here."""
+    digest = hmac.new(secret.encode(), json.dumps(seed).encode(), hashlib.sha256).hexdigest()[:20]
+    return f"{area}/{user}/{digest}"
+
+
 def _default_dir(
     user: str, source: S3Location, live_path: str, start: int, data: dict[str, Any], secret: str
 ) -> str:
-    """A deterministic folder per request, so a repeated request lands on the same keys; keyed
-    with the service's secret, so no other user can compute it and take those keys first."""
     fields = [user, source.bucket, source.prefix, live_path, start, data["Duration"], data["export_type"]]
     if data.get("Rendition"):  # another rendition is another video; without one, the folder is as before
         fields.append(data["Rendition"].strip())
-    seed = json.dumps(fields)
-    digest = hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:20]
-    return f"exports/{user}/{digest}"
+    return keyed_folder("exports", user, fields, secret)
+
+
+def destination_bucket(data: dict[str, Any], mp4: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(bucket, root folder, region) of the output: ExportS3Bucket (the mp4 entry's region when it
+    names the same bucket), else the mp4 entry's; region "" means the service's default."""
+    if data["ExportS3Bucket"]:
+        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
+        if not region and mp4 is not None and mp4["storage_name"] == bucket:
+            region = mp4["storage_location"]
+        return bucket, root, region
+    assert mp4 is not None  # the schema refuses a request with neither
+    return (
+        mp4["storage_name"],
+        mp4.get("storage_root_folder", ""),
+        data["ExportS3Region"] or mp4["storage_location"],
+    )
+
+
+def split_key(key: str, suffix: str, name: str) -> tuple[str | None, str]:
+    """ExportS3Key as (folder, file name): a key ending in `suffix` names the file itself, any
+    other key is a folder for `name`; no key: (None, name), for a folder per request."""
+    if key.lower().endswith(suffix):
+        return posixpath.dirname(key), posixpath.basename(key)
+    return (key or None), name
 
 
 def build_spec(data: dict[str, Any], user: str, default_region: str, secret: str) -> ExportSpec:
@@ -78,21 +106,9 @@ def build_spec(data: dict[str, Any], user: str, default_region: str, secret: str
     mp4 = entry_for(entries, "mp4")
     start = data["StartPos"] + (data.get("StartTime") or 0)
     live_path = data["LivePath"].strip("/")  # `live/cam` and `live/cam/` are one recording, one job
-    if data["ExportS3Bucket"]:
-        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
-        if not region and mp4 is not None and mp4["storage_name"] == bucket:
-            region = mp4["storage_location"]
-    else:
-        assert mp4 is not None  # the schema refuses a request with neither
-        bucket, root = mp4["storage_name"], mp4.get("storage_root_folder", "")
-        region = data["ExportS3Region"] or mp4["storage_location"]
-    file_name = data["FileName"] or "export.mp4"
-    key = data["ExportS3Key"]
-    if key.lower().endswith(".mp4"):
-        s3_dir, file_name = posixpath.dirname(key), posixpath.basename(key)
-    elif key:
-        s3_dir = key
-    else:
+    bucket, root, region = destination_bucket(data, mp4)
+    s3_dir, file_name = split_key(data["ExportS3Key"], ".mp4", data["FileName"] or "export.mp4")
+    if s3_dir is None:
         s3_dir = _default_dir(user, source, live_path, start, data, secret)
     if not file_name.lower().endswith(".mp4"):
         file_name += ".mp4"

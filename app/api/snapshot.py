@@ -8,15 +8,18 @@ decodes at most one GOP (workers/jobs/snapshot.py). Usually the first, held requ
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
-import json
-import posixpath
 from typing import Any
 
 from flask import Blueprint, Response
 
-from app.api.export import _location, admitted_answer, require_export_scopes
+from app.api.export import (
+    _location,
+    admitted_answer,
+    destination_bucket,
+    keyed_folder,
+    require_export_scopes,
+    split_key,
+)
 from app.auth import Session
 from app.schemas.fields import entry_for
 from app.schemas.snapshot import SnapshotRequestSchema
@@ -31,9 +34,8 @@ DEFAULT_NAME = "snapshot.jpg"
 
 
 def _default_dir(user: str, source: S3Location, live_path: str, at_ms: int, width: int, secret: str) -> str:
-    """A folder per request, keyed with the service's secret like an export's (app/api/export.py)."""
-    seed = json.dumps(["snapshot", user, source.bucket, source.prefix, live_path, at_ms, width])
-    return f"snapshots/{user}/{hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:20]}"
+    seed = ["snapshot", user, source.bucket, source.prefix, live_path, at_ms, width]
+    return keyed_folder("snapshots", user, seed, secret)
 
 
 def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, secret: str) -> ExportSpec:
@@ -42,20 +44,9 @@ def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, se
     mp4 = entry_for(entries, "mp4")
     at_ms = data["StartPos"] + (data.get("StartTime") or 0)
     live_path = data["LivePath"].strip("/")
-    if data["ExportS3Bucket"]:
-        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
-        if not region and mp4 is not None and mp4["storage_name"] == bucket:
-            region = mp4["storage_location"]
-    else:
-        assert mp4 is not None  # the schema refuses a request with neither
-        bucket, root = mp4["storage_name"], mp4.get("storage_root_folder", "")
-        region = data["ExportS3Region"] or mp4["storage_location"]
-    key, name = data["ExportS3Key"], DEFAULT_NAME
-    if key.lower().endswith(".jpg"):
-        s3_dir, name = posixpath.dirname(key), posixpath.basename(key)
-    elif key:
-        s3_dir = key
-    else:
+    bucket, root, region = destination_bucket(data, mp4)
+    s3_dir, name = split_key(data["ExportS3Key"], ".jpg", DEFAULT_NAME)
+    if s3_dir is None:
         s3_dir = _default_dir(user, source, live_path, at_ms, data["Width"], secret)
     return ExportSpec(
         user=user,
