@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates
 
 from app.schemas.fields import Millis, SmallInt
-from app.schemas.requests import DestinationRequestSchema, check_key, doc
+from app.schemas.requests import DestinationRequestSchema, check_key, doc, rendition_field
 from tasks.exports.spec import ExportType
 from tasks.tenancy.objectkeys import safe_name
 
@@ -55,14 +55,10 @@ class ExportRequestSchema(DestinationRequestSchema):
     FileName = fields.String(
         load_default="", metadata=doc("the video's file name; .mp4 is appended if missing")
     )
-    Rendition = fields.String(
-        load_default="",
-        validate=validate.Length(max=200),
-        metadata=doc(
-            "ABR ladders only: the rendition to export, a variant's Name or URI as recording-spans"
-            " lists it, or WIDTHxHEIGHT; absent: the highest BANDWIDTH (then resolution)."
-            " A name the recording lacks is ErrorCode 2"
-        ),
+    Rendition = rendition_field(
+        "ABR ladders only: the rendition to export, a variant's Name or URI as recording-spans"
+        " lists it, or WIDTHxHEIGHT; absent: the highest BANDWIDTH (then resolution)."
+        " A name the recording lacks is ErrorCode 2"
     )
     export_type = SmallInt(
         load_default=0, metadata=doc("0: keep the source codec (stream copy); 1: H.264; 2: H.265")

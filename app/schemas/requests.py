@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from app.schemas.fields import StorageInfo, entry_for
 from tasks.tenancy.objectkeys import MAX_KEY_BYTES, UnsafeKey, safe_path, valid_bucket, valid_region
@@ -26,6 +26,11 @@ def check_key(check: Callable[..., Any], value: str, **kwargs: Any) -> None:
         check(value, **kwargs)
     except UnsafeKey as exc:
         raise ValidationError(str(exc)) from exc
+
+
+def rendition_field(description: str) -> fields.String:
+    """A request's Rendition: a rendition's name, or WIDTHxHEIGHT; absent: the request's default."""
+    return fields.String(load_default="", validate=validate.Length(max=200), metadata=doc(description))
 
 
 class RecordingRequestSchema(Schema):

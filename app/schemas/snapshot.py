@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates
 
 from app.schemas.fields import Millis, SmallInt
-from app.schemas.requests import DestinationRequestSchema, doc
+from app.schemas.requests import DestinationRequestSchema, doc, rendition_field
 
 MIN_WIDTH, MAX_WIDTH = 16, 7680  # a thumbnail at the least, 8K at the most
 
@@ -27,11 +27,7 @@ class SnapshotRequestSchema(DestinationRequestSchema):
             f"the JPEG's width in pixels ({MIN_WIDTH}-{MAX_WIDTH}), aspect kept; absent: the source's"
         ),
     )
-    Rendition = fields.String(
-        load_default="",
-        validate=validate.Length(max=200),
-        metadata=doc("a rendition's Name as recording-spans lists it, or WIDTHxHEIGHT"),
-    )
+    Rendition = rendition_field("a rendition's Name as recording-spans lists it, or WIDTHxHEIGHT")
     ExportS3Key = fields.String(
         load_default="",
         metadata=doc(

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates
 
 from app.schemas.fields import Millis
-from app.schemas.requests import RecordingRequestSchema, doc
+from app.schemas.requests import RecordingRequestSchema, doc, rendition_field
 
 MAX_WINDOW_MS = 366 * 24 * 3600 * 1000  # a year of timeline: a window is paged, never read at once
 
@@ -26,11 +26,7 @@ class SpansRequestSchema(RecordingRequestSchema):
         allow_none=True,
         metadata=doc("ms: the window's length; absent: to the recording's end"),
     )
-    Rendition = fields.String(
-        load_default="",
-        validate=validate.Length(max=200),
-        metadata=doc("a rendition's Name (as Renditions lists it) or WIDTHxHEIGHT"),
-    )
+    Rendition = rendition_field("a rendition's Name (as Renditions lists it) or WIDTHxHEIGHT")
     Cursor = fields.String(
         load_default="",
         validate=validate.Length(max=200),
