@@ -11,6 +11,7 @@ import posixpath
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -195,17 +196,29 @@ class SpecCache:
 _specs = SpecCache()
 
 
+def spec_for_caller(
+    svc: Services,
+    session: Session,
+    data: dict[str, Any],
+    build: Callable[[dict[str, Any], str, str, str], ExportSpec],
+) -> ExportSpec:
+    """The job `build` makes of a validated request, for the user the caller acts for: a service
+    session acts for `userid` and is recorded as the writer. Both buckets must be allowed (403)."""
+    user = session.user if not session.service else data["userid"]
+    spec = build(data, user, svc.settings.aws_region, svc.settings.secret_key)
+    if session.service:
+        spec = dataclasses.replace(spec, writer=session.user)
+    require_bucket(spec.source.bucket, "storage_info (ts)")
+    require_bucket(spec.destination.bucket, "the destination")
+    return spec
+
+
 def validated_spec(svc: Services, raw: bytes, body: dict[str, Any], session: Session) -> ExportSpec:
     digest = hashlib.sha256(raw).digest()
     spec = _specs.get(digest)
     if spec is None:
         data = ExportRequestSchema(max_duration_ms=svc.settings.max_duration_ms).load(body)
-        user = session.user if not session.service else data["userid"]
-        spec = build_spec(data, user, svc.settings.aws_region, svc.settings.secret_key)
-        if session.service:
-            spec = dataclasses.replace(spec, writer=session.user)
-        require_bucket(spec.source.bucket, "storage_info (ts)")
-        require_bucket(spec.destination.bucket, "the destination")
+        spec = spec_for_caller(svc, session, data, build_spec)
         _specs.put(digest, spec)
     require_export_scopes(session, spec)
     return spec

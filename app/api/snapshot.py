@@ -7,7 +7,6 @@ decodes at most one GOP (workers/jobs/snapshot.py). Usually the first, held requ
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from flask import Blueprint, Response
@@ -18,13 +17,14 @@ from app.api.export import (
     destination_bucket,
     keyed_folder,
     require_export_scopes,
+    spec_for_caller,
     split_key,
 )
 from app.auth import Session
 from app.schemas.fields import entry_for
 from app.schemas.snapshot import SnapshotRequestSchema
 from app.services import services
-from app.session_check import authenticated_body, require_bucket
+from app.session_check import authenticated_body
 from tasks.exports.spec import ExportSpec, ExportType, S3Location
 
 bp = Blueprint("snapshot", __name__)
@@ -67,14 +67,7 @@ def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, se
 
 
 def validated_snapshot(body: dict[str, Any], session: Session) -> ExportSpec:
-    svc = services()
-    data = SnapshotRequestSchema().load(body)
-    user = session.user if not session.service else data["userid"]
-    spec = build_snapshot_spec(data, user, svc.settings.aws_region, svc.settings.secret_key)
-    if session.service:
-        spec = dataclasses.replace(spec, writer=session.user)
-    require_bucket(spec.source.bucket, "storage_info (ts)")
-    require_bucket(spec.destination.bucket, "the destination")
+    spec = spec_for_caller(services(), session, SnapshotRequestSchema().load(body), build_snapshot_spec)
     require_export_scopes(session, spec)
     return spec
 
