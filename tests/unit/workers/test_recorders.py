@@ -22,7 +22,7 @@ from tasks.storage import ObjectStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, shown_indices, sync_error_s
-from tests.recorders import AES_KEYS, BY_NAME, CASES, LIVE_PRESETS, Recording, record
+from tests.recorders import AES_KEYS, BY_NAME, CASES, LIVE_PRESETS, Recording, record, upload
 from workers.archive.index import ArchiveIndex
 from workers.archive.renditions import list_renditions
 from workers.errors import ExportError, NoMedia
@@ -56,12 +56,6 @@ def recordings_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def s3() -> Iterator[Any]:
     with moto_buckets("archive", "exports") as client:
         yield client
-
-
-def upload(s3: Any, rec: Recording, folder: str) -> None:
-    """The recording's files under `folder` of the archive bucket."""
-    for relative in rec.files:
-        s3.upload_file(str(rec.directory / relative), "archive", f"{folder}/{relative}")
 
 
 def keys_passed_to(store: ObjectStore, method: str) -> list[str]:
