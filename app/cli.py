@@ -7,6 +7,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from app import cli_jobs, cli_section6
 from app.auth import BadScope, make_backend
+from app.cli_args import Run, add_export_arguments, export_fields
 from app.client import Client, ResourcedError, storage_info_b64
 from tasks.platform.settings import ClientSettings, ConfigError, Settings
 
@@ -74,20 +76,9 @@ def _export(args: argparse.Namespace) -> int:
             said.append(message)
             print(f"export: {message}", file=sys.stderr, flush=True)
 
-    info = storage_info_b64(args.bucket, args.dest_bucket or args.bucket, args.region, args.root)
-    result = client.export(
-        live_path=args.live_path,
-        start_pos=args.start,
-        start_time=args.start_time,
-        duration=args.duration,
-        storage_info=info,
-        export_type=args.type,
-        file_name=args.file_name,
-        export_key=args.dest_key,
-        callback_url=args.callback_url,
-        on_progress=progress,
-        hold_s=args.hold,
-    )
+    fields = export_fields(args)
+    fields["callback_url"] = args.callback_url
+    result = client.export(**fields, on_progress=progress, hold_s=args.hold)
     if bar is not None:
         bar.update(100 - bar.n)
         bar.close()
@@ -111,28 +102,15 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spans(args: argparse.Namespace) -> int:
-    payload, text = cli_section6.run_spans(_client(args), args)
-    _emit(args, payload, text)
-    return 0
+def _printed(run: Run) -> Callable[[argparse.Namespace], int]:
+    """The handler of a command whose `run` answers (payload, line): printed as --json asks."""
 
+    def handler(args: argparse.Namespace) -> int:
+        payload, text = run(_client(args), args)
+        _emit(args, payload, text)
+        return 0
 
-def _snapshot(args: argparse.Namespace) -> int:
-    payload, text = cli_section6.run_snapshot(_client(args), args)
-    _emit(args, payload, text)
-    return 0
-
-
-def _cancel(args: argparse.Namespace) -> int:
-    payload, text = cli_jobs.run_cancel(_client(args), args)
-    _emit(args, payload, text)
-    return 0
-
-
-def _exports(args: argparse.Namespace) -> int:
-    payload, text = cli_jobs.run_exports(_client(args), args)
-    _emit(args, payload, text)
-    return 0
+    return handler
 
 
 def _imgbed(args: argparse.Namespace) -> int:
@@ -192,19 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     export = commands.add_parser("export", parents=[client], help="export a clip and wait for it")
-    export.add_argument("--live-path", required=True)
-    export.add_argument("--start", type=int, required=True, help="StartPos, ms on the recording's timeline")
-    export.add_argument("--start-time", type=int, default=0, help="StartTime, ms after --start")
-    export.add_argument("--duration", type=int, required=True, help="ms")
-    export.add_argument(
-        "--type", type=int, default=0, choices=[0, 1, 2], help="0 keep codec, 1 H.264, 2 H.265"
-    )
-    export.add_argument("--bucket", required=True, help="the recording's bucket")
-    export.add_argument("--dest-bucket", default="", help="default: --bucket")
-    export.add_argument("--dest-key", default="", help="ExportS3Key: a folder, or a key ending in .mp4")
-    export.add_argument("--region", default=defaults.region)
-    export.add_argument("--root", default="", help="storage_root_folder")
-    export.add_argument("--file-name", default="")
+    add_export_arguments(export, defaults)
     export.add_argument("--download", default="", help="save the MP4 here")
     export.add_argument(
         "--hold",
@@ -217,11 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=_export)
     spans, snap = cli_section6.add_commands(commands, client, defaults)
-    spans.set_defaults(handler=_spans)
-    snap.set_defaults(handler=_snapshot)
+    spans.set_defaults(handler=_printed(cli_section6.run_spans))
+    snap.set_defaults(handler=_printed(cli_section6.run_snapshot))
     cancel, listing = cli_jobs.add_commands(commands, client, defaults)
-    cancel.set_defaults(handler=_cancel)
-    listing.set_defaults(handler=_exports)
+    cancel.set_defaults(handler=_printed(cli_jobs.run_cancel))
+    listing.set_defaults(handler=_printed(cli_jobs.run_exports))
 
     imgbed = commands.add_parser("imgbed", help="the image bed").add_subparsers(
         dest="imgbed_command", required=True

@@ -6,7 +6,8 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from app.client import Client, storage_info_b64
+from app.cli_args import Subcommands, add_export_arguments, export_fields
+from app.client import Client
 from tasks.platform.settings import ClientSettings
 
 
@@ -25,18 +26,7 @@ def run_cancel(client: Client, args: argparse.Namespace) -> tuple[dict[str, Any]
             raise ValueError(
                 "cancel needs --job-id, or the export's --live-path, --bucket, --start, --duration"
             )
-        body = client.export_body(
-            live_path=args.live_path,
-            start_pos=args.start,
-            start_time=args.start_time,
-            duration=args.duration,
-            storage_info=storage_info_b64(
-                args.bucket, args.dest_bucket or args.bucket, args.region, args.root
-            ),
-            export_type=args.type,
-            file_name=args.file_name,
-            export_key=args.dest_key,
-        )
+        body = client.export_body(**export_fields(args))
         answer = client.cancel(request=body)
     code = int(answer["ErrorCode"])
     line = (
@@ -61,24 +51,12 @@ def run_exports(client: Client, args: argparse.Namespace) -> tuple[dict[str, Any
 
 
 def add_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    client: argparse.ArgumentParser,
-    defaults: ClientSettings,
+    commands: Subcommands, client: argparse.ArgumentParser, defaults: ClientSettings
 ) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The cancel and exports subcommands; their handlers are set by the caller."""
     cancel = commands.add_parser("cancel", parents=[client], help="cancel a queued or running export")
     cancel.add_argument("--job-id", default="", help="the JobId every export answer carries")
-    cancel.add_argument("--live-path", default="", help="or: the export's own arguments, as given to export")
-    cancel.add_argument("--start", type=int, default=None)
-    cancel.add_argument("--start-time", type=int, default=0)
-    cancel.add_argument("--duration", type=int, default=0)
-    cancel.add_argument("--type", type=int, default=0, choices=[0, 1, 2])
-    cancel.add_argument("--bucket", default="")
-    cancel.add_argument("--dest-bucket", default="")
-    cancel.add_argument("--dest-key", default="")
-    cancel.add_argument("--region", default=defaults.region)
-    cancel.add_argument("--root", default="")
-    cancel.add_argument("--file-name", default="")
+    add_export_arguments(cancel, defaults, required=False)
     listing = commands.add_parser("exports", parents=[client], help="your exports, newest first")
     listing.add_argument("--state", default="", help="queued, running, parked, done, failed or cancelled")
     listing.add_argument("--limit", type=int, default=50)

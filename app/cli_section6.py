@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from app.cli_args import Subcommands, add_destination_arguments, add_recording_arguments, storage_info
 from app.client import Client, storage_info_b64
 from tasks.platform.settings import ClientSettings
 
@@ -50,12 +51,11 @@ def run_spans(client: Client, args: argparse.Namespace) -> tuple[dict[str, Any],
 
 
 def run_snapshot(client: Client, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    info = storage_info_b64(args.bucket, args.dest_bucket or args.bucket, args.region, args.root)
     result = client.snapshot(
         live_path=args.live_path,
         start_pos=args.start,
         start_time=args.start_time,
-        storage_info=info,
+        storage_info=storage_info(args),
         width=args.width,
         export_key=args.dest_key,
         hold_s=args.hold,
@@ -67,16 +67,11 @@ def run_snapshot(client: Client, args: argparse.Namespace) -> tuple[dict[str, An
 
 
 def add_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    client: argparse.ArgumentParser,
-    defaults: ClientSettings,
+    commands: Subcommands, client: argparse.ArgumentParser, defaults: ClientSettings
 ) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The spans and snapshot subcommands; their handlers are set by the caller."""
     spans = commands.add_parser("spans", parents=[client], help="what a recording holds: spans and gaps")
-    spans.add_argument("--live-path", required=True)
-    spans.add_argument("--bucket", required=True, help="the recording's bucket")
-    spans.add_argument("--region", default=defaults.region)
-    spans.add_argument("--root", default="", help="storage_root_folder")
+    add_recording_arguments(spans, defaults)
     spans.add_argument(
         "--start", type=int, default=None, help="StartPos, ms (default: the recording's start)"
     )
@@ -86,15 +81,11 @@ def add_commands(
     spans.add_argument("--one-page", action="store_true", help="the first page only (default: every page)")
 
     snap = commands.add_parser("snapshot", parents=[client], help="a JPEG of the picture at one instant")
-    snap.add_argument("--live-path", required=True)
     snap.add_argument("--start", type=int, required=True, help="StartPos, ms on the recording's timeline")
     snap.add_argument("--start-time", type=int, default=0, help="StartTime, ms after --start")
     snap.add_argument("--width", type=int, default=0, help="pixels, aspect kept (default: the source's)")
-    snap.add_argument("--bucket", required=True, help="the recording's bucket")
-    snap.add_argument("--dest-bucket", default="", help="default: --bucket")
-    snap.add_argument("--dest-key", default="", help="ExportS3Key: a key ending in .jpg, or a folder")
-    snap.add_argument("--region", default=defaults.region)
-    snap.add_argument("--root", default="", help="storage_root_folder")
+    add_recording_arguments(snap, defaults)
+    add_destination_arguments(snap, "ExportS3Key: a key ending in .jpg, or a folder")
     snap.add_argument("--download", default="", help="save the JPEG here")
     snap.add_argument("--hold", type=float, default=25, help="long polling hold, seconds")
     return spans, snap

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import requests
 from standardwebhooks.webhooks import Webhook
@@ -30,6 +30,25 @@ SPANS_PATH = "/resource/v1/i/recording-spans"
 CANCEL_PATH = "/resource/v1/i/export-cancel"
 EXPORTS_PATH = "/resource/v1/i/exports"
 RECONNECT_WAIT_S = 1.0  # between polls while the service cannot be reached at all
+
+
+class ExportFields(TypedDict):
+    """What an export asks for, in the client's words: `export_body` builds the request from it
+    and `export` takes the same keywords, so the two cannot drift apart."""
+
+    live_path: str
+    start_pos: int
+    duration: int
+    storage_info: str
+    start_time: NotRequired[int]
+    export_type: NotRequired[int]
+    file_name: NotRequired[str]
+    peer_id: NotRequired[str]
+    service_caller: NotRequired[str]  # "mma" when absent
+    export_bucket: NotRequired[str]
+    export_region: NotRequired[str]
+    export_key: NotRequired[str]
+    callback_url: NotRequired[str]
 
 
 class ResourcedError(Exception):
@@ -177,42 +196,26 @@ class Client:
         retry_after = float(response.headers.get("Retry-After") or answer.get("TimeWait") or 1)
         return response.status_code, answer, retry_after
 
-    def export_body(
-        self,
-        *,
-        live_path: str,
-        start_pos: int,
-        duration: int,
-        storage_info: str,
-        start_time: int = 0,
-        export_type: int = 0,
-        file_name: str = "",
-        peer_id: str = "",
-        service_caller: str = "mma",
-        export_bucket: str = "",
-        export_region: str = "",
-        export_key: str = "",
-        callback_url: str = "",
-    ) -> dict[str, Any]:
+    def export_body(self, **fields: Unpack[ExportFields]) -> dict[str, Any]:
         """The export's request body: what `export` submits and polls, and what `cancel` names."""
         body: dict[str, Any] = {
-            "ServiceCaller": service_caller,
-            "StartPos": start_pos,
-            "StartTime": str(start_time),
-            "Duration": duration,
-            "PeerId": peer_id,
-            "LivePath": live_path,
-            "FileName": file_name,
+            "ServiceCaller": fields.get("service_caller", "mma"),
+            "StartPos": fields["start_pos"],
+            "StartTime": str(fields.get("start_time", 0)),
+            "Duration": fields["duration"],
+            "PeerId": fields.get("peer_id", ""),
+            "LivePath": fields["live_path"],
+            "FileName": fields.get("file_name", ""),
             "SessionId": self.session_id,
-            "export_type": export_type,
-            "storage_info": storage_info,
+            "export_type": fields.get("export_type", 0),
+            "storage_info": fields["storage_info"],
             "userid": self.userid,
         }
         for field, value in (
-            ("ExportS3Bucket", export_bucket),
-            ("ExportS3Region", export_region),
-            ("ExportS3Key", export_key),
-            ("CallbackUrl", callback_url),
+            ("ExportS3Bucket", fields.get("export_bucket", "")),
+            ("ExportS3Region", fields.get("export_region", "")),
+            ("ExportS3Key", fields.get("export_key", "")),
+            ("CallbackUrl", fields.get("callback_url", "")),
         ):
             if value:
                 body[field] = value
@@ -221,23 +224,11 @@ class Client:
     def export(
         self,
         *,
-        live_path: str,
-        start_pos: int,
-        duration: int,
-        storage_info: str,
-        start_time: int = 0,
-        export_type: int = 0,
-        file_name: str = "",
-        peer_id: str = "",
-        service_caller: str = "mma",
-        export_bucket: str = "",
-        export_region: str = "",
-        export_key: str = "",
-        callback_url: str = "",
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         timeout_s: float = 3600,
         max_poll_s: float = 30,
         hold_s: float = 25,
+        **fields: Unpack[ExportFields],
     ) -> ExportResult:
         """Submit and poll until ready; raises the ResourcedError subclass of the ErrorCode.
 
@@ -245,21 +236,7 @@ class Client:
         `hold_s`), and between polls the client sleeps TimeWait: the answer arrives when the clip
         is ready, not at the next poll. `on_progress` gets every processing (1/8) answer, with
         `JobId` and `Progress`. `callback_url`: where the service POSTs the job's end as well."""
-        body = self.export_body(
-            live_path=live_path,
-            start_pos=start_pos,
-            duration=duration,
-            storage_info=storage_info,
-            start_time=start_time,
-            export_type=export_type,
-            file_name=file_name,
-            peer_id=peer_id,
-            service_caller=service_caller,
-            export_bucket=export_bucket,
-            export_region=export_region,
-            export_key=export_key,
-            callback_url=callback_url,
-        )
+        body = self.export_body(**fields)
         answer = self.until_ended(body, EXPORT_PATH, on_progress, timeout_s, max_poll_s, hold_s)
         return ExportResult(
             answer["VideoPath"],

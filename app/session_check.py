@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 
 from app.auth import Session
-from app.errors import ApiError
+from app.errors import ApiError, json_body
 from app.services import services
 from tasks.tenancy.objectkeys import valid_user_id
 
 AUTH_CODE = 3  # the same number in the export, image bed and restore APIs
+BAD_REQUEST_CODE = 2  # likewise
 
 
 def header_session_id() -> str:
@@ -45,3 +48,13 @@ def require_scope(session: Session, bucket: str, key: str, field: str) -> None:
     """A scoped session may touch only keys under its `bucket/prefix` scopes (403 otherwise)."""
     if not session.allows(bucket, key):
         raise ApiError(AUTH_CODE, f"forbidden: {field} is outside this session's scopes", 403)
+
+
+def authenticated_body(limit_bytes: int) -> tuple[dict[str, Any], Session]:
+    """The request's JSON object and its caller (SessionId and userid in the body): the one
+    prelude of the export, snapshot, spans and export-cancel endpoints, so that each refuses a
+    non-object body and a foreign userid with the same answer."""
+    body = json_body(limit_bytes)
+    if not isinstance(body, dict):
+        raise ApiError(BAD_REQUEST_CODE, "bad request: the body must be a JSON object", 400)
+    return body, authenticate(body.get("SessionId"), body.get("userid"))

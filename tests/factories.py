@@ -23,6 +23,19 @@ def export_spec(**fields: Any) -> ExportSpec:
     return ExportSpec(**{**defaults, **fields})
 
 
+def store_spec(user: str, start: int, folder: str, duration_ms: int = 5000) -> ExportSpec:
+    """A job of the job-store tests: `user`'s export of s3://src/cam/1 from `start` into
+    s3://dst/`folder` (the folder decides which jobs share destination keys, hence claims)."""
+    return export_spec(
+        user=user,
+        source=S3Location("src", "us-east-1"),
+        live_path="cam/1",
+        start_ms=start,
+        duration_ms=duration_ms,
+        destination=S3Location("dst", "us-east-1", folder),
+    )
+
+
 def current_token(jobs: Any, job_id: str) -> str:
     """The random token of the job's current attempt (what its task message carries)."""
     record = jobs.get(job_id)

@@ -16,6 +16,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -183,6 +184,12 @@ def _join(header: list[str], entries: list[tuple[list[str], str]], endlist: bool
 
 def _extinf_s(tags: list[str]) -> float:
     return sum(float(t.split(":", 1)[1].rstrip(",").split(",")[0]) for t in tags if t.startswith("#EXTINF"))
+
+
+def upload(s3: Any, rec: Recording, folder: str) -> None:
+    """The recording's files under `folder` of the archive bucket (`s3`: a boto3 client)."""
+    for relative in rec.files:
+        s3.upload_file(str(rec.directory / relative), "archive", f"{folder}/{relative}")
 
 
 def record(case: RecorderCase, directory: Path) -> Recording:

@@ -11,6 +11,7 @@ import posixpath
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -18,11 +19,11 @@ from kombu.exceptions import OperationalError
 
 from app.api import long_poll
 from app.auth import Session
-from app.errors import ApiError, json_body
+from app.errors import ApiError
 from app.schemas.export import ExportRequestSchema
 from app.schemas.fields import entry_for
 from app.services import Services, services
-from app.session_check import authenticate, require_bucket, require_scope
+from app.session_check import authenticated_body, require_bucket, require_scope
 from tasks.exports import callbacks, estimate
 from tasks.exports.answers import ended_answer, progress_percent
 from tasks.exports.routing import export_queue
@@ -59,17 +60,45 @@ def _location(entry: dict[str, Any], default_region: str) -> S3Location:
     )
 
 
+def keyed_folder(area: str, user: str, seed: list[Any], secret: str) -> str:
+    """A deterministic folder per request (`seed` names the request), so a repeated request
+    lands on the same keys; keyed with the service's secret, so no other user can compute it
+    and take those keys first. An export's and a snapshot's folders (`area`) both come from here."""
+    digest = hmac.new(secret.encode(), json.dumps(seed).encode(), hashlib.sha256).hexdigest()[:20]
+    return f"{area}/{user}/{digest}"
+
+
 def _default_dir(
     user: str, source: S3Location, live_path: str, start: int, data: dict[str, Any], secret: str
 ) -> str:
-    """A deterministic folder per request, so a repeated request lands on the same keys; keyed
-    with the service's secret, so no other user can compute it and take those keys first."""
     fields = [user, source.bucket, source.prefix, live_path, start, data["Duration"], data["export_type"]]
     if data.get("Rendition"):  # another rendition is another video; without one, the folder is as before
         fields.append(data["Rendition"].strip())
-    seed = json.dumps(fields)
-    digest = hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:20]
-    return f"exports/{user}/{digest}"
+    return keyed_folder("exports", user, fields, secret)
+
+
+def destination_bucket(data: dict[str, Any], mp4: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(bucket, root folder, region) of the output: ExportS3Bucket (the mp4 entry's region when it
+    names the same bucket), else the mp4 entry's; region "" means the service's default."""
+    if data["ExportS3Bucket"]:
+        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
+        if not region and mp4 is not None and mp4["storage_name"] == bucket:
+            region = mp4["storage_location"]
+        return bucket, root, region
+    assert mp4 is not None  # the schema refuses a request with neither
+    return (
+        mp4["storage_name"],
+        mp4.get("storage_root_folder", ""),
+        data["ExportS3Region"] or mp4["storage_location"],
+    )
+
+
+def split_key(key: str, suffix: str, name: str) -> tuple[str | None, str]:
+    """ExportS3Key as (folder, file name): a key ending in `suffix` names the file itself, any
+    other key is a folder for `name`; no key: (None, name), for a folder per request."""
+    if key.lower().endswith(suffix):
+        return posixpath.dirname(key), posixpath.basename(key)
+    return (key or None), name
 
 
 def build_spec(data: dict[str, Any], user: str, default_region: str, secret: str) -> ExportSpec:
@@ -78,21 +107,9 @@ def build_spec(data: dict[str, Any], user: str, default_region: str, secret: str
     mp4 = entry_for(entries, "mp4")
     start = data["StartPos"] + (data.get("StartTime") or 0)
     live_path = data["LivePath"].strip("/")  # `live/cam` and `live/cam/` are one recording, one job
-    if data["ExportS3Bucket"]:
-        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
-        if not region and mp4 is not None and mp4["storage_name"] == bucket:
-            region = mp4["storage_location"]
-    else:
-        assert mp4 is not None  # the schema refuses a request with neither
-        bucket, root = mp4["storage_name"], mp4.get("storage_root_folder", "")
-        region = data["ExportS3Region"] or mp4["storage_location"]
-    file_name = data["FileName"] or "export.mp4"
-    key = data["ExportS3Key"]
-    if key.lower().endswith(".mp4"):
-        s3_dir, file_name = posixpath.dirname(key), posixpath.basename(key)
-    elif key:
-        s3_dir = key
-    else:
+    bucket, root, region = destination_bucket(data, mp4)
+    s3_dir, file_name = split_key(data["ExportS3Key"], ".mp4", data["FileName"] or "export.mp4")
+    if s3_dir is None:
         s3_dir = _default_dir(user, source, live_path, start, data, secret)
     if not file_name.lower().endswith(".mp4"):
         file_name += ".mp4"
@@ -179,17 +196,29 @@ class SpecCache:
 _specs = SpecCache()
 
 
+def spec_for_caller(
+    svc: Services,
+    session: Session,
+    data: dict[str, Any],
+    build: Callable[[dict[str, Any], str, str, str], ExportSpec],
+) -> ExportSpec:
+    """The job `build` makes of a validated request, for the user the caller acts for: a service
+    session acts for `userid` and is recorded as the writer. Both buckets must be allowed (403)."""
+    user = session.user if not session.service else data["userid"]
+    spec = build(data, user, svc.settings.aws_region, svc.settings.secret_key)
+    if session.service:
+        spec = dataclasses.replace(spec, writer=session.user)
+    require_bucket(spec.source.bucket, "storage_info (ts)")
+    require_bucket(spec.destination.bucket, "the destination")
+    return spec
+
+
 def validated_spec(svc: Services, raw: bytes, body: dict[str, Any], session: Session) -> ExportSpec:
     digest = hashlib.sha256(raw).digest()
     spec = _specs.get(digest)
     if spec is None:
         data = ExportRequestSchema(max_duration_ms=svc.settings.max_duration_ms).load(body)
-        user = session.user if not session.service else data["userid"]
-        spec = build_spec(data, user, svc.settings.aws_region, svc.settings.secret_key)
-        if session.service:
-            spec = dataclasses.replace(spec, writer=session.user)
-        require_bucket(spec.source.bucket, "storage_info (ts)")
-        require_bucket(spec.destination.bucket, "the destination")
+        spec = spec_for_caller(svc, session, data, build_spec)
         _specs.put(digest, spec)
     require_export_scopes(session, spec)
     return spec
@@ -263,14 +292,18 @@ def admit(svc: Services, spec: ExportSpec) -> None:
 
 
 @bp.post("/resource/v1/i/export-to-s3dir")
-def export_to_s3dir() -> tuple[Response, int] | Response:
+def export_to_s3dir() -> tuple[Response, int]:
     svc = services()
-    body = json_body(MAX_BODY_BYTES)
-    if not isinstance(body, dict):
-        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
-    session = authenticate(body.get("SessionId"), body.get("userid"))
+    body, session = authenticated_body(MAX_BODY_BYTES)
     spec = validated_spec(svc, request.get_data(cache=True), body, session)
     register_callback(svc, spec, body)
+    return admitted_answer(svc, spec)
+
+
+def admitted_answer(svc: Services, spec: ExportSpec) -> tuple[Response, int]:
+    """Submit-or-poll one export job (an export's or a snapshot's): admit it when it is new or
+    its failure was answered, hold the request while it runs (long polling), and answer its
+    state. The one flow of both endpoints, so a snapshot is admitted and answered as an export."""
     record = svc.jobs.get(spec.job_id)
     if record is None or record.state is JobState.FAILED:
         admit(svc, spec)  # new, or a failure to answer once and then retry: the atomic path
@@ -289,8 +322,7 @@ def export_to_s3dir() -> tuple[Response, int] | Response:
     )
     if held.state is JobState.FAILED and record.state is not JobState.FAILED:
         svc.jobs.mark_reported(spec.job_id)  # answered now: the next identical request starts afresh
-    record = held
-    payload, status = answer(svc, record)
+    payload, status = answer(svc, held)
     response = jsonify(payload)
     if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):
         response.headers["Retry-After"] = str(payload["TimeWait"])

@@ -15,9 +15,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.api.export import answer, validated_spec
 from app.auth import Session
-from app.errors import ApiError, json_body
+from app.errors import ApiError
 from app.services import Services, services
-from app.session_check import authenticate, header_session_id
+from app.session_check import authenticate, authenticated_body, header_session_id
 from tasks.exports import callbacks
 from tasks.exports.answers import ended_answer, progress_percent
 from tasks.exports.spec import ErrorCode
@@ -73,10 +73,7 @@ def stop_writing(svc: Services, record: JobRecord) -> None:
 @bp.post("/resource/v1/i/export-cancel")
 def export_cancel() -> tuple[Response, int]:
     svc = services()
-    body = json_body(MAX_BODY_BYTES)
-    if not isinstance(body, dict):
-        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
-    session = authenticate(body.get("SessionId"), body.get("userid"))
+    body, session = authenticated_body(MAX_BODY_BYTES)
     job_id = _target(svc, body, session)
     outcome, record = svc.jobs.cancel(job_id, svc.settings.cancel_hold_s)
     if outcome == "missing" or record is None:

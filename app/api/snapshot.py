@@ -7,25 +7,25 @@ decodes at most one GOP (workers/jobs/snapshot.py). Usually the first, held requ
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import hmac
-import json
-import posixpath
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response
 
-from app.api import long_poll
-from app.api.export import _location, admit, answer, require_export_scopes
+from app.api.export import (
+    _location,
+    admitted_answer,
+    destination_bucket,
+    keyed_folder,
+    require_export_scopes,
+    spec_for_caller,
+    split_key,
+)
 from app.auth import Session
-from app.errors import ApiError, json_body
 from app.schemas.fields import entry_for
 from app.schemas.snapshot import SnapshotRequestSchema
 from app.services import services
-from app.session_check import authenticate, require_bucket
-from tasks.exports.spec import ErrorCode, ExportSpec, ExportType, S3Location
-from tasks.exports.store import JobState
+from app.session_check import authenticated_body
+from tasks.exports.spec import ExportSpec, ExportType, S3Location
 
 bp = Blueprint("snapshot", __name__)
 
@@ -34,9 +34,8 @@ DEFAULT_NAME = "snapshot.jpg"
 
 
 def _default_dir(user: str, source: S3Location, live_path: str, at_ms: int, width: int, secret: str) -> str:
-    """A folder per request, keyed with the service's secret like an export's (app/api/export.py)."""
-    seed = json.dumps(["snapshot", user, source.bucket, source.prefix, live_path, at_ms, width])
-    return f"snapshots/{user}/{hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:20]}"
+    seed = ["snapshot", user, source.bucket, source.prefix, live_path, at_ms, width]
+    return keyed_folder("snapshots", user, seed, secret)
 
 
 def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, secret: str) -> ExportSpec:
@@ -45,20 +44,9 @@ def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, se
     mp4 = entry_for(entries, "mp4")
     at_ms = data["StartPos"] + (data.get("StartTime") or 0)
     live_path = data["LivePath"].strip("/")
-    if data["ExportS3Bucket"]:
-        bucket, root, region = data["ExportS3Bucket"], "", data["ExportS3Region"]
-        if not region and mp4 is not None and mp4["storage_name"] == bucket:
-            region = mp4["storage_location"]
-    else:
-        assert mp4 is not None  # the schema refuses a request with neither
-        bucket, root = mp4["storage_name"], mp4.get("storage_root_folder", "")
-        region = data["ExportS3Region"] or mp4["storage_location"]
-    key, name = data["ExportS3Key"], DEFAULT_NAME
-    if key.lower().endswith(".jpg"):
-        s3_dir, name = posixpath.dirname(key), posixpath.basename(key)
-    elif key:
-        s3_dir = key
-    else:
+    bucket, root, region = destination_bucket(data, mp4)
+    s3_dir, name = split_key(data["ExportS3Key"], ".jpg", DEFAULT_NAME)
+    if s3_dir is None:
         s3_dir = _default_dir(user, source, live_path, at_ms, data["Width"], secret)
     return ExportSpec(
         user=user,
@@ -79,14 +67,7 @@ def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, se
 
 
 def validated_snapshot(body: dict[str, Any], session: Session) -> ExportSpec:
-    svc = services()
-    data = SnapshotRequestSchema().load(body)
-    user = session.user if not session.service else data["userid"]
-    spec = build_snapshot_spec(data, user, svc.settings.aws_region, svc.settings.secret_key)
-    if session.service:
-        spec = dataclasses.replace(spec, writer=session.user)
-    require_bucket(spec.source.bucket, "storage_info (ts)")
-    require_bucket(spec.destination.bucket, "the destination")
+    spec = spec_for_caller(services(), session, SnapshotRequestSchema().load(body), build_snapshot_spec)
     require_export_scopes(session, spec)
     return spec
 
@@ -94,31 +75,6 @@ def validated_snapshot(body: dict[str, Any], session: Session) -> ExportSpec:
 @bp.post("/resource/v1/i/snapshot")
 def snapshot() -> tuple[Response, int]:
     svc = services()
-    body = json_body(MAX_BODY_BYTES)
-    if not isinstance(body, dict):
-        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
-    session = authenticate(body.get("SessionId"), body.get("userid"))
+    body, session = authenticated_body(MAX_BODY_BYTES)
     spec = validated_snapshot(body, session)
-    record = svc.jobs.get(spec.job_id)
-    if record is None or record.state is JobState.FAILED:
-        admit(svc, spec)
-        record = svc.jobs.get(spec.job_id)
-    if record is None:
-        queued = {
-            "ErrorCode": 1,
-            "ErrorMessage": "queued",
-            "TimeWait": 1,
-            "JobId": spec.job_id,
-            "Progress": 0,
-        }
-        return jsonify(queued), 200
-    held = long_poll.until_end(
-        svc.jobs, record, long_poll.hold_seconds(svc.settings, request.headers.get("Prefer"))
-    )
-    if held.state is JobState.FAILED and record.state is not JobState.FAILED:
-        svc.jobs.mark_reported(spec.job_id)
-    payload, status = answer(svc, held)
-    response = jsonify(payload)
-    if status == 200 and payload["ErrorCode"] in (int(ErrorCode.PROCESSING), int(ErrorCode.RESTORING)):
-        response.headers["Retry-After"] = str(payload["TimeWait"])
-    return response, status
+    return admitted_answer(svc, spec)

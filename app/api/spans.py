@@ -12,11 +12,11 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify
 from kombu.exceptions import OperationalError
 
-from app.errors import ApiError, json_body
+from app.errors import ApiError
 from app.schemas.fields import entry_for
 from app.schemas.spans import SpansRequestSchema
 from app.services import services
-from app.session_check import authenticate, require_bucket, require_scope
+from app.session_check import authenticated_body, require_bucket, require_scope
 from tasks.exports.spans_rpc import SpansRequest, new_reply_key, wait_reply
 from tasks.exports.spec import ErrorCode, S3Location
 from tasks.platform.celery_app import Queue, TaskName
@@ -50,10 +50,7 @@ def spans_request(data: dict[str, Any], default_region: str) -> SpansRequest:
 @bp.post("/resource/v1/i/recording-spans")
 def recording_spans() -> tuple[Response, int]:
     svc = services()
-    body = json_body(MAX_BODY_BYTES)
-    if not isinstance(body, dict):
-        raise ApiError(int(ErrorCode.BAD_REQUEST), "bad request: the body must be a JSON object", 400)
-    session = authenticate(body.get("SessionId"), body.get("userid"))
+    body, session = authenticated_body(MAX_BODY_BYTES)
     request = spans_request(SpansRequestSchema().load(body), svc.settings.aws_region)
     require_bucket(request.source.bucket, "storage_info (ts)")
     require_scope(

@@ -4,6 +4,7 @@ Procfile's web and worker entries with only the documented environment variables
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,25 @@ def worker(
 def session_id(service_env: dict[str, str]) -> str:
     """Issued by the `resourced` command, as an operator would."""
     return devstack.issue_session(service_env, "alice")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).parent / "resourced")  # the installed entry point, as a user runs it
+
+
+def run_cli(web: str, session: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`resourced ARGS` as alice against `web`, importing this tree's CLI whatever checkout the
+    installed entry point was installed from (PYTHONPATH comes first)."""
+    env = {
+        "RESOURCED_URL": web,
+        "RESOURCED_SESSION": session,
+        "RESOURCED_USER": "alice",
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.run(
+        [CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT
+    )
 
 
 def poll_export(web: str, body: dict[str, Any], timeout_s: float = 90) -> tuple[int, dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,12 @@ from PIL import Image
 from app.client import BadRequest, Client, NoMedia, storage_info_b64, verify_restore_callback
 from scripts.samples import SampleSpec, generate_recording
 from tests.helpers import upload_recording
+from tests.integration.conftest import run_cli
 from tests.integration.receiver import receiver
 from tests.media import frame_indices
 
 pytestmark = pytest.mark.integration
 PDT_MS = 1_700_000_000_000
-CLI = str(Path(sys.executable).parent / "resourced")
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +29,6 @@ def cli_recording(s3: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
         s3, "archive", "live/cli", generate_recording(tmp_path_factory.mktemp("cli"), SampleSpec())
     )
     return "live/cli"
-
-
-def run_cli(web: str, session: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "RESOURCED_URL": web,
-        "RESOURCED_SESSION": session,
-        "RESOURCED_USER": "alice",
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_exports_and_downloads(

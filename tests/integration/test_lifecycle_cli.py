@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ import pytest
 from app.client import Client, storage_info_b64
 from scripts.samples import SampleSpec, generate_recording
 from tests.helpers import upload_recording
+from tests.integration.conftest import run_cli
 from tests.integration.receiver import receiver
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 PDT_MS = 1_700_000_000_000
 
 
@@ -28,20 +27,6 @@ def cli_rec(s3: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     rec = generate_recording(tmp_path_factory.mktemp("cli6"), SampleSpec(seconds=4, audio_codec=None))
     upload_recording(s3, "archive", "live/cli6", rec)
     return "live/cli6"
-
-
-def run_cli(web: str, session: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "RESOURCED_URL": web,
-        "RESOURCED_SESSION": session,
-        "RESOURCED_USER": "alice",
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(ROOT),  # this tree's CLI, whatever the installed entry point names
-    }
-    command = [sys.executable, "-m", "app.cli", *args]
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT
-    )
 
 
 def test_sdk_spans_joins_every_page(

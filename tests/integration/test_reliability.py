@@ -255,6 +255,24 @@ def assert_celery_survived(worker: subprocess.Popen, logs_dir: Path, stack: dict
     assert "worker exited unexpectedly" not in log and "Unrecoverable error" not in log
 
 
+@contextmanager
+def worker_with_export_held(
+    stack: dict[str, str], logs_dir: Path, proxy: FaultProxy, body: dict[str, Any], step: str, what: str
+) -> Iterator[subprocess.Popen]:
+    """A worker, and the export submitted (answered at once) and held by the proxy at the S3
+    request `step` until the test sets proxy.release; the worker is stopped on the way out."""
+    proxy.hold_once = step
+    worker = start_worker(stack, logs_dir, stack["TAG"])
+    try:
+        devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
+        headers = {"Prefer": "wait=0"}
+        requests.post(f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, headers=headers, timeout=10)
+        assert proxy.held.wait(120), f"the export never {what}"
+        yield worker
+    finally:
+        devstack.stop(worker, 20)
+
+
 def test_a_worker_outlives_a_redis_crash_and_the_job_then_completes_once(
     broker: str,
     service_env: dict[str, str],
@@ -268,15 +286,8 @@ def test_a_worker_outlives_a_redis_crash_and_the_job_then_completes_once(
     file 12 s later: the worker reconnects and keeps consuming, the job ends 5, once."""
     with restartable_stack(broker, service_env, logs_dir, proxy, tmp_path, persistent=True) as (store, stack):
         body = clip_body(stack, s3, tmp_path, "crash")
-        proxy.hold_once = FINAL_UPLOAD
-        worker = start_worker(stack, logs_dir, stack["TAG"])
-        try:
-            devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
-            headers = {"Prefer": "wait=0"}
-            requests.post(
-                f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, headers=headers, timeout=10
-            )
-            assert proxy.held.wait(120), "the export never reached its final upload"
+        reached = "reached its final upload"
+        with worker_with_export_held(stack, logs_dir, proxy, body, FINAL_UPLOAD, reached) as worker:
             store.kill()
             assert_unavailable(stack, body)
             time.sleep(REDIS_DOWN_S)
@@ -291,8 +302,6 @@ def test_a_worker_outlives_a_redis_crash_and_the_job_then_completes_once(
             after = ask(stack, clip_body(stack, s3, tmp_path, "after"))  # still consuming
             assert_exactly_once(s3, after, "after", tmp_path)
             assert_celery_survived(worker, logs_dir, stack)
-        finally:
-            devstack.stop(worker, 20)
 
 
 def test_a_redis_that_comes_back_empty_fences_the_running_attempt_and_a_new_poll_starts_over(
@@ -312,15 +321,8 @@ def test_a_redis_that_comes_back_empty_fences_the_running_attempt_and_a_new_poll
         stack,
     ):
         body = clip_body(stack, s3, tmp_path, "amnesia")
-        proxy.hold_once = CREATE_VIDEO_UPLOAD
-        worker = start_worker(stack, logs_dir, stack["TAG"])
-        try:
-            devstack.wait_workers(stack["RESOURCED_REDIS_URL"])
-            headers = {"Prefer": "wait=0"}
-            requests.post(
-                f"{stack['WEB']}/resource/v1/i/export-to-s3dir", json=body, headers=headers, timeout=10
-            )
-            assert proxy.held.wait(120), "the export never began its video upload"
+        began = "began its video upload"
+        with worker_with_export_held(stack, logs_dir, proxy, body, CREATE_VIDEO_UPLOAD, began) as worker:
             store.kill()
             store.start()  # empty: no job, no lease, no broker queues
             proxy.release.set()
@@ -329,8 +331,6 @@ def test_a_redis_that_comes_back_empty_fences_the_running_attempt_and_a_new_poll
             assert_exactly_once(s3, answer, "amnesia", tmp_path)
             assert job_hash(stack, "amnesia.mp4")["attempt"] == "1"  # a new job, not a takeover
             assert_celery_survived(worker, logs_dir, stack)
-        finally:
-            devstack.stop(worker, 20)
 
 
 def test_three_workers_share_a_burst_and_run_each_job_once(

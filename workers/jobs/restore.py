@@ -57,15 +57,20 @@ DELIVERY_BACKOFF_MAX_S = 3600  # a client that is down for hours is tried at lea
 
 
 def retry_window_over(job: RestoreJob, window_hours: float, now: float | None = None) -> bool:
-    """Whether the callback's retry window, counted from its first delivery attempt, has passed.
+    """Whether the callback's retry window, counted from its first delivery attempt, has passed."""
+    return window_over(float(str(job.attempts[0]["at"])) if job.attempts else None, window_hours, now)
+
+
+def window_over(since: float | None, window_hours: float, now: float | None = None) -> bool:
+    """Whether a delivery's retry window, counted from `since` (None: not started), has passed.
 
     The window is a deadline, not a number of retries: Celery's full jitter waits a random part
     of each backoff delay, so a fixed count of retries ends anywhere between a few minutes and
-    twice the window. Retrying until the deadline covers the window whatever the jitter draws."""
-    if not job.attempts:
+    twice the window. Retrying until the deadline covers the window whatever the jitter draws.
+    PutRestoreResult counts from its first attempt, an export's callback from the job's end."""
+    if since is None:
         return False
-    now = time.time() if now is None else now
-    return now - float(str(job.attempts[0]["at"])) >= window_hours * 3600
+    return (time.time() if now is None else now) - since >= window_hours * 3600
 
 
 def delivery_id(job: RestoreJob) -> str:

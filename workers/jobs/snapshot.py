@@ -17,14 +17,14 @@ from pathlib import Path
 
 from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
 from tasks.platform.settings import Settings
-from tasks.storage import ObjectStore, StorageError, Uploaded
+from tasks.storage import ObjectStore
 from tasks.tenancy import ownership
-from tasks.tenancy.images import CACHE_CONTROL, ImageStore
 from workers.archive.model import Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
 from workers.errors import ExportError, NoMedia
-from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
+from workers.jobs.completion import upload_jpeg
+from workers.jobs.fencing import Fence, object_mark, take_over
 from workers.media.still import NoPicture, TimedPacket, picture_at, scaled, timeline_packets
 from workers.media.thumbnail import encode_jpeg
 from workers.transfer.prefetch import prefetch
@@ -68,31 +68,6 @@ def still_jpeg(spec: ExportSpec, packets: list[TimedPacket], at_ms: int) -> byte
     return encode_jpeg(scaled(frame, spec.snapshot_width))
 
 
-def upload_still(store: ObjectStore, spec: ExportSpec, jpeg: bytes, fence: Fence, mark: str) -> Uploaded:
-    """As an export's poster: recorded on the job before it is sent, completed only under the fence."""
-    dest = spec.destination
-    key = ImageStore(store, dest.bucket, dest.region).ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1]).key
-    earlier = adopted(fence, store, dest.bucket, key, dest.region, mark)
-    if earlier is not None:
-        return earlier
-    metadata = {**ownership.export_writer(spec).metadata, ownership.JOB_META: mark}
-    upload = store.start_multipart(dest.bucket, key, "image/jpeg", dest.region, metadata, CACHE_CONTROL)
-    try:
-        fence.record_upload(dest.bucket, key, dest.region, upload.upload_id)
-        upload.upload_part(1, jpeg)
-        if (refused := ownership.export_refusal(store, spec)) is not None:
-            raise ExportError(ErrorCode.AUTH, refused)
-        fence.check()
-        return upload.complete()
-    except StorageError:
-        upload.abort()
-        completion_failed(fence)
-        raise
-    except BaseException:
-        upload.abort()
-        raise
-
-
 def run_snapshot(
     spec: ExportSpec,
     store: ObjectStore,
@@ -124,7 +99,7 @@ def run_snapshot(
         shutil.rmtree(workdir, ignore_errors=True)
     report("uploading", 0.8)
     mark = object_mark(fence, [s.key for s in chosen] + [f"@{at_ms}/{spec.snapshot_width}"])
-    uploaded = upload_still(store, spec, jpeg, fence, mark)
+    uploaded = upload_jpeg(store, spec, jpeg, fence, mark, conditional=False)
     dest = spec.destination
     return ExportResult(
         bucket=dest.bucket,

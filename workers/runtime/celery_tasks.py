@@ -21,8 +21,9 @@ from tasks.platform.celery_app import Queue, TaskName
 from tasks.platform.settings import Settings
 from tasks.restore.store import RestoreJobStore
 from workers.jobs.export_attempt import RETRYABLE, process_export, record_failure
-from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S, advance, deliver_result, give_up, retry_window_over
+from workers.jobs.restore import advance, deliver_result, give_up, retry_window_over
 from workers.runtime.clients import runtime
+from workers.runtime.delivery import delivery_task_options
 from workers.runtime.export_callbacks import announce
 
 log = logging.getLogger(__name__)
@@ -195,17 +196,8 @@ def register_restore_tasks(celery: Celery, settings: Settings) -> None:
 
     @celery.task(
         name=TaskName.CALLBACK_DELIVER.value,
-        shared=False,
         base=CallbackTask,
-        bind=True,
-        acks_late=True,
-        soft_time_limit=120,
-        time_limit=150,
-        autoretry_for=(DeliveryNotAcknowledged,),
-        retry_backoff=settings.callback_backoff_s,
-        retry_backoff_max=DELIVERY_BACKOFF_MAX_S,
-        retry_jitter=True,
-        max_retries=None,  # until the window's deadline (retry_window_over), whatever the jitter draws
+        **delivery_task_options(settings, DeliveryNotAcknowledged),
     )
     def callback_deliver(self: Task, task_id: str) -> str:
         """One signed delivery, recorded on the job; Celery redelivers with backoff until the

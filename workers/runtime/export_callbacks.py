@@ -9,7 +9,6 @@ CallbackUrl.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import redis
@@ -20,8 +19,9 @@ from tasks.exports.answers import cancelled_answer, ended_answer
 from tasks.exports.store import JobRecord
 from tasks.platform.settings import Settings
 from tasks.platform.webhooks import DeliveryFailed, UrlRefused, deliver
-from workers.jobs.restore import DELIVERY_BACKOFF_MAX_S
+from workers.jobs.restore import window_over
 from workers.runtime.clients import runtime
+from workers.runtime.delivery import delivery_task_options
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,6 @@ def announce(record: JobRecord, celery: Celery | None = None, client: redis.Redi
         log.exception("could not announce the export's end", extra={"job_id": record.job_id})
 
 
-def window_over(ended_at: float | None, window_hours: float, now: float | None = None) -> bool:
-    """Whether the retry window, counted from the job's end (its first delivery), has passed: a
-    deadline, not a count of retries, as for PutRestoreResult (workers/jobs/restore.py)."""
-    if ended_at is None:
-        return False
-    return (time.time() if now is None else now) - ended_at >= window_hours * 3600
-
-
 _celery: Celery | None = None
 
 
@@ -70,19 +62,7 @@ def register_export_callback_task(celery: Celery, settings: Settings) -> None:
     global _celery
     _celery = celery
 
-    @celery.task(
-        name=EXPORT_CALLBACK_TASK,
-        shared=False,
-        bind=True,
-        acks_late=True,
-        soft_time_limit=120,
-        time_limit=150,
-        autoretry_for=(ExportDeliveryNotAcknowledged,),
-        retry_backoff=settings.callback_backoff_s,
-        retry_backoff_max=DELIVERY_BACKOFF_MAX_S,
-        retry_jitter=True,
-        max_retries=None,  # until the window's deadline (below), as PutRestoreResult's deliveries
-    )
+    @celery.task(name=EXPORT_CALLBACK_TASK, **delivery_task_options(settings, ExportDeliveryNotAcknowledged))
     def export_callback(self: Task, job_id: str, marker: str, url: str) -> str:
         """One signed delivery of the job's final answer; Celery redelivers with backoff until the
         client acknowledges (code 0) or the retry window is spent. The body is rebuilt from the

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import SignedSessions
+from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
@@ -34,16 +35,29 @@ class SentTasks:
         self.sent.append({"name": name, "args": args, "queue": queue, "task_id": task_id, "headers": headers})
 
 
+def jobs_of(app: Flask) -> ExportJobStore:
+    """The app's job store, to set up or inspect a job's state behind the API."""
+    found: ExportJobStore = app.extensions["resourced"].jobs
+    return found
+
+
+def app_settings(**overrides: Any) -> Settings:
+    """The app's settings in these tests; a module that needs more (callbacks, say) overrides a
+    field here rather than restating the rest."""
+    fields: dict[str, Any] = {
+        "secret_key": "unit-test-secret-key-0123456789",
+        "allowed_buckets": ("archive", "exports"),
+        "max_active_exports": 5,
+        "max_active_exports_per_user": 3,
+        "imgbed_bucket": "images",
+        "long_poll_s": 0.0,  # no worker finishes jobs here; tests/unit/app/test_long_poll.py holds
+    }
+    return Settings(**{**fields, **overrides})
+
+
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        secret_key="unit-test-secret-key-0123456789",
-        allowed_buckets=("archive", "exports"),
-        max_active_exports=5,
-        max_active_exports_per_user=3,
-        imgbed_bucket="images",
-        long_poll_s=0.0,  # no worker finishes jobs here; tests/unit/app/test_long_poll.py holds
-    )
+    return app_settings()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tasks.storage import ObjectStore
 from tasks.tenancy.ownership import destination_claim
 from tests.factories import current_token
 from tests.helpers import export_body
-from tests.unit.app.conftest import SentTasks
+from tests.unit.app.conftest import SentTasks, jobs_of
 
 EXPORT, CANCEL, LIST = (
     "/resource/v1/i/export-to-s3dir",
@@ -33,14 +33,19 @@ EXPORT, CANCEL, LIST = (
 TARGET = {"ExportS3Bucket": "exports", "ExportS3Key": "alice/clip.mp4"}
 
 
-def jobs_of(app: Flask) -> ExportJobStore:
-    return app.extensions["resourced"].jobs  # type: ignore[no-any-return]
-
-
 def submit(client: FlaskClient, body: dict[str, Any]) -> str:
     answer = client.post(EXPORT, json=body).get_json()
     assert answer["ErrorCode"] == 1, answer
     return str(answer["JobId"])
+
+
+def running(app: Flask, client: FlaskClient, body: dict[str, Any]) -> tuple[ExportJobStore, str, int]:
+    """The export submitted and claimed by a worker: its store, its JobId and the attempt's token."""
+    job_id = submit(client, body)
+    jobs = jobs_of(app)
+    token = current_token(jobs, job_id)
+    assert jobs.claim(job_id, token, "worker-1") == "running"
+    return jobs, job_id, token
 
 
 def issue(settings: Settings, user: str, service: bool = False) -> str:
@@ -88,10 +93,7 @@ def test_a_running_export_is_fenced_off_and_its_uploads_aborted(
     app: Flask, client: FlaskClient, s3: Any, session: str
 ) -> None:
     body = export_body(session, "alice", 1000, 2000, **TARGET)
-    job_id = submit(client, body)
-    jobs = jobs_of(app)
-    token = current_token(jobs, job_id)
-    assert jobs.claim(job_id, token, "worker-1") == "running"
+    jobs, job_id, token = running(app, client, body)
     lease = AttemptLease(jobs, job_id, token, 30)
     upload = s3.create_multipart_upload(Bucket="exports", Key="alice/clip.mp4")["UploadId"]
     lease.record_upload("exports", "alice/clip.mp4", "us-east-1", upload, 3600)
@@ -114,10 +116,7 @@ def test_cancelling_an_ended_export_answers_its_end_and_changes_nothing(
     app: Flask, client: FlaskClient, session: str
 ) -> None:
     body = export_body(session, "alice", 1000, 2000, **TARGET)
-    job_id = submit(client, body)
-    jobs = jobs_of(app)
-    token = current_token(jobs, job_id)
-    assert jobs.claim(job_id, token, "worker-1") == "running"
+    jobs, job_id, token = running(app, client, body)
     assert jobs.finish(job_id, token, done(job_id))
     answer = client.post(CANCEL, json=body).get_json()
     assert (answer["ErrorCode"], answer["JobId"], answer["LackLength"]) == (5, job_id, 0)

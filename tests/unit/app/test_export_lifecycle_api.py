@@ -11,11 +11,10 @@ from flask.testing import FlaskClient
 
 from tasks.exports import callbacks
 from tasks.exports.spec import ErrorCode, ExportResult
-from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tests.factories import current_token
 from tests.helpers import export_body
-from tests.unit.app.conftest import SentTasks
+from tests.unit.app.conftest import SentTasks, app_settings, jobs_of
 
 URL = "/resource/v1/i/export-to-s3dir"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -23,26 +22,12 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        secret_key="unit-test-secret-key-0123456789",
-        allowed_buckets=("archive", "exports"),
-        max_active_exports=5,
-        max_active_exports_per_user=3,
-        imgbed_bucket="images",
-        long_poll_s=0.0,
-        callback_secret=SECRET,
-        callback_allowlist=("127.0.0.1",),
-    )
+    return app_settings(callback_secret=SECRET, callback_allowlist=("127.0.0.1",))
 
 
 def post(client: FlaskClient, body: Any) -> tuple[int, dict[str, Any]]:
     response = client.post(URL, json=body)
     return response.status_code, response.get_json()
-
-
-def jobs_of(app: Flask) -> ExportJobStore:
-    found: ExportJobStore = app.extensions["resourced"].jobs
-    return found
 
 
 def test_every_answer_names_the_job_and_its_progress(client: FlaskClient, session: str, app: Flask) -> None:

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, MultipleResults, RuleBasedStateMachine, invariant, multiple, rule
 
 from tasks.exports.leases import AttemptLease, LeaseLost
-from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, S3Location
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
 from tasks.exports.states import JobState
 from tasks.exports.store import ExportJobStore
 from tasks.exports.uploads import abort_recorded_uploads
 from tasks.platform import keys
 from tasks.tenancy.ownership import claim_holders, destination_claim
-from tests.factories import export_spec
+from tests.factories import store_spec
 from workers.runtime.reaper import reap
 
 MAX_ATTEMPTS = 2
@@ -31,14 +31,7 @@ RESULT = ExportResult("dst", "us-east-1", "x", "x/clip.mp4", "x/clip.jpg", "v1",
 
 
 def spec(user: str, start: int, folder: str) -> ExportSpec:
-    return export_spec(
-        user=user,
-        source=S3Location("src", "us-east-1"),
-        live_path="cam/1",
-        start_ms=start,
-        duration_ms=1000,
-        destination=S3Location("dst", "us-east-1", folder),
-    )
+    return store_spec(user, start, folder, duration_ms=1000)
 
 
 # Two of Alice's exports and one of Mallory's write the same keys; Mallory's other one does not.

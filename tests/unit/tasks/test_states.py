@@ -15,7 +15,7 @@ import pytest
 
 from tasks.exports import scripts
 from tasks.exports.leases import AttemptLease, LeaseLost
-from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, S3Location
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
 from tasks.exports.states import JobState
 from tasks.exports.store import ExportJobStore
 from tasks.exports.uploads import abort_recorded_uploads
@@ -23,7 +23,7 @@ from tasks.platform import keys
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError
 from tasks.tenancy.ownership import claim_holders
-from tests.factories import current_token, export_spec
+from tests.factories import current_token, store_spec
 from tests.helpers import moto_buckets
 from workers.jobs import export_pipeline
 
@@ -31,14 +31,7 @@ RESULT = ExportResult("dst", "us-east-1", "x", "x/clip.mp4", "x/clip.jpg", "v1",
 
 
 def spec(user: str = "alice", start: int = 1000, folder: str = "") -> ExportSpec:
-    return export_spec(
-        user=user,
-        source=S3Location("src", "us-east-1"),
-        live_path="cam/1",
-        start_ms=start,
-        duration_ms=5000,
-        destination=S3Location("dst", "us-east-1", folder or f"out/{user}"),
-    )
+    return store_spec(user, start, folder or f"out/{user}")
 
 
 @pytest.fixture

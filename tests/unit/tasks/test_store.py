@@ -5,22 +5,15 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec, S3Location
+from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
 from tasks.exports.states import JobState
 from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
-from tests.factories import current_token, export_spec
+from tests.factories import current_token, store_spec
 
 
 def spec(user: str = "alice", start: int = 1000) -> ExportSpec:
-    return export_spec(
-        user=user,
-        source=S3Location("src", "us-east-1"),
-        live_path="cam/1",
-        start_ms=start,
-        duration_ms=5000,
-        destination=S3Location("dst", "us-east-1", f"exports/{user}"),  # a key per user: no claim clash
-    )
+    return store_spec(user, start, f"exports/{user}")  # a key per user: no claim clash
 
 
 RESULT = ExportResult(

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import fakeredis
 import pytest
 from celery import Celery
 
 from tasks.exports import callbacks
 from tasks.exports.spec import ErrorCode
-from tasks.exports.store import ExportJobStore
-from tasks.platform.celery_app import create_celery
 from tasks.platform.settings import Settings
 from tasks.platform.webhooks import DeliveryFailed
-from tasks.storage import ObjectStore
 from tests.factories import current_token, export_spec
+from tests.unit.workers.conftest import eager_celery, fake_runtime
 from workers.runtime import celery_tasks, export_callbacks
 from workers.runtime.clients import Runtime
 
@@ -27,10 +24,7 @@ URL = "http://127.0.0.1:9/hook"
 @pytest.fixture
 def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
     settings = Settings(callback_secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", callback_backoff_s=1.0)
-    client = fakeredis.FakeRedis()
-    runtime = Runtime(settings, client, ObjectStore(settings), ExportJobStore(client, 3600))
-    monkeypatch.setattr(celery_tasks, "runtime", lambda: runtime)
-    monkeypatch.setattr(export_callbacks, "runtime", lambda: runtime)
+    runtime = fake_runtime(monkeypatch, settings, celery_tasks, export_callbacks)
     token = runtime.jobs.admit(SPEC, "export.copy", 10, 10).detail
     assert runtime.jobs.claim(SPEC.job_id, token, "w", 60, 10, 10, 1.0) == "running"
     return runtime
@@ -38,10 +32,7 @@ def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
 
 @pytest.fixture
 def celery(rt: Runtime) -> Celery:
-    app = create_celery(rt.settings)
-    app.conf.task_always_eager = True  # retries run inline, countdowns skipped
-    export_callbacks.register_export_callback_task(app, rt.settings)
-    return app
+    return eager_celery(rt.settings, export_callbacks.register_export_callback_task)
 
 
 @pytest.fixture

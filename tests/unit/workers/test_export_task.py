@@ -7,7 +7,6 @@ import itertools
 from types import SimpleNamespace
 from typing import Any
 
-import fakeredis
 import pytest
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
@@ -16,13 +15,13 @@ from tasks.exports.leases import LeaseLost
 from tasks.exports.outcomes import read_totals
 from tasks.exports.spec import ErrorCode, ExportType
 from tasks.exports.states import JobState
-from tasks.exports.store import ExportJobStore
 from tasks.platform import keys
 from tasks.platform.celery_app import TaskName, create_celery
 from tasks.platform.settings import Settings
 from tasks.restore.store import RestoreFile, RestoreJob, RestoreJobStore
-from tasks.storage import ObjectStore, TransientStorageError
+from tasks.storage import TransientStorageError
 from tests.factories import current_token, export_spec
+from tests.unit.workers.conftest import eager_celery, fake_runtime
 from workers.errors import ExportError, NoMedia
 from workers.jobs import export_attempt
 from workers.jobs import restore as restore_steps
@@ -35,20 +34,14 @@ SPEC = export_spec(export_type=ExportType.H265)
 
 @pytest.fixture
 def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
-    settings = Settings(task_retry_base_s=1.0)
-    client = fakeredis.FakeRedis()
-    runtime = Runtime(settings, client, ObjectStore(settings), ExportJobStore(client, 3600))
-    monkeypatch.setattr(celery_tasks, "runtime", lambda: runtime)
+    runtime = fake_runtime(monkeypatch, Settings(task_retry_base_s=1.0), celery_tasks)
     runtime.jobs.admit(SPEC, "export.cpu", 10, 10)
     return runtime
 
 
 @pytest.fixture
 def celery(rt: Runtime) -> Celery:
-    app = create_celery(rt.settings)
-    app.conf.task_always_eager = True  # retries run inline, countdowns skipped
-    celery_tasks.register_tasks(app, rt.settings)
-    return app
+    return eager_celery(rt.settings, celery_tasks.register_tasks)
 
 
 def failing_with(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> list[int]:

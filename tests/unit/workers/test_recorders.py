@@ -22,7 +22,7 @@ from tasks.storage import ObjectStore
 from tests.factories import export_spec
 from tests.helpers import moto_buckets
 from tests.media import ffmpeg_decode_errors, ffprobe, frame_indices, shown_indices, sync_error_s
-from tests.recorders import AES_KEYS, BY_NAME, CASES, LIVE_PRESETS, Recording, record
+from tests.recorders import AES_KEYS, BY_NAME, CASES, LIVE_PRESETS, Recording, record, upload
 from workers.archive.index import ArchiveIndex
 from workers.archive.renditions import list_renditions
 from workers.errors import ExportError, NoMedia
@@ -58,6 +58,19 @@ def s3() -> Iterator[Any]:
         yield client
 
 
+def keys_passed_to(store: ObjectStore, method: str) -> list[str]:
+    """Every key `store.<method>` is called with from now on, in order: what an export reads."""
+    keys: list[str] = []
+    original = getattr(store, method)
+
+    def counting(bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        keys.append(key)
+        return original(bucket, key, *args, **kwargs)
+
+    setattr(store, method, counting)
+    return keys
+
+
 def export(
     s3: Any,
     rec: Recording,
@@ -67,8 +80,7 @@ def export(
     duration_s: float = DURATION_S,
     rendition: str = "",
 ) -> tuple[ExportResult, Path]:
-    for relative in rec.files:
-        s3.upload_file(str(rec.directory / relative), "archive", f"live/{rec.case.name}/{relative}")
+    upload(s3, rec, f"live/{rec.case.name}")
     spec = export_spec(
         live_path=f"live/{rec.case.name}",
         start_ms=round(rec.origin_ms + start_s * 1000),
@@ -214,8 +226,7 @@ def test_h264_from_hevc_main10_with_adaptive_b_frames_has_every_frame(
 ) -> None:
     """The issue's case: 2 s came back 47 frames and LackLength 120, 4 s held 101 frames."""
     rec = recording_of("x265_main10", recordings, recordings_root)
-    for relative in rec.files:
-        s3.upload_file(str(rec.directory / relative), "archive", f"live/main10/{relative}")
+    upload(s3, rec, "live/main10")
     spec = export_spec(
         live_path="live/main10", duration_ms=round(seconds * 1000), export_type=ExportType.H264
     )
@@ -271,17 +282,9 @@ def test_renditions_are_listed_from_the_master_without_reading_a_segment(
     name: str, s3: Any, recordings: dict[str, Recording], recordings_root: Path, tmp_path: Path
 ) -> None:
     rec = recording_of(name, recordings, recordings_root)
-    for relative in rec.files:
-        s3.upload_file(str(rec.directory / relative), "archive", f"live/{name}/{relative}")
+    upload(s3, rec, f"live/{name}")
     store = ObjectStore(Settings(work_dir=str(tmp_path)))
-    read: list[str] = []
-    original = store.get_bytes
-
-    def counting(bucket: str, key: str, *args: Any, **kwargs: Any) -> bytes:
-        read.append(key)
-        return original(bucket, key, *args, **kwargs)
-
-    store.get_bytes = counting  # type: ignore[method-assign]
+    read = keys_passed_to(store, "get_bytes")
     index = ArchiveIndex(fakeredis.FakeRedis(), "rec", 3600, 1 << 20)
     folder = "stream_%d/playlist" if name == "abr_ladder_subfolders" else "stream_%d"
     for _ in range(2):  # cold, then from the index
@@ -305,18 +308,10 @@ def test_aes128_with_key_rotation_reads_each_key_once_and_never_logs_it(
     """Key 0 with an explicit IV, key 1 (in keys/) for two segments with the implicit IV, then
     METHOD=NONE."""
     rec = recording_of("aes128_key_rotation", recordings, recordings_root)
-    for relative in rec.files:
-        s3.upload_file(str(rec.directory / relative), "archive", f"live/aes/{relative}")
+    upload(s3, rec, "live/aes")
     settings = Settings(work_dir=str(tmp_path))
     store = ObjectStore(settings)
-    read: list[str] = []
-    original = store.get_bytes
-
-    def counting(bucket: str, key: str, *args: Any, **kwargs: Any) -> bytes:
-        read.append(key)
-        return original(bucket, key, *args, **kwargs)
-
-    store.get_bytes = counting  # type: ignore[method-assign]
+    read = keys_passed_to(store, "get_bytes")
     caplog.set_level("DEBUG")
     spec = export_spec(live_path="live/aes", start_ms=0, duration_ms=8000, export_type=ExportType.H264)
     result = run_export(spec, store, settings, fence=NO_JOB_FENCE)
@@ -373,16 +368,8 @@ def test_a_gap_entry_is_never_read(
     )
     settings = Settings(work_dir=str(tmp_path))
     store = ObjectStore(settings)
-    downloaded: list[str] = []
-    original = store.download
-
-    def counting(bucket: str, key: str, *args: Any, **kwargs: Any) -> int:
-        downloaded.append(key)
-        return original(bucket, key, *args, **kwargs)
-
-    store.download = counting  # type: ignore[method-assign]
-    for relative in rec.files:
-        s3.upload_file(str(rec.directory / relative), "archive", f"live/gap/{relative}")
+    downloaded = keys_passed_to(store, "download")
+    upload(s3, rec, "live/gap")
     spec = export_spec(live_path="live/gap", start_ms=0, duration_ms=6000, export_type=ExportType.H264)
     result = run_export(spec, store, settings, fence=NO_JOB_FENCE)
     assert f"live/gap/{gap_uri}" not in downloaded and downloaded
