@@ -50,19 +50,18 @@ def looked_at(store: ObjectStore, bucket: str, key: str, region: str) -> WriteCo
     return store.write_condition(store.look(bucket, key, region))
 
 
-def upload_jpeg(
-    store: ObjectStore, spec: ExportSpec, jpeg: bytes, fence: Fence, mark: str, *, conditional: bool = True
-) -> Uploaded:
+def upload_jpeg(store: ObjectStore, spec: ExportSpec, jpeg: bytes, fence: Fence, mark: str) -> Uploaded:
     """The JPEG at the job's image key, owned as the image bed would own it. Sent as a one-part
     multipart upload so that, like a video, it is recorded on the job before it is sent and
-    completed only under the fence; an earlier attempt's completed image (same `mark`) is adopted.
-    `conditional`: completed only if the key still holds what it held when this attempt looked."""
+    completed only under the fence, and only if the key still holds what it held when this
+    attempt looked (S3 conditional writes, RESOURCED_S3_CONDITIONAL_WRITES); an earlier attempt's
+    completed image (same `mark`) is adopted. An export's poster and a snapshot alike."""
     dest = spec.destination
     key = ImageStore(store, dest.bucket, dest.region).ref(dest.prefix, spec.image_key.rsplit("/", 1)[-1]).key
     earlier = adopted(fence, store, dest.bucket, key, dest.region, mark)
     if earlier is not None:
         return earlier
-    condition = looked_at(store, dest.bucket, key, dest.region) if conditional else None
+    condition = looked_at(store, dest.bucket, key, dest.region)
     metadata = {**ownership.export_writer(spec).metadata, ownership.JOB_META: mark}
     upload = store.start_multipart(dest.bucket, key, "image/jpeg", dest.region, metadata, CACHE_CONTROL)
     try:

@@ -99,7 +99,7 @@ def run_snapshot(
         shutil.rmtree(workdir, ignore_errors=True)
     report("uploading", 0.8)
     mark = object_mark(fence, [s.key for s in chosen] + [f"@{at_ms}/{spec.snapshot_width}"])
-    uploaded = upload_jpeg(store, spec, jpeg, fence, mark, conditional=False)
+    uploaded = upload_jpeg(store, spec, jpeg, fence, mark)
     dest = spec.destination
     return ExportResult(
         bucket=dest.bucket,
