@@ -25,7 +25,7 @@ import redis
 
 from tasks.exports.spec import ExportSpec
 from tasks.platform import keys
-from tasks.storage import ObjectNotFound, ObjectStore
+from tasks.storage import ObjectInfo, ObjectStore
 
 OWNER_META = "owner"
 WRITER_META = "writer"
@@ -72,18 +72,26 @@ def may_delete(existing: Mapping[str, str], user: str, service: bool) -> bool:
 
 
 def existing_metadata(store: ObjectStore, bucket: str, key: str, region: str | None) -> dict[str, str] | None:
-    try:
-        return store.head(bucket, key, region).metadata
-    except ObjectNotFound:
-        return None
+    info = store.look(bucket, key, region)
+    return None if info is None else info.metadata
 
 
 def check_writable(
-    store: ObjectStore, bucket: str, keys: Iterable[str], region: str | None, writer: Writer
+    store: ObjectStore,
+    bucket: str,
+    keys: Iterable[str],
+    region: str | None,
+    writer: Writer,
+    seen: Mapping[str, ObjectInfo | None] | None = None,
 ) -> None:
-    """Raise NotOwner naming the first key `writer` may not write; HEADs only, writes nothing."""
+    """Raise NotOwner naming the first key `writer` may not write; HEADs only, writes nothing.
+    `seen`: keys the caller has just looked at (their ObjectInfo, None when free), not HEADed again."""
     for key in keys:
-        reason = refusal(existing_metadata(store, bucket, key, region), writer)
+        if seen is not None and key in seen:
+            info = seen[key]
+            reason = refusal(None if info is None else info.metadata, writer)
+        else:
+            reason = refusal(existing_metadata(store, bucket, key, region), writer)
         if reason is not None:
             raise NotOwner(f"s3://{bucket}/{key}: {reason}")
 
@@ -92,12 +100,15 @@ def export_writer(spec: ExportSpec) -> Writer:
     return Writer(owner=spec.user, service=spec.writer)
 
 
-def export_refusal(store: ObjectStore, spec: ExportSpec) -> str | None:
+def export_refusal(
+    store: ObjectStore, spec: ExportSpec, seen: Mapping[str, ObjectInfo | None] | None = None
+) -> str | None:
     """Why this export may not write its video and poster keys, or None; for the API's admission,
-    the worker's look before its uploads start, and its last look before each one completes."""
+    the worker's look before its uploads start, and its last look before each one completes.
+    `seen`: keys the caller has just looked at, judged from that look instead of another HEAD."""
     dest = spec.destination
     try:
-        check_writable(store, dest.bucket, spec.written_keys, dest.region, export_writer(spec))
+        check_writable(store, dest.bucket, spec.written_keys, dest.region, export_writer(spec), seen)
     except NotOwner as exc:
         return f"forbidden: {exc}"
     return None

@@ -32,7 +32,7 @@ from workers.archive.playlists import LEADING_MS, Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
 from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.jobs.completion import last_look, looked_at, refused_write, upload_jpeg
+from workers.jobs.completion import last_look, refused_write, upload_jpeg
 from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
 from workers.jobs.snapshot import run_snapshot
 from workers.jobs.strategies import SpliceRejected, Strategy, with_strategies
@@ -156,10 +156,12 @@ def cut_and_upload(
     that streamed the copy and begins (and records on the job) a new one for the re-encode."""
     dest = spec.destination
     take_over(fence, store)
-    condition = looked_at(store, dest.bucket, spec.video_key, dest.region)  # before the refusal: a
-    # writer that lands between the two looks makes the completion refused, never an overwrite
-    if (refused := ownership.export_refusal(store, spec)) is not None:  # before any byte is written
-        raise ExportError(ErrorCode.AUTH, refused)
+    # One look at the video key is both what its completion must still find (the write condition)
+    # and what the ownership check judges: a writer landing after it makes the completion refused.
+    video_now = store.look(dest.bucket, spec.video_key, dest.region)
+    condition = store.write_condition(video_now)
+    if (refused := ownership.export_refusal(store, spec, {spec.video_key: video_now})) is not None:
+        raise ExportError(ErrorCode.AUTH, refused)  # before any byte is written
     mark = object_mark(fence, [s.key for s in segments])
     metadata = {**ownership.export_writer(spec).metadata, ownership.JOB_META: mark}
     target = Destination(dest.bucket, spec.video_key, dest.region, metadata, mark, condition)

@@ -79,6 +79,24 @@ def test_check_writable_heads_every_key(store: tuple[ObjectStore, Any]) -> None:
     assert "another user" in (export_refusal(objects, spec_for("mallory")) or "")
 
 
+def test_a_key_just_looked_at_is_judged_from_that_look(
+    store: tuple[ObjectStore, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker looks at its video key once, for its write condition and its ownership check:
+    the check judges that look (even one that is stale by now) and HEADs only the other keys."""
+    objects, s3 = store
+    s3.put_object(Bucket="exports", Key="clips/a.mp4", Body=b"x", Metadata=ALICE)
+    looked = objects.look("exports", "clips/a.mp4")
+    heads: list[str] = []
+    head = objects.head
+    monkeypatch.setattr(
+        objects, "head", lambda bucket, key, region=None: heads.append(key) or head(bucket, key, region)
+    )
+    assert "another user" in (export_refusal(objects, spec_for("mallory"), {"clips/a.mp4": looked}) or "")
+    assert export_refusal(objects, spec_for("mallory"), {"clips/a.mp4": None}) is None  # free when looked
+    assert heads == ["clips/a.jpg"]  # the video never again; the poster only once the video passed
+
+
 def test_worker_refuses_before_the_multipart_upload_starts(
     store: tuple[ObjectStore, Any], tmp_path: Path
 ) -> None:
