@@ -118,6 +118,12 @@ def spans_reply(request_id: str) -> str:
 
 
 def archive_listing(recording: str) -> str:
-    """STRING: a recording folder's playlist listing, briefly, for recording-spans pages that
-    follow one another (docs/decisions.md)."""
+    """STRING: a recording folder's playlist listing and when its LIST was made, kept for
+    recording-spans pages (workers/archive/kept_listing.py, docs/archive-index.md)."""
     return f"{PREFIX}:archive:{recording}:listing"
+
+
+def archive_relisting(recording: str) -> str:
+    """STRING (NX, expiring): held by the one spans task re-listing a recording's folder after
+    its answer, so a burst of pages makes one LIST."""
+    return f"{PREFIX}:archive:{recording}:relisting"

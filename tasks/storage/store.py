@@ -62,16 +62,27 @@ class ObjectStore:
         paginator = self.client(region).get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-                for item in page.get("Contents", []):
-                    modified = item.get("LastModified")
-                    yield ListedObject(
-                        key=item["Key"],
-                        etag=str(item.get("ETag", "")).strip('"'),
-                        size=int(item.get("Size", 0)),
-                        last_modified=modified.timestamp() if modified is not None else 0.0,
-                    )
+                yield from (_listed(item) for item in page.get("Contents", []))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, bucket, prefix) from exc
+
+    def list_slice(
+        self, bucket: str, prefix: str, start_after: str, max_keys: int, region: str | None = None
+    ) -> tuple[list[ListedObject], str | None]:
+        """One LIST request: the objects directly under `prefix` after `start_after`, at most
+        `max_keys` entries (subfolders count), and the last name that request covered (None: it
+        reached the folder's end), so a caller knows which of its earlier rows the answer judges."""
+        try:
+            page = self.client(region).list_objects_v2(
+                Bucket=bucket, Prefix=prefix, Delimiter="/", StartAfter=start_after, MaxKeys=max_keys
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, bucket, prefix) from exc
+        found = [_listed(item) for item in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return found, None
+        names = [o.key for o in found] + [str(p.get("Prefix", "")) for p in page.get("CommonPrefixes", [])]
+        return found, max(names, default=start_after)
 
     def keys_from(
         self, bucket: str, prefix: str, start_after: str, region: str | None = None, page_keys: int = 1000
@@ -377,3 +388,14 @@ def _tolerating(code: str, call: Callable[[], object], bucket: str, key: str) ->
         raise translate(exc, bucket, key) from exc
     except BotoCoreError as exc:
         raise translate(exc, bucket, key) from exc
+
+
+def _listed(item: dict[str, Any]) -> ListedObject:
+    """A LIST entry as the archive code compares them (ETag without its quotes, epoch seconds)."""
+    modified = item.get("LastModified")
+    return ListedObject(
+        key=item["Key"],
+        etag=str(item.get("ETag", "")).strip('"'),
+        size=int(item.get("Size", 0)),
+        last_modified=modified.timestamp() if modified is not None else 0.0,
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 import av
 import pytest
+import redis
 import requests
 from standardwebhooks import Webhook
 
@@ -21,6 +22,7 @@ from scripts.samples import SampleSpec, generate_recording, read_frame_index
 from tests.helpers import export_body, storage_info, upload_recording
 from tests.integration.conftest import poll_export
 from tests.integration.receiver import Receiver, receiver
+from workers.archive.kept_listing import Kept, decode, encode
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +261,59 @@ def test_snapshot_bad_input_and_other_users(
         timeout=10,
     )
     assert response.json()["ErrorCode"] == 3
+
+
+def put_minute(s3: Any, folder: str, minute: int, entries: int, live: bool = False) -> None:
+    """Playlist p{minute} of `entries` 2 s segments from 00:{minute}:00, and its segments."""
+    name = f"p{minute:02d}"
+    text = playlist(name, entries, f"2026-01-01T00:{minute:02d}:00Z")
+    s3.put_object(
+        Bucket="archive",
+        Key=f"{folder}/{name}.m3u8",
+        Body=(text.replace("#EXT-X-ENDLIST\n", "") if live else text).encode(),
+    )
+    for i in range(entries):
+        s3.put_object(Bucket="archive", Key=f"{folder}/{name}/s{i:03d}.ts", Body=b"x")
+
+
+def kept_listing_of(client: redis.Redis, folder: str) -> tuple[str, Kept]:
+    for name in client.scan_iter("resourced:archive:*:listing"):
+        kept = decode(client.get(name))
+        if kept.rows and kept.rows[0].key.startswith(folder + "/"):
+            return name, kept
+    raise AssertionError(f"no listing kept for {folder}")
+
+
+def test_a_later_walk_sees_a_live_recording_grow_at_once_and_a_backfill_after_the_relist(
+    web: str, worker: subprocess.Popen, session_id: str, s3: Any, redis_url: str
+) -> None:
+    folder, s = "live/kept", 1000
+    put_minute(s3, folder, 2, 5)
+    put_minute(s3, folder, 3, 3, live=True)
+    window = {"StartPos": T0, "Duration": 10 * 60 * s}
+    first = spans(web, session_id, folder, **window)[1]
+    assert first["Spans"][-1] == {"Start": T0 + 180 * s, "End": T0 + 186 * s}, first
+
+    client = redis.Redis.from_url(redis_url)
+    name, kept = kept_listing_of(client, folder)
+    client.set(name, encode(Kept(kept.listed_at - 600, kept.rows)))  # a walk ten minutes later
+    put_minute(s3, folder, 3, 6, live=True)  # the live playlist grew
+    put_minute(s3, folder, 4, 5)  # the recorder went on to the next one
+    put_minute(s3, folder, 1, 5)  # and an hour was backfilled before them
+    later = spans(web, session_id, folder, **window)[1]
+    assert later["ErrorCode"] == 0, later
+    assert later["Spans"][-2:] == [
+        {"Start": T0 + 180 * s, "End": T0 + 192 * s},
+        {"Start": T0 + 240 * s, "End": T0 + 250 * s},
+    ]
+
+    deadline = time.monotonic() + 15  # the worker lists the whole folder after answering
+    while kept_listing_of(client, folder)[1].listed_at < time.time() - 60 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = spans(web, session_id, folder, **window)[1]
+    assert [span["Start"] for span in after["Spans"]] == [
+        T0 + 60 * s,
+        T0 + 120 * s,
+        T0 + 180 * s,
+        T0 + 240 * s,
+    ]

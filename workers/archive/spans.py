@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import heapq
-import json
 import logging
 import posixpath
 import zlib
@@ -27,12 +25,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis
-
 from tasks.exports.spec import S3Location
-from tasks.platform import keys
 from tasks.storage import ListedObject, ObjectStore
 from workers.archive.index import ArchiveIndex, PlaylistSummary
+from workers.archive.kept_listing import KeptListing
 from workers.archive.locate import Locator, natural_key
 from workers.archive.model import Segment
 from workers.archive.packing import unpack
@@ -56,9 +52,6 @@ PAGE_SEGMENTS = 40
 EDGE_PLAYLISTS = 2  # playlists read at each end of each guessed order to place the recording
 JOIN_MS = 1  # entries this close are contiguous (#EXTINF and PROGRAM-DATE-TIME round to ms)
 PLAIN = {"Name": "", "Width": 0, "Height": 0, "Bandwidth": 0, "Codec": ""}  # no master playlist
-# A client walks a recording's pages one after another: they share one LIST of the folder for
-# this long. A playlist added or changed within it shows on the pages after it expires.
-LISTING_TTL_S = 15
 
 
 class NotARecording(Exception):
@@ -186,29 +179,6 @@ def present_keys(store: ObjectStore, source: S3Location, wanted: set[str]) -> se
     return found
 
 
-def shared_listing(lookup: Lookup) -> list[ListedObject]:
-    """The folder's playlists: from the listing an earlier page made within LISTING_TTL_S, else
-    one LIST (kept for the next page). A Redis failure costs the LIST, never the answer."""
-    client = lookup.index.client
-    if client is None:
-        return lookup.listed()
-    name = keys.archive_listing(lookup.index.recording)
-    try:
-        raw = client.get(name)
-        if isinstance(raw, bytes):
-            rows = json.loads(zlib.decompress(raw))
-            return [ListedObject(str(k), str(e), int(n), float(t)) for k, e, n, t in rows]
-    except (redis.RedisError, ValueError, TypeError, zlib.error):
-        pass
-    listed = lookup.listed()
-    if not listed:
-        return listed  # nothing there yet: a recording that starts now shows at once
-    rows = [[o.key, o.etag, o.size, o.last_modified] for o in listed]
-    with contextlib.suppress(redis.RedisError):
-        client.set(name, zlib.compress(json.dumps(rows, separators=(",", ":")).encode()), ex=LISTING_TTL_S)
-    return listed
-
-
 class RecordingSpans:
     """One spans request against one recording's folder and index."""
 
@@ -227,7 +197,7 @@ class RecordingSpans:
         settings = store.settings
         index = index or open_index(settings, source, self.prefix)
         self.lookup = Lookup(store, source, self.prefix, index, settings.pdt_tzinfo)
-        listed = shared_listing(self.lookup) if share_listing else self.lookup.listed()
+        listed = KeptListing(self.lookup).playlists() if share_listing else self.lookup.listed()
         cached = self.lookup.index.summaries()
         known = known_unchanged(self.lookup, listed, cached)
         self.locator = Locator(listed, known, self.lookup.head, settings.archive_clock_skew_s * 1000)
@@ -366,6 +336,18 @@ def recording_spans(
     )
     renditions = [r.answer() for r in recording.renditions] or [dict(PLAIN)]
     return SpansPage(spans, gaps, renditions, next_cursor, extent)
+
+
+def relist_if_stale(
+    store: ObjectStore, source: S3Location, live_path: str, index: ArchiveIndex | None = None
+) -> bool:
+    """After a page has answered: the recording's kept folder listing made again where a page
+    used it past its freshness (workers/archive/kept_listing.py), so the next page sees what
+    changed anywhere in the folder without waiting for the LIST itself."""
+    prefix = recording_prefix(source, live_path)
+    index = index or open_index(store.settings, source, prefix)
+    lookup = Lookup(store, source, prefix, index, store.settings.pdt_tzinfo)
+    return KeptListing(lookup).relist_if_stale()
 
 
 def iso_ms(ms: float) -> str:

@@ -12,7 +12,7 @@ from tasks.exports.spans_rpc import SpansRequest, send_reply
 from tasks.exports.spec import ErrorCode
 from tasks.platform.celery_app import TaskName
 from tasks.storage import NoSuchBucket, StorageError
-from workers.archive.spans import BadCursor, NotARecording, SpansPage, recording_spans
+from workers.archive.spans import BadCursor, NotARecording, SpansPage, recording_spans, relist_if_stale
 from workers.archive.variants import UnknownRendition
 from workers.errors import SegmentsArchived
 from workers.runtime.clients import runtime
@@ -83,4 +83,15 @@ def register_spans_task(celery: Celery) -> None:
                 "ErrorMessage": f"internal error: {type(exc).__name__}",
             }
         send_reply(runtime().redis, request.reply_to, body)
+        if body["ErrorCode"] == 0:
+            relist_after_answer(request)
         return int(body["ErrorCode"])
+
+
+def relist_after_answer(request: SpansRequest) -> None:
+    """The folder LIST a page answered without, made once it has answered: the next page sees
+    what changed anywhere in the folder. Its failure costs the next page a probe, no answer."""
+    try:
+        relist_if_stale(runtime().store, request.source, request.live_path)
+    except Exception:  # the client has its answer; this is upkeep
+        log.warning("recording listing not refreshed", exc_info=True)

@@ -6,7 +6,7 @@ not timed (the timing is `make bench-archive`): moto in-process, fakeredis."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from tests.helpers import moto_buckets
 from tests.unit.workers.test_spans import SOURCE, T0, playlist
 from workers.archive import packing
 from workers.archive.index import ArchiveIndex, recording_id
+from workers.archive.kept_listing import PROBE_KEYS, Kept, decode, encode
 from workers.archive.spans import PAGE_SEGMENTS, SpansPage, recording_spans
 
 HOUR_MS = 3600 * 1000
@@ -94,9 +95,19 @@ def put_recording(s3: Any, folder: str, hours: list[tuple[str, int, float]], seg
                 s3.put_object(Bucket="archive", Key=f"{folder}/{line}", Body=b"x")
 
 
-def test_a_page_of_200_hourly_playlists_costs_what_a_1_minute_recording_does(
-    s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class Archives:
+    """The 1-minute recording and the 200 hourly playlists, both known to the index."""
+
+    minute: Callable[..., SpansPage]
+    month: Callable[..., SpansPage]
+    meter: Meter
+    client: Any
+    hour: int
+
+
+@pytest.fixture
+def archives(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Archives:
     client = fakeredis.FakeRedis()
     store = ObjectStore(Settings())
 
@@ -116,6 +127,11 @@ def test_a_page_of_200_hourly_playlists_costs_what_a_1_minute_recording_does(
 
     meter = Meter(monkeypatch, store, client)
     minute(), month()  # the index learns both recordings (heads, the hour read whole)
+    return Archives(minute, month, meter, client, hour)
+
+
+def test_a_page_of_200_hourly_playlists_costs_what_a_1_minute_recording_does(archives: Archives) -> None:
+    minute, month, meter, hour = archives.minute, archives.month, archives.meter, archives.hour
     short, short_costs = meter.measure(minute)
     first, first_costs = meter.measure(month)
     second, second_costs = meter.measure(lambda: month(first.cursor))
@@ -130,3 +146,20 @@ def test_a_page_of_200_hourly_playlists_costs_what_a_1_minute_recording_does(
         assert costs.keys_listed <= PAGE_SEGMENTS + 8
         assert costs.entries_decoded <= PAGE_SEGMENTS + 1  # the page, and the one past its cut
     assert short_costs.keys_listed == 30
+
+
+def test_a_later_walks_first_page_costs_what_a_1_minute_recording_does(archives: Archives) -> None:
+    """Minutes after the last walk the kept folder listing is stale: the page probes the
+    folder's end (one small LIST) instead of listing 200 playlists, like the 1-minute one."""
+    for name in archives.client.scan_iter("resourced:archive:*:listing"):
+        kept = decode(archives.client.get(name))
+        archives.client.set(name, encode(Kept(kept.listed_at - 600, kept.rows)))
+    short, short_costs = archives.meter.measure(archives.minute)
+    first, first_costs = archives.meter.measure(archives.month)
+
+    assert short.spans == [(T0, T0 + 60_000)]
+    assert first.spans == [(archives.hour, archives.hour + PAGE_SEGMENTS * 6000)]
+    assert first_costs.redis == short_costs.redis
+    assert first_costs.s3 == short_costs.s3 == {"ListObjectsV2": 2}  # the probe, the slice
+    assert first_costs.keys_listed <= PAGE_SEGMENTS + 8 + PROBE_KEYS  # not the 200 playlists
+    assert first_costs.entries_decoded <= PAGE_SEGMENTS + 1
