@@ -13,8 +13,9 @@ In the same run: recording-spans through the API, a page of the 30-day archive (
 whose 1,800 segment objects all exist as placeholders) against the whole 1-minute recording
 (target within 1.5x, as the contract says): the next pages of a walk, a walk's first page minutes
 after the last (its kept folder listing stale: workers/archive/kept_listing.py), and a
-recording's very first page (no listing kept: the whole folder LISTed first); and a snapshot through the API (a still in the middle
-of a GOP) against decoding that GOP with the ffmpeg CLI on a local copy of the segment.
+recording's very first page (no listing kept: the whole folder LISTed first); and a snapshot
+through the API (a still in the middle of a GOP) against decoding that GOP with the ffmpeg CLI on
+a local copy of the segment.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from app.client import Client, storage_info_b64
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording
 from tasks.exports.spec import S3Location
+from tasks.platform import keys
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from workers.archive.index import ArchiveIndex, PlaylistSummary
@@ -180,14 +182,14 @@ def forget_listings(redis_url: str) -> None:
     """Drop the folder listings recording-spans keeps (workers/archive/kept_listing.py): the next
     page is a recording's very first, which LISTs the whole folder before answering."""
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter("resourced:archive:*:listing"):
+    for key in client.scan_iter(keys.archive_listing("*")):
         client.delete(key)
 
 
 def age_listings(redis_url: str, seconds: float) -> None:
     """Make the kept folder listings as old as a walk `seconds` after the last one finds them."""
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter("resourced:archive:*:listing"):
+    for key in client.scan_iter(keys.archive_listing("*")):
         kept = decode(client.get(key))
         client.set(key, encode(Kept(kept.listed_at - seconds, kept.rows)))
 
@@ -200,12 +202,13 @@ def timed_later_walk(
     next measurement (the other recording's listing stays aged)."""
     age_listings(redis_url, 600)
     elapsed = timed_spans(client, live_path, start, duration)
-    keys = redis.Redis.from_url(redis_url)
+    index_redis = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        stamps = [decode(keys.get(k)).listed_at for k in keys.scan_iter("resourced:archive:*:listing")]
+        listings = index_redis.scan_iter(keys.archive_listing("*"))
+        stamps = [decode(index_redis.get(k)).listed_at for k in listings]
         if any(time.time() - stamp < 60 for stamp in stamps) and not list(
-            keys.scan_iter("resourced:archive:*:relisting")
+            index_redis.scan_iter(keys.archive_relisting("*"))
         ):
             return elapsed
         time.sleep(0.05)
@@ -327,8 +330,10 @@ def main() -> int:
             stills = [timed_snapshot(client, PDT_MS + 20_540 + i * 40) for i in range(REPEATS)]
             segment = rec.directory / rec.segments[10].name  # 20-22 s: 0.54 s in, mid-GOP
             cli = [ffmpeg_gop_decode(segment, 0.54 + i * 0.04, work / "still.jpg") for i in range(REPEATS)]
-            keys = redis.Redis.from_url(redis_url)
-            used = sum(int(keys.memory_usage(k) or 0) for k in keys.scan_iter("resourced:archive:*"))
+            index_redis = redis.Redis.from_url(redis_url)
+            used = sum(
+                int(index_redis.memory_usage(k) or 0) for k in index_redis.scan_iter("resourced:archive:*")
+            )
             reads = lookups_logged(work / "worker.log")
         finally:
             devstack.stop(worker, 20)

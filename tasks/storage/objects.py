@@ -21,6 +21,11 @@ class ObjectInfo:
     content_type: str
     version_id: str | None
     archive_status: str = ""  # Intelligent-Tiering only: ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS
+    last_modified: float = 0.0  # epoch seconds, as a listing gives it
+
+    def listed(self) -> ListedObject:
+        """This object as a folder listing would show it (a HEAD in place of a LIST)."""
+        return ListedObject(self.key, self.etag, self.size, self.last_modified)
 
     @property
     def archived(self) -> bool:

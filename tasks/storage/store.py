@@ -119,6 +119,7 @@ class ObjectStore:
             content_type=str(meta.get("ContentType", "")),
             version_id=meta.get("VersionId"),
             archive_status=str(meta.get("ArchiveStatus", "")),
+            last_modified=meta["LastModified"].timestamp() if meta.get("LastModified") else 0.0,
         )
 
     def _get(

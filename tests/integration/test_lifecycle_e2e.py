@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from app.client import Client
 from scripts import devstack
 from scripts.samples import SampleSpec, generate_recording, read_frame_index
+from tasks.platform import keys
 from tests.helpers import export_body, storage_info, upload_recording
 from tests.integration.conftest import poll_export
 from tests.integration.receiver import Receiver, receiver
@@ -277,7 +278,7 @@ def put_minute(s3: Any, folder: str, minute: int, entries: int, live: bool = Fal
 
 
 def kept_listing_of(client: redis.Redis, folder: str) -> tuple[str, Kept]:
-    for name in client.scan_iter("resourced:archive:*:listing"):
+    for name in client.scan_iter(keys.archive_listing("*")):
         kept = decode(client.get(name))
         if kept.rows and kept.rows[0].key.startswith(folder + "/"):
             return name, kept
@@ -308,7 +309,8 @@ def test_a_later_walk_sees_a_live_recording_grow_at_once_and_a_backfill_after_th
     ]
 
     deadline = time.monotonic() + 15  # the worker lists the whole folder after answering
-    while kept_listing_of(client, folder)[1].listed_at < time.time() - 60 and time.monotonic() < deadline:
+    while kept_listing_of(client, folder)[1].listed_at < time.time() - 60:
+        assert time.monotonic() < deadline, "the worker did not list the folder after answering"
         time.sleep(0.1)
     after = spans(web, session_id, folder, **window)[1]
     assert [span["Start"] for span in after["Spans"]] == [

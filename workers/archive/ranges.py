@@ -79,7 +79,7 @@ class Lookup:
     head_reads: int = 0
     full_reads: int = 0
     from_index: int = 0
-    folder_lists: int = 0
+    playlist_heads: int = 0
     _heads: dict[str, bytes] = field(default_factory=dict)
 
     def listed(self) -> list[ListedObject]:
@@ -137,11 +137,14 @@ class Lookup:
         self.index.save(summary)
         return summary
 
-    def list_folder(self, folder: str) -> list[ListedObject]:
-        """The playlists directly in one subfolder of the recording (a rendition's)."""
-        self.folder_lists += 1
-        found = self.store.list_objects(self.source.bucket, folder.rstrip("/") + "/", self.source.region)
-        return [o for o in found if o.key.endswith(".m3u8")]
+    def playlist_info(self, key: str) -> ListedObject | None:
+        """One playlist's listing entry by a HEAD (a rendition's, in its own subfolder): the
+        cost of one request however many segments that subfolder holds; None when it is gone."""
+        self.playlist_heads += 1
+        try:
+            return self.store.head(self.source.bucket, key, self.source.region).listed()
+        except ObjectNotFound:
+            return None
 
     def _refused(self, obj: ListedObject, etag: str, exc: Exception) -> PlaylistSummary:
         log.warning("skipping playlist", extra={"playlist": obj.key, "reason": str(exc)})
@@ -304,9 +307,8 @@ def recording_playlists(
     for rendition in chosen:
         if rendition.playlist in present:
             continue
-        # In a subfolder: list it, and trust the index only for what is unchanged since.
-        folder = rendition.playlist.rsplit("/", 1)[0]
-        obj = next((o for o in lookup.list_folder(folder) if o.key == rendition.playlist), None)
+        # In a subfolder: look at it, and trust the index only for what is unchanged since.
+        obj = lookup.playlist_info(rendition.playlist)
         old = cached.get(rendition.playlist)
         if obj is not None and old is not None and old.etag == obj.etag:
             locator.known[obj.key] = old

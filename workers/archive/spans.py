@@ -197,8 +197,12 @@ class RecordingSpans:
         settings = store.settings
         index = index or open_index(settings, source, self.prefix)
         self.lookup = Lookup(store, source, self.prefix, index, settings.pdt_tzinfo)
-        listed = KeptListing(self.lookup).playlists() if share_listing else self.lookup.listed()
         cached = self.lookup.index.summaries()
+        if share_listing:
+            live = {k for k, s in cached.items() if s.complete and s.usable and not s.ended}
+            listed = KeptListing(self.lookup).playlists(live)
+        else:
+            listed = self.lookup.listed()
         known = known_unchanged(self.lookup, listed, cached)
         self.locator = Locator(listed, known, self.lookup.head, settings.archive_clock_skew_s * 1000)
         self.renditions = renditions_of(self.lookup, self.locator) if listed else []

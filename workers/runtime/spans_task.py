@@ -83,7 +83,7 @@ def register_spans_task(celery: Celery) -> None:
                 "ErrorMessage": f"internal error: {type(exc).__name__}",
             }
         send_reply(runtime().redis, request.reply_to, body)
-        if body["ErrorCode"] == 0:
+        if body["ErrorCode"] in (0, ErrorCode.NO_MEDIA):  # answered from a (kept) listing
             relist_after_answer(request)
         return int(body["ErrorCode"])
 

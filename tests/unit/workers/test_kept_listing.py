@@ -7,17 +7,25 @@ full LIST and never an answer."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
 import pytest
+from billiard.exceptions import SoftTimeLimitExceeded
+from celery import Celery
 
+from tasks.exports.spans_rpc import SpansRequest
 from tasks.platform import keys
+from tasks.platform.celery_app import TaskName
 from tasks.storage import ListedObject
 from tests.helpers import moto_buckets
 from tests.unit.workers.test_spans import FOLDER, SOURCE, T0, Folder, playlist
+from workers.archive import spans as spans_module
 from workers.archive.kept_listing import PROBE_KEYS, Kept, decode, encode, merged
-from workers.archive.spans import relist_if_stale
+from workers.archive.ranges import Lookup
+from workers.archive.spans import NotARecording, relist_if_stale
+from workers.runtime import spans_task
 
 STEP_MS = 60_000  # a playlist a minute: a whole small folder on one page
 
@@ -131,7 +139,7 @@ def test_one_relist_at_a_time(folder: Folder) -> None:
     assert lists.calls == []
     folder.index.client.delete(lock)
     assert relist_if_stale(folder.store, SOURCE, FOLDER, folder.index)
-    assert folder.index.client.get(lock) is None  # given back
+    assert folder.index.client.get(lock) is None  # given back: its own token
 
 
 def test_without_a_kept_listing_a_page_lists_first(folder: Folder) -> None:
@@ -167,3 +175,103 @@ def test_merged_replaces_only_the_names_the_probe_covered() -> None:
     ]
     to_end = merged(rows, "r/b.m3u", found, covered_to=None)  # the LIST reached the folder's end
     assert [o.key for o in to_end] == ["r/a.m3u8", "r/b.m3u8", "r/d.m3u8"]
+
+
+def test_a_listing_stamped_by_a_clock_ahead_is_stale_not_frozen(folder: Folder) -> None:
+    for n in range(1, 5):
+        hour(folder, n)
+    folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)
+    age(folder, -3600)  # stamped by a worker whose clock runs an hour ahead
+    hour(folder, 5)
+    assert starts(folder.spans(start_ms=T0, duration_ms=8 * STEP_MS))[-1] == T0 + 5 * STEP_MS  # probed
+    assert relist_if_stale(folder.store, SOURCE, FOLDER, folder.index)  # and stamped again here
+
+
+def test_a_probe_that_finds_every_playlist_gone_lists_the_folder_before_answering(folder: Folder) -> None:
+    hour(folder, 1, name="live", ended=False)
+    folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)
+    age(folder, 60)
+    hour(folder, 1, name="2026-01-01")  # the day's live playlist renamed at its end: sorts before
+    folder.client.delete_object(Bucket="archive", Key=f"{FOLDER}/live.m3u8")
+    lists = Lists(folder)
+    assert starts(folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)) == [T0 + STEP_MS]
+    assert lists.full() == 1
+
+    folder.client.delete_object(Bucket="archive", Key=f"{FOLDER}/2026-01-01.m3u8")
+    age(folder, 60)
+    with pytest.raises(NotARecording):
+        folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)
+    assert folder.index.client.get(keys.archive_listing(folder.index.recording)) is None  # none kept
+    hour(folder, 2)  # a recording starting now shows at once
+    assert starts(folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)) == [T0 + 2 * STEP_MS]
+
+
+def test_a_live_playlist_neither_last_by_name_nor_last_written_is_probed(folder: Folder) -> None:
+    hour(folder, 1, name="cam", ended=False)  # live, read whole by the page: the index knows it
+    hour(folder, 2, name="cam_clip")  # sorts after it, written with it
+    folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)
+    age(folder, 60)
+    hour(folder, 1, name="cam", entries=8, ended=False)  # it grew by 6 s
+    lists = Lists(folder)
+    page = folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)
+    assert page.spans[0] == (T0 + STEP_MS, T0 + STEP_MS + 16_000)
+    assert sorted(after for after, _ in lists.probes()) == [f"{FOLDER}/cam.m3u", f"{FOLDER}/cam_clip.m3u"]
+
+
+def test_segments_beside_the_playlists_do_not_hide_the_next_one(folder: Folder) -> None:
+    def put(n: int) -> None:  # ffmpeg's default names: h0719.m3u8 beside h07190000.ts ...
+        name = f"h{n:04d}"
+        text = playlist(name, 20, 2.0, T0 + (n - 719) * STEP_MS).replace(f"{name}/s", name)
+        folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/{name}.m3u8", Body=text.encode())
+        for i in range(20):
+            folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/{name}{i:05d}.ts", Body=b"x")
+
+    put(719)
+    folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)
+    age(folder, 60)
+    put(720)
+    lists = Lists(folder)
+    assert starts(folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)) == [T0, T0 + STEP_MS]
+    assert lists.full() == 0 and len(lists.probes()) == 2  # its own page, then past its segments
+
+
+def test_a_failed_relist_keeps_the_lock_until_it_expires(
+    folder: Folder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hour(folder, 1)
+    folder.spans(start_ms=T0, duration_ms=2 * STEP_MS)
+    age(folder, 60)
+
+    def cut_short(_: Lookup) -> list[ListedObject]:
+        raise SoftTimeLimitExceeded()  # a folder too large to LIST within the task's limit
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Lookup, "listed", cut_short)
+        with pytest.raises(SoftTimeLimitExceeded):
+            relist_if_stale(folder.store, SOURCE, FOLDER, folder.index)
+        lock = keys.archive_relisting(folder.index.recording)
+        assert folder.index.client.ttl(lock) > 0  # the next page's task does not try again at once
+        assert not relist_if_stale(folder.store, SOURCE, FOLDER, folder.index)
+    folder.index.client.delete(lock)  # expired
+    assert relist_if_stale(folder.store, SOURCE, FOLDER, folder.index)
+
+
+def test_the_spans_task_relists_after_a_no_media_answer_too(
+    folder: Folder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale listing can make a page answer 4 (its only playlist is no longer one); the task
+    lists the folder after that answer as after a 0, so the next answer sees the recording."""
+    hour(folder, 2, name="a")
+    folder.spans(start_ms=T0, duration_ms=8 * STEP_MS)
+    age(folder, 60)
+    folder.put("a.m3u8", "not a playlist\n")
+    hour(folder, 1, name="0-backfill")  # sorts before a: the probe does not see it
+    monkeypatch.setattr(
+        spans_task, "runtime", lambda: SimpleNamespace(store=folder.store, redis=fakeredis.FakeRedis())
+    )
+    monkeypatch.setattr(spans_module, "open_index", lambda *_, **__: folder.index)
+    app = Celery("kept-listing-test")
+    spans_task.register_spans_task(app)
+    task = app.tasks[TaskName.SPANS.value]
+    request = SpansRequest(SOURCE, FOLDER, T0, 8 * STEP_MS, "", "", "reply")
+    assert [task(request.to_json()), task(request.to_json())] == [4, 0]

@@ -190,6 +190,34 @@ def test_a_ladder_lists_its_renditions_and_spans_one(folder: Folder) -> None:
         recording_spans(folder.store, SOURCE, FOLDER, index=folder.index, rendition="4k")
 
 
+def test_a_rendition_in_a_subfolder_costs_one_head_however_many_segments_it_holds(folder: Folder) -> None:
+    master = (
+        "#EXTM3U\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n"
+        "360p/index.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=2800000,RESOLUTION=1280x720\n"
+        "720p/index.m3u8\n"
+    )
+    folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/master.m3u8", Body=master.encode())
+    for name, count in (("360p", 10), ("720p", 5)):
+        text = playlist("x", count, 2.0, T0).replace("x/", "")  # segments beside their playlist
+        folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/{name}/index.m3u8", Body=text.encode())
+        for i in range(count):
+            folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/{name}/s{i:05d}.ts", Body=b"x")
+    heads: list[str] = []
+    folder.store.client("us-east-1").meta.events.register(
+        "provide-client-params.s3.HeadObject", lambda params, **_: heads.append(params["Key"])
+    )
+    assert folder.spans().spans == [(T0, T0 + 10_000)]  # 720p, the best
+    assert heads == [f"{FOLDER}/720p/index.m3u8"]
+    assert f"{FOLDER}/720p/" not in folder.lists  # the rendition's folder is never listed whole
+    text = playlist("x", 7, 2.0, T0).replace("x/", "")  # the live rendition grew
+    folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/720p/index.m3u8", Body=text.encode())
+    for i in range(5, 7):
+        folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/720p/s{i:05d}.ts", Body=b"x")
+    assert folder.spans().spans == [(T0, T0 + 14_000)]  # its new ETag: read again
+
+
 def test_merge_spans_clips_to_the_window() -> None:
     class S:
         def __init__(self, a: float, b: float) -> None:

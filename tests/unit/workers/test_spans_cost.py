@@ -14,6 +14,7 @@ import fakeredis
 import pytest
 import redis
 
+from tasks.platform import keys
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
 from tests.helpers import moto_buckets
@@ -151,7 +152,7 @@ def test_a_page_of_200_hourly_playlists_costs_what_a_1_minute_recording_does(arc
 def test_a_later_walks_first_page_costs_what_a_1_minute_recording_does(archives: Archives) -> None:
     """Minutes after the last walk the kept folder listing is stale: the page probes the
     folder's end (one small LIST) instead of listing 200 playlists, like the 1-minute one."""
-    for name in archives.client.scan_iter("resourced:archive:*:listing"):
+    for name in archives.client.scan_iter(keys.archive_listing("*")):
         kept = decode(archives.client.get(name))
         archives.client.set(name, encode(Kept(kept.listed_at - 600, kept.rows)))
     short, short_costs = archives.meter.measure(archives.minute)
