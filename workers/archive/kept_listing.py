@@ -188,16 +188,20 @@ class KeptListing:
             return rows
         for key in probe_starts(rows, live):
             rows, filled = self._probe(rows, key, key[:-1])  # just before the key: it is listed too
-            if filled:  # its own segments (named after it) fill the page: go on past them
+            if filled:  # its own segments fill the page: go on past every name beginning with its stem
                 rows, _ = self._probe(rows, key, key.removesuffix(PLAYLIST_SUFFIX) + PAST_STEM)
         return rows
 
     def _probe(self, rows: list[ListedObject], key: str, after: str) -> tuple[list[ListedObject], bool]:
-        """`rows` with what one LIST after `after` found, and whether that LIST was cut short
-        with no playlist in it but `key` (segments beside the playlists fill it)."""
+        """`rows` with what one LIST after `after` found, and whether that LIST was cut short by
+        `key`'s own segments alone (named after its stem, beside it: a LIST past the stem goes on
+        to the next playlist; segments named otherwise would fill that LIST too)."""
         source = self.lookup.source
         found, covered_to = self.lookup.store.list_slice(
             source.bucket, self.lookup.prefix + "/", after, PROBE_KEYS, source.region
         )
-        others = [o for o in found if o.key != key and o.key.endswith(PLAYLIST_SUFFIX)]
-        return merged(rows, after, found, covered_to), covered_to is not None and not others
+        stem = key.removesuffix(PLAYLIST_SUFFIX)
+        own = all(
+            o.key == key or (o.key.startswith(stem) and not o.key.endswith(PLAYLIST_SUFFIX)) for o in found
+        )
+        return merged(rows, after, found, covered_to), covered_to is not None and own

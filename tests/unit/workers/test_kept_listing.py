@@ -275,3 +275,17 @@ def test_the_spans_task_relists_after_a_no_media_answer_too(
     task = app.tasks[TaskName.SPANS.value]
     request = SpansRequest(SOURCE, FOLDER, T0, 8 * STEP_MS, "", "", "reply")
     assert [task(request.to_json()), task(request.to_json())] == [4, 0]
+
+
+def test_segments_named_otherwise_cost_no_second_probe(folder: Folder) -> None:
+    """index.m3u8 beside seg_00000.ts ...: a LIST past the stem "index" would list the same
+    segments again, so the probe stops at its one LIST."""
+    text = playlist("x", 20, 2.0, T0).replace("x/s", "seg_")
+    folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/index.m3u8", Body=text.encode())
+    for i in range(20):
+        folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/seg_{i:05d}.ts", Body=b"x")
+    folder.spans(start_ms=T0, duration_ms=STEP_MS)
+    age(folder, 60)
+    lists = Lists(folder)
+    assert folder.spans(start_ms=T0, duration_ms=STEP_MS).spans == [(T0, T0 + 40_000)]
+    assert lists.probes() == [(f"{FOLDER}/index.m3u", PROBE_KEYS)]
