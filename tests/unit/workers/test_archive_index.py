@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,12 @@ def test_a_segment_listed_twice_across_playlists_is_taken_once(two_days: Archive
     two_days.put("h0031-overlap.m3u8", playlist("h0030", 700, 6.0, T0 + 30 * HOUR))  # runs into h0031
     start = T0 + 31 * HOUR - 10_000
     found = two_days.lookup(start, start + 20_000)
-    assert found == two_days.oracle(start, start + 20_000)
+    # Which of the identical entries is kept (h0030.m3u8's or its copy's) follows the playlists'
+    # LastModified, which moto stamps to the second: the same media either way, so the
+    # comparison leaves out the playlist an entry came from and keeps everything else.
+    assert [replace(s, playlist="") for s in found] == [
+        replace(s, playlist="") for s in two_days.oracle(start, start + 20_000)
+    ]
     assert len({s.identity for s in found}) == len(found)
     assert [s.key for s in found][:2] == ["rec/cam/h0030/s00598.ts", "rec/cam/h0030/s00599.ts"]
 
