@@ -23,7 +23,7 @@ from tasks.exports.answers import ended_answer, progress_percent
 from tasks.exports.spec import ErrorCode
 from tasks.exports.states import JobState
 from tasks.exports.store import JobRecord
-from tasks.exports.uploads import abort_recorded_uploads
+from tasks.exports.uploads import abort_recorded_uploads, withdraw_completed
 from tasks.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -60,14 +60,21 @@ def _target(svc: Services, body: dict[str, Any], session: Session) -> str:
 
 def stop_writing(svc: Services, record: JobRecord) -> None:
     """After the CANCEL transition no attempt can record an upload (the token check): abort the
-    ones recorded, so an attempt between its last check and its completion writes nothing."""
+    ones recorded, so an attempt between its last check and its completion writes nothing, and
+    then withdraw what an attempt had completed before (its poster, a video completed after its
+    last check): a cancelled export leaves no object version. A failure here is left to the
+    attempt, which withdraws the same objects when it finds itself fenced off by the cancel."""
     try:
         aborted = abort_recorded_uploads(svc.jobs, svc.store, record.job_id)
+        withdrawn = withdraw_completed(svc.store, record.spec, record.objects_mark)
     except StorageError as exc:  # the bucket's lifecycle rule for incomplete uploads is the backstop
-        log.error("cancel could not abort uploads", extra={"job_id": record.job_id, "reason": str(exc)})
+        log.error("cancel could not stop the writes", extra={"job_id": record.job_id, "reason": str(exc)})
         return
-    if aborted:
-        log.info("cancel aborted uploads", extra={"job_id": record.job_id, "uploads": aborted})
+    if aborted or withdrawn:
+        log.info(
+            "cancel stopped the writes",
+            extra={"job_id": record.job_id, "uploads": aborted, "withdrawn": withdrawn},
+        )
 
 
 @bp.post("/resource/v1/i/export-cancel")

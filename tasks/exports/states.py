@@ -37,5 +37,7 @@ class JobState(StrEnum):
 
 
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PARKED})
+# Ended with no clip to answer: whatever an attempt of it completed must not stay in the bucket.
+ENDED_WITHOUT_RESULT = frozenset({JobState.FAILED, JobState.CANCELLED})
 ENDED_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 PARKED_STEP = "restoring"  # the step a parked job shows in its message

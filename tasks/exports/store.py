@@ -55,6 +55,13 @@ class JobRecord:
     parked_at: float | None = None  # when this admission first waited for a restore
 
     @property
+    def objects_mark(self) -> str:
+        """What the JOB_META of every object this admission's attempts write begins with (their
+        fence token: workers/jobs/fencing.object_mark), so that whoever ends the job without
+        its result (a cancel, a failure, the reaper) finds what they completed."""
+        return f"{self.job_id}@{self.created_at:.6f}"
+
+    @property
     def attempts_made(self) -> int:
         """Attempts of this admission so far (the count restarts with each admission)."""
         return self.attempt

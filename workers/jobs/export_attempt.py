@@ -17,9 +17,10 @@ import redis
 from tasks.exports.estimate import speed_kind
 from tasks.exports.leases import AttemptLease, LeaseLost
 from tasks.exports.outcomes import LEASE_LOST, READY, record_outcome
-from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
-from tasks.exports.states import JobState
+from tasks.exports.spec import ErrorCode, ExportSpec
+from tasks.exports.states import ENDED_WITHOUT_RESULT
 from tasks.exports.store import ExportJobStore, JobRecord
+from tasks.exports.uploads import withdraw_completed
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError, TransientStorageError
 from workers.archive.model import Segment
@@ -60,7 +61,7 @@ def process_export(
         settings.restore_poll_s / 2,  # resumes of one chain come restore_poll_s apart
     )
     if claimed == "busy":
-        return _still_parked(jobs, job_id, token, settings)
+        return _still_parked(jobs, store, job_id, token, settings)
     if claimed != "running":
         log.info("export not run", extra={"job_id": job_id, "reason": claimed})
         return JobOutcome(claimed)
@@ -70,11 +71,12 @@ def process_export(
     lease = AttemptLease(jobs, job_id, token, settings.lease_ttl_s)
     keep_uploads_s = max(settings.job_ttl_s, settings.restore_wait_s)
     started = time.monotonic()
-    admission = f"{job_id}@{record.created_at:.6f}"  # what this job's attempts may adopt of each other's
+    admission = record.objects_mark  # what this job's attempts may adopt of each other's
     with LeaseKeeper(lease, keep_uploads_s, admission) as keeper:
         try:
             return _run_attempt(record, token, jobs, store, settings, keeper, started)
         except LeaseLost as exc:
+            withdraw_if_abandoned(jobs, store, record)
             count(jobs, record.spec, LEASE_LOST, time.monotonic() - started)
             log.warning(
                 "export attempt fenced off",
@@ -119,17 +121,16 @@ def _run_attempt(
         if record.parked_at is not None and time.time() - record.parked_at >= settings.restore_wait_s:
             wait = f"{settings.restore_wait_s / 3600:g} h"
             gave_up = ExportError(ErrorCode.FAILED, f"{exc.message}, still not restored after {wait}")
-            return _refused(record, token, jobs, gave_up, started)
+            return _refused(record, token, jobs, store, gave_up, started)
         start_restores(store, record.spec, exc.keys, settings)
         if not jobs.park(job_id, token, settings.restore_wait_s):
             raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before parking") from exc
         log.info("export waits for a restore", extra={"job_id": job_id, "segments": len(exc.keys)})
         return JobOutcome("restoring", int(exc.code), time.monotonic() - started)
     except ExportError as exc:
-        return _refused(record, token, jobs, exc, started)
+        return _refused(record, token, jobs, store, exc, started)
     wall = time.monotonic() - started
     if not jobs.finish(job_id, token, result):
-        withdraw_if_cancelled(jobs, store, job_id, result)
         raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before its result")
     waited = time.time() - record.created_at
     wait_error = waited - record.estimate_s if record.estimate_s > 0 else None
@@ -139,32 +140,24 @@ def _run_attempt(
     return JobOutcome("ready", 0, wall)
 
 
-def withdraw_if_cancelled(
-    jobs: ExportJobStore, store: ObjectStore, job_id: str, result: ExportResult
-) -> None:
-    """The owner cancelled the job while this attempt completed its uploads (after its last fence
-    check, before its result): a cancelled export leaves no object version, so the versions this
-    attempt wrote are deleted. By version id in a versioned bucket; elsewhere only while the key
-    still holds this attempt's object (its ETag)."""
-    record = jobs.get(job_id)
-    if record is None or record.state is not JobState.CANCELLED:
-        return
-    written = [(result.video_key, result.video_version_id, result.version)]
-    if result.image_key:
-        written.append((result.image_key, result.image_version_id, ""))
-    for key, version_id, etag in written:
-        try:
-            if not version_id and etag and store.head(result.bucket, key, result.region).etag != etag:
-                continue  # replaced since: not ours to delete
-            store.delete(result.bucket, key, result.region, version_id or None)
-            log.warning("cancelled export's object withdrawn", extra={"job_id": job_id, "key": key})
-        except StorageError as exc:
-            log.error(
-                "could not withdraw a cancelled export's object", extra={"key": key, "reason": str(exc)}
-            )
+def withdraw_if_abandoned(jobs: ExportJobStore, store: ObjectStore, record: JobRecord) -> None:
+    """A fenced-off attempt whose admission will never answer 5 (its owner cancelled it, it
+    failed, or a new admission replaced it) withdraws what it completed: its poster, a video
+    completed after its last check. The cancel withdraws the same objects; this covers a cancel
+    whose own withdrawal failed. An admission still going (a newer attempt adopts these
+    objects) or answered 5 keeps them; a record Redis lost says nothing, so nothing is deleted."""
+    try:
+        now = jobs.get(record.job_id)
+        if now is None or (now.objects_mark == record.objects_mark and now.state not in ENDED_WITHOUT_RESULT):
+            return
+        withdraw_completed(store, record.spec, record.objects_mark)
+    except (redis.RedisError, StorageError) as exc:
+        log.error("could not withdraw an abandoned attempt's objects", extra={"reason": str(exc)})
 
 
-def _still_parked(jobs: ExportJobStore, job_id: str, token: str, settings: Settings) -> JobOutcome:
+def _still_parked(
+    jobs: ExportJobStore, store: ObjectStore, job_id: str, token: str, settings: Settings
+) -> JobOutcome:
     """A parked job the limits had no room to resume: it stays parked (noted as looked at, so the
     reaper does not send it again) until its restore deadline, then it ends like any restore
     that never completed."""
@@ -176,7 +169,7 @@ def _still_parked(jobs: ExportJobStore, job_id: str, token: str, settings: Setti
         gave_up = ExportError(
             ErrorCode.FAILED, f"no room to resume the export after its restore within {wait}"
         )
-        return _refused(record, token, jobs, gave_up, time.monotonic())
+        return _refused(record, token, jobs, store, gave_up, time.monotonic())
     jobs.touch_parked(job_id, True)
     log.info("parked export waits for room", extra={"job_id": job_id})
     return JobOutcome("busy")
@@ -196,12 +189,24 @@ def first_view(jobs: ExportJobStore, spec: ExportSpec, token: str, found: list[S
 
 
 def _refused(
-    record: JobRecord, token: str, jobs: ExportJobStore, exc: ExportError, started: float
+    record: JobRecord,
+    token: str,
+    jobs: ExportJobStore,
+    store: ObjectStore,
+    exc: ExportError,
+    started: float,
 ) -> JobOutcome:
-    """Record a failure retrying will not fix, with its ErrorCode (its claims go back with it)."""
+    """Record a failure retrying will not fix, with its ErrorCode (its claims go back with it),
+    and withdraw what the job had completed (a poster uploaded before its video was refused)."""
     job_id = record.job_id
     if not jobs.fail(job_id, token, exc.code, exc.message):
         raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before failing") from exc
+    try:
+        withdraw_completed(store, record.spec, record.objects_mark)
+    except StorageError as failed:  # the answer stands; the object is logged for an operator
+        log.error(
+            "could not withdraw a failed job's objects", extra={"job_id": job_id, "reason": str(failed)}
+        )
     count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
     log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
     return JobOutcome("failed", int(exc.code), time.monotonic() - started)

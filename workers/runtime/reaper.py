@@ -21,9 +21,9 @@ from tasks.exports.outcomes import ATTEMPTS_EXHAUSTED, record_outcome
 from tasks.exports.spec import ErrorCode
 from tasks.exports.states import JobState
 from tasks.exports.store import ExportJobStore, JobRecord, new_token
-from tasks.exports.uploads import abort_recorded_uploads
+from tasks.exports.uploads import abort_recorded_uploads, withdraw_completed
 from tasks.platform import keys
-from tasks.storage import ObjectStore
+from tasks.storage import ObjectStore, StorageError
 from workers.runtime.export_callbacks import announce
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,10 @@ def _give_up(
     abort_recorded_uploads(jobs, uploads, record.job_id)
     if not jobs.fail(record.job_id, mine, ErrorCode.FAILED, message, unless_leased=True):
         return False
+    try:  # a poster its last attempt completed before it was lost
+        withdraw_completed(uploads, record.spec, record.objects_mark)
+    except StorageError as exc:
+        log.error("could not withdraw a given-up job's objects", extra={**extra, "reason": str(exc)})
     wall = time.time() - (record.started_at or record.created_at)
     record_outcome(client, int(record.spec.export_type), ATTEMPTS_EXHAUSTED, wall, 0, None)
     log.error("export given up", extra={**extra, "reason": message})

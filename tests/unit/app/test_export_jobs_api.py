@@ -20,7 +20,7 @@ from tasks.exports.states import JobState
 from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
-from tasks.tenancy.ownership import destination_claim
+from tasks.tenancy.ownership import JOB_META, destination_claim
 from tests.factories import current_token
 from tests.helpers import export_body
 from tests.unit.app.conftest import SentTasks, jobs_of
@@ -104,6 +104,25 @@ def test_a_running_export_is_fenced_off_and_its_uploads_aborted(
     assert s3.list_multipart_uploads(Bucket="exports").get("Uploads", []) == []  # nothing can complete
     assert not lease.renew() and not lease.holds()  # the attempt learns at its next renewal
     assert jobs.finish(job_id, token, done(job_id)) is False  # and can record no result
+
+
+def test_a_cancel_withdraws_what_the_attempt_had_completed(
+    app: Flask, client: FlaskClient, s3: Any, session: str
+) -> None:
+    """The poster goes up before the video completes: a cancel landing between the two deletes
+    the poster's version, and only what carries the admission's mark."""
+    s3.put_bucket_versioning(Bucket="exports", VersioningConfiguration={"Status": "Enabled"})
+    body = export_body(session, "alice", 1000, 2000, **TARGET)
+    jobs, job_id, _ = running(app, client, body)
+    record = jobs.get(job_id)
+    assert record is not None
+    ours = {JOB_META: f"{record.objects_mark}/segments"}
+    s3.put_object(Bucket="exports", Key="alice/clip.jpg", Body=b"poster", Metadata=ours)
+    theirs = {JOB_META: f"{job_id}@1.000000/segments"}  # an earlier admission of the same request
+    kept = s3.put_object(Bucket="exports", Key="alice/clip.mp4", Body=b"mp4", Metadata=theirs)
+    assert client.post(CANCEL, json=body).get_json()["ErrorCode"] == 9
+    left = s3.list_object_versions(Bucket="exports")["Versions"]
+    assert [(v["Key"], v["VersionId"]) for v in left] == [("alice/clip.mp4", kept["VersionId"])]
 
 
 def done(job_id: str) -> ExportResult:

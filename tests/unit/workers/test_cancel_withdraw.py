@@ -1,78 +1,108 @@
-"""A cancel that lands between an attempt's completed upload and its result: the attempt's
-result is refused and it withdraws the versions it wrote (contract section 6: a cancelled export
-leaves no object version). moto in-process, fakeredis."""
+"""What an attempt completed before its job ended without it: a cancel landing between the
+poster's completion and the video's (or between the video's completion and the result), a
+failure, a new admission. The objects carrying the admission's mark are withdrawn (contract
+section 1, Integrity: nothing of a cancelled job ends up in an object); an admission still going
+or answered keeps them. moto in-process, fakeredis."""
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 import fakeredis
 import pytest
 
-from tasks.exports.spec import ExportResult
-from tasks.exports.store import ExportJobStore
+from tasks.exports.store import ExportJobStore, JobRecord
+from tasks.exports.uploads import withdraw_completed
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore
+from tasks.tenancy.ownership import JOB_META
 from tests.factories import current_token, export_spec
 from tests.helpers import moto_buckets
-from workers.jobs.export_attempt import withdraw_if_cancelled
+from workers.jobs.export_attempt import withdraw_if_abandoned
 
 SPEC = export_spec()
 
 
-def completed(s3: object, versioned: bool) -> ExportResult:
-    """What an attempt uploaded before the cancel reached it: video and poster, as S3 answered."""
+def running(jobs: ExportJobStore) -> tuple[JobRecord, str]:
+    token = jobs.admit(SPEC, "export.copy", 10, 10).detail
+    assert jobs.claim(SPEC.job_id, token, "w") == "running"
+    record = jobs.get(SPEC.job_id)
+    assert record is not None
+    return record, token
+
+
+def complete(s3: Any, record: JobRecord, versioned: bool) -> None:
+    """What the attempt completed: its poster and its video, marked with its admission."""
     if versioned:
-        s3.put_bucket_versioning(Bucket="exports", VersioningConfiguration={"Status": "Enabled"})  # type: ignore[attr-defined]
-    video = s3.put_object(Bucket="exports", Key=SPEC.video_key, Body=b"mp4")  # type: ignore[attr-defined]
-    image = s3.put_object(Bucket="exports", Key=SPEC.image_key, Body=b"jpg")  # type: ignore[attr-defined]
-    return ExportResult(
-        "exports",
-        "us-east-1",
-        SPEC.destination.prefix,
-        SPEC.video_key,
-        SPEC.image_key,
-        video["ETag"].strip('"'),
-        1000,
-        0,
-        3,
-        "h264",
-        video_version_id=video.get("VersionId", "") if versioned else "",
-        image_version_id=image.get("VersionId", "") if versioned else "",
-    )
+        s3.put_bucket_versioning(Bucket="exports", VersioningConfiguration={"Status": "Enabled"})
+    mark = {JOB_META: f"{record.objects_mark}/0123456789abcdef"}
+    s3.put_object(Bucket="exports", Key=SPEC.image_key, Body=b"jpg", Metadata=mark)
+    s3.put_object(Bucket="exports", Key=SPEC.video_key, Body=b"mp4", Metadata=mark)
+
+
+def versions(s3: Any) -> list[str]:
+    return sorted(v["Key"] for v in s3.list_object_versions(Bucket="exports").get("Versions", []))
 
 
 @pytest.mark.parametrize("versioned", [True, False])
 def test_a_cancelled_attempts_completed_objects_are_withdrawn(versioned: bool) -> None:
     with moto_buckets("exports") as s3:
         jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
-        token = jobs.admit(SPEC, "export.copy", 10, 10).detail
-        assert jobs.claim(SPEC.job_id, token, "w") == "running"
-        result = completed(s3, versioned)
+        record, _ = running(jobs)
+        complete(s3, record, versioned)
         assert jobs.cancel(SPEC.job_id, 60)[0] == "cancelled"
-        assert not jobs.finish(SPEC.job_id, token, result)  # the attempt's result is refused
-        withdraw_if_cancelled(jobs, ObjectStore(Settings()), SPEC.job_id, result)
-        left = s3.list_object_versions(Bucket="exports").get("Versions", [])
-        assert left == []
+        withdraw_if_abandoned(jobs, ObjectStore(Settings()), record)
+        assert versions(s3) == []
 
 
 def test_an_object_replaced_since_is_not_withdrawn() -> None:
-    """Unversioned: only while the key still holds this attempt's object (its ETag)."""
+    """Another writer's object at the key carries no mark of this admission: it stays."""
     with moto_buckets("exports") as s3:
         jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
-        token = jobs.admit(SPEC, "export.copy", 10, 10).detail
-        assert jobs.claim(SPEC.job_id, token, "w") == "running"
-        result = completed(s3, versioned=False)
+        record, _ = running(jobs)
+        complete(s3, record, versioned=False)
         s3.put_object(Bucket="exports", Key=SPEC.video_key, Body=b"another writer's")
         assert jobs.cancel(SPEC.job_id, 60)[0] == "cancelled"
-        withdraw_if_cancelled(jobs, ObjectStore(Settings()), SPEC.job_id, result)
+        withdraw_if_abandoned(jobs, ObjectStore(Settings()), record)
         assert s3.get_object(Bucket="exports", Key=SPEC.video_key)["Body"].read() == b"another writer's"
+        assert versions(s3) == [SPEC.video_key]
 
 
-def test_a_job_that_was_not_cancelled_keeps_its_objects() -> None:
-    """A result refused for another reason (a newer attempt took over): its objects are the job's."""
+def test_an_admission_still_going_keeps_its_objects() -> None:
+    """Fenced off by a newer attempt of the same admission: that attempt adopts these objects."""
     with moto_buckets("exports") as s3:
         jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
+        record, token = running(jobs)
+        complete(s3, record, versioned=True)
+        jobs.requeue(SPEC.job_id, token, "f" * 32)
+        withdraw_if_abandoned(jobs, ObjectStore(Settings()), record)
+        assert versions(s3) == [SPEC.image_key, SPEC.video_key]
+
+
+def test_a_replaced_admission_withdraws_what_it_wrote() -> None:
+    """Cancelled, then admitted afresh by an identical request: the first admission's objects
+    are not the new one's to adopt (another mark), so they go."""
+    with moto_buckets("exports") as s3:
+        jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
+        first, _ = running(jobs)
+        complete(s3, first, versioned=True)
+        assert jobs.cancel(SPEC.job_id, 1)[0] == "cancelled"
+        time.sleep(1.1)  # RESOURCED_CANCEL_HOLD_S past: an identical request starts afresh
         jobs.admit(SPEC, "export.copy", 10, 10)
-        assert jobs.claim(SPEC.job_id, current_token(jobs, SPEC.job_id), "w") == "running"
-        result = completed(s3, versioned=True)
-        withdraw_if_cancelled(jobs, ObjectStore(Settings()), SPEC.job_id, result)
-        assert len(s3.list_object_versions(Bucket="exports")["Versions"]) == 2
+        again = jobs.get(SPEC.job_id)
+        assert again is not None and again.objects_mark != first.objects_mark
+        withdraw_if_abandoned(jobs, ObjectStore(Settings()), first)
+        assert versions(s3) == []
+
+
+def test_an_empty_mark_is_refused() -> None:
+    """An empty mark would match any object written by this service: never a default."""
+    with pytest.raises(ValueError):
+        withdraw_completed(ObjectStore(Settings()), SPEC, "")
+
+
+def test_current_token_helper_still_names_the_running_attempt() -> None:
+    jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
+    _, token = running(jobs)
+    assert current_token(jobs, SPEC.job_id) == token
