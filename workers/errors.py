@@ -15,8 +15,12 @@ class ExportError(Exception):
 
 
 class NoMedia(ExportError):
-    def __init__(self, message: str) -> None:
+    """ErrorCode 4. `located`: the message already says what the recording covers near the
+    request (workers/archive/spans.coverage_note); the job adds that to one that does not."""
+
+    def __init__(self, message: str, located: bool = False) -> None:
         super().__init__(ErrorCode.NO_MEDIA, message)
+        self.located = located
 
 
 class SegmentsArchived(ExportError):

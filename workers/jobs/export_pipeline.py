@@ -20,7 +20,6 @@ from tasks.storage import (
     AccessDenied,
     NoSuchBucket,
     ObjectArchived,
-    ObjectNotFound,
     ObjectStore,
     StorageError,
     Uploaded,
@@ -32,6 +31,7 @@ from workers.archive.playlists import LEADING_MS, Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
 from workers.errors import ExportError, NoMedia, SegmentsArchived
+from workers.jobs.archived import archived_keys
 from workers.jobs.completion import last_look, refused_write, upload_jpeg
 from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
 from workers.jobs.snapshot import run_snapshot
@@ -59,18 +59,6 @@ def covered_seconds(spec: ExportSpec, segments: list[Segment]) -> float:
 
 def _no_report(step: str, fraction: float) -> None:
     return None
-
-
-def archived_keys(store: ObjectStore, spec: ExportSpec, segments: list[Segment]) -> list[str]:
-    """The range's segments that sit in archival storage and are not restored."""
-    keys: list[str] = []
-    for segment in segments:
-        try:
-            if store.head(spec.source.bucket, segment.key, spec.source.region).archived:
-                keys.append(segment.key)
-        except ObjectNotFound:
-            continue
-    return keys
 
 
 def cut_clip(
@@ -279,6 +267,10 @@ def run_export(
         if spec.snapshot_ms is not None:
             return run_snapshot(spec, store, settings, report, fence, indexed)
         return _run_export(spec, store, settings, report, fence, indexed)
+    except NoMedia as exc:
+        if exc.located:
+            raise
+        raise NoMedia(exc.message + near(store, spec), located=True) from exc
     except NoSuchBucket as exc:  # the request named a bucket that does not exist: its fault, not ours
         role = "storage_info's ts entry" if exc.bucket == spec.source.bucket else "the destination"
         raise ExportError(
@@ -287,10 +279,13 @@ def run_export(
 
 
 def near(store: ObjectStore, spec: ExportSpec) -> str:
-    """What the recording covers near the range, for the "no media" answer; a failure to say
-    it leaves the answer as it was."""
+    """What the recording covers near the range (a snapshot's instant), for the "no media"
+    answer; a failure to say it leaves the answer as it was."""
+    start, end = (
+        (spec.start_ms, spec.end_ms) if spec.snapshot_ms is None else (spec.snapshot_ms, spec.snapshot_ms + 1)
+    )
     try:
-        return coverage_note(store, spec.source, spec.live_path, spec.start_ms, spec.end_ms)
+        return coverage_note(store, spec.source, spec.live_path, start, end)
     except Exception:  # a hint, never a reason to fail differently
         log.warning("no coverage note for a no-media answer", exc_info=True)
         return ""
@@ -317,7 +312,10 @@ def _run_export(
         )
     )
     if not segments:
-        raise NoMedia(f"no recording under {spec.live_path!r} covers the requested range{near(store, spec)}")
+        raise NoMedia(
+            f"no recording under {spec.live_path!r} covers the requested range{near(store, spec)}",
+            located=True,
+        )
     workdir = Path(tempfile.mkdtemp(prefix=f"export-{spec.job_id[:12]}-", dir=settings.work_dir or None))
     dest = spec.destination
     clip = workdir / "clip.mp4"

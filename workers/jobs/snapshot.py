@@ -17,12 +17,13 @@ from pathlib import Path
 
 from tasks.exports.spec import ErrorCode, ExportResult, ExportSpec
 from tasks.platform.settings import Settings
-from tasks.storage import ObjectStore
+from tasks.storage import ObjectArchived, ObjectStore
 from tasks.tenancy import ownership
 from workers.archive.model import Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
-from workers.errors import ExportError, NoMedia
+from workers.errors import ExportError, NoMedia, SegmentsArchived
+from workers.jobs.archived import archived_keys
 from workers.jobs.completion import upload_jpeg
 from workers.jobs.fencing import Fence, object_mark, take_over
 from workers.media.still import NoPicture, TimedPacket, picture_at, scaled, timeline_packets
@@ -51,11 +52,21 @@ def holding(segments: list[Segment], at_ms: float) -> list[Segment]:
 def read_packets(
     store: ObjectStore, spec: ExportSpec, chosen: list[Segment], workdir: Path
 ) -> list[TimedPacket]:
-    """The chosen segments' video packets on the timeline; a segment that cannot be read adds none."""
-    packets: list[TimedPacket] = []
-    for item in prefetch(store, spec.source, chosen, workdir, 2):
-        if item.container is not None:
-            packets += timeline_packets(item.segment, item.container)
+    """The chosen segments' video packets on the timeline. The segment holding the instant must
+    give some (NoMedia otherwise: missing from storage, undecodable, no video): the picture the
+    segment before it ends on is no longer on screen there. Segments in archival storage raise
+    SegmentsArchived, so the job restores them as an export would (ErrorCode 8)."""
+    holder, packets, held, why = chosen[-1].identity, [], False, "no video in it"
+    try:
+        for item in prefetch(store, spec.source, chosen, workdir, 2):
+            got = timeline_packets(item.segment, item.container) if item.container is not None else []
+            packets += got
+            if item.segment.identity == holder:
+                held, why = bool(got), item.reason or why
+    except ObjectArchived as exc:
+        raise SegmentsArchived(archived_keys(store, spec, chosen)) from exc
+    if not held:
+        raise NoMedia(f"no picture at the instant: the segment holding it cannot be read ({why})")
     return packets
 
 
@@ -87,7 +98,7 @@ def run_snapshot(
     chosen = holding(found, at_ms)
     if not chosen:
         note = coverage_note(store, spec.source, spec.live_path, at_ms, at_ms + 1)
-        raise NoMedia(f"no recording under {spec.live_path!r} has a picture at {at_ms}{note}")
+        raise NoMedia(f"no recording under {spec.live_path!r} has a picture at {at_ms}{note}", located=True)
     take_over(fence, store)
     if (refused := ownership.export_refusal(store, spec)) is not None:
         raise ExportError(ErrorCode.AUTH, refused)
