@@ -280,6 +280,20 @@ class RecordingSpans:
         starts = [int(s.first_ms) for s in self._usable() if s.first_ms is not None and s.first_ms > after_ms]
         return min(starts, default=None)
 
+    def resumes_at(self, page_start: int, page_end: int, window_end: int) -> int | None:
+        """Where media resumes after an empty page: the next playlist's start, or the first entry
+        past the page of a playlist the page lies inside (a hole within one playlist: a
+        PROGRAM-DATE-TIME jump of days). One entry is decoded of each such playlist, lazily
+        where its packed list is ordered, so a hole of any length costs one page."""
+        starts = [self.next_start(page_start)]
+        for obj in self.locator.choose(page_start, page_end):
+            try:
+                after = next(self._stream(obj, page_end, window_end, lazy=True), None)
+            except (ValueError, TypeError, zlib.error):  # a damaged packed list: read it from S3
+                after = next(self._stream(obj, page_end, window_end, lazy=False), None)
+            starts.append(int(after.start_ms) if after is not None else None)
+        return min((s for s in starts if s is not None), default=None)
+
 
 def recording_spans(
     store: ObjectStore,
@@ -324,7 +338,7 @@ def recording_spans(
         else None
     )
     if not entries:
-        jump = recording.next_start(page_start)
+        jump = recording.resumes_at(page_start, page_end, window_end)
         if jump is not None and jump > page_end:
             page_end = min(jump, window_end)
     next_cursor = encode_cursor(page_end, seen_to) if page_end < window_end else ""

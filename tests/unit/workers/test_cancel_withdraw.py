@@ -98,7 +98,7 @@ def test_a_replaced_admission_withdraws_what_it_wrote() -> None:
 
 def test_an_empty_mark_is_refused() -> None:
     """An empty mark would match any object written by this service: never a default."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mark is needed"):
         withdraw_completed(ObjectStore(Settings()), SPEC, "")
 
 

@@ -239,6 +239,17 @@ def test_a_no_media_note_says_what_the_recording_covers(folder: Folder) -> None:
     assert "the request asked for 1970-01-21" in in_seconds
 
 
+def test_an_empty_page_jumps_a_long_hole_inside_one_playlist(folder: Folder) -> None:
+    """A PROGRAM-DATE-TIME jump of 10 days within one playlist: the page over the hole ends
+    where media resumes (it walked the hole an hour a page: 240 empty pages)."""
+    ten_days = 10 * 24 * 3600 * 1000
+    folder.put("a.m3u8", playlist("a", 8, 2.0, T0, jump_after=4, jump_ms=ten_days))
+    whole, gaps, pages = walk(folder)
+    assert whole == [(T0, T0 + 8000), (T0 + 8000 + ten_days, T0 + 16_000 + ten_days)]
+    assert gaps == [(T0 + 8000, T0 + 8000 + ten_days)]
+    assert pages <= 3
+
+
 def test_pages_of_one_walk_share_one_listing_of_the_folder(
     folder: Folder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
