@@ -179,6 +179,21 @@ def present_keys(store: ObjectStore, source: S3Location, wanted: set[str]) -> se
     return found
 
 
+def held_by_storage(store: ObjectStore, source: S3Location, entries: list[Segment]) -> list[Segment]:
+    """The entries whose objects S3 holds: the segment, and what reading it needs besides (an
+    fMP4 initialization section, an AES-128 key object), each named by the playlist. Those
+    others are looked for by a LIST of their own, so a page of an fMP4 recording does not LIST
+    from its init.mp4 to its segments (most of the folder)."""
+    segments = present_keys(store, source, {s.key for s in entries})
+    needed = {key for s in entries for key in (s.init_key, s.aes_key) if key}
+    others = present_keys(store, source, needed) if needed else set()
+    return [
+        s
+        for s in entries
+        if s.key in segments and all(key in others for key in (s.init_key, s.aes_key) if key)
+    ]
+
+
 class RecordingSpans:
     """One spans request against one recording's folder and index."""
 
@@ -328,8 +343,7 @@ def recording_spans(
     entries, page_end = recording.page_entries(
         page_start, min(page_start + PAGE_MS, window_end), PAGE_SEGMENTS
     )
-    present = present_keys(store, source, {s.key for s in entries if not s.refused})
-    readable = [s for s in entries if not s.refused and s.key in present]
+    readable = held_by_storage(store, source, [s for s in entries if not s.refused])
     spans = merge_spans(readable, page_start, page_end)
     gaps = gaps_between(spans, seen_to)
     seen_to = (

@@ -250,6 +250,21 @@ def test_an_empty_page_jumps_a_long_hole_inside_one_playlist(folder: Folder) -> 
     assert pages <= 3
 
 
+@pytest.mark.parametrize("init_held", [True, False])
+def test_segments_whose_init_section_is_missing_are_a_gap(folder: Folder, init_held: bool) -> None:
+    """fMP4: a segment cannot be read without its #EXT-X-MAP initialization section, so where
+    S3 lacks it the playlist's entries are a gap (an export answers 4 there)."""
+    text = playlist("a", 5, 2.0, T0).replace(
+        "#EXT-X-PROGRAM-DATE-TIME", '#EXT-X-MAP:URI="a/init.mp4"\n#EXT-X-PROGRAM-DATE-TIME', 1
+    )
+    folder.put("a.m3u8", text)
+    if init_held:
+        folder.client.put_object(Bucket="archive", Key=f"{FOLDER}/a/init.mp4", Body=b"init")
+    page = folder.spans(start_ms=T0, duration_ms=10_000)
+    assert page.spans == ([(T0, T0 + 10_000)] if init_held else [])
+    assert page.gaps == []  # the window's first page: a gap needs media before it
+
+
 def test_pages_of_one_walk_share_one_listing_of_the_folder(
     folder: Folder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
