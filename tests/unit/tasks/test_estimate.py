@@ -79,6 +79,21 @@ def test_a_running_job_counts_the_time_it_has_run_and_waits_at_least_a_second() 
     assert estimate.wait_for(jobs, record, slots=1) >= 1
 
 
+def test_a_job_slower_than_its_queue_is_judged_by_its_own_pace() -> None:
+    """Measured 0.1 s per media second (6 s for this job); this one is half done after 30 s:
+    30 s more, not "any moment now" for the next 30 s."""
+    jobs = ExportJobStore(fakeredis.FakeRedis())
+    jobs.record_speed(CPU, 100, 10)
+    encode = spec(0, export_type=ExportType.H265)
+    jobs.admit(encode, CPU, 100, 100)
+    jobs.claim(encode.job_id, current_token(jobs, encode.job_id), "w")
+    jobs.progress(encode.job_id, current_token(jobs, encode.job_id), 0.5, "encoding")
+    record = jobs.get(encode.job_id)
+    assert record is not None and record.started_at is not None
+    assert estimate.remaining(jobs, record, now=record.started_at + 30) == 30
+    assert estimate.remaining(jobs, record, now=record.started_at + 1) == 3  # ahead of its queue: the queue's
+
+
 def test_default_speed_before_anything_was_measured() -> None:
     jobs = ExportJobStore(fakeredis.FakeRedis())
     assert estimate.wait_for_new(jobs, spec(0, seconds=100), slots=1) == 100 * 0.05 + 2.0
