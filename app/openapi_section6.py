@@ -55,7 +55,9 @@ def section6_paths() -> dict[str, dict[str, Any]]:
                 "summary": "What a recording holds: spans of readable media and the gaps between them",
                 "description": "From the archive index (no segment is read), a page at a time (at most 1 h of"
                 ' timeline and 400 playlist entries); send Cursor back for the next page, "" on the'
-                " last. A span cut at a page boundary continues on the next page (End == next Start).",
+                " last. A span cut at a page boundary continues on the next page (End == next Start)."
+                " Cursor is opaque and signed, bound to the request it answered (recording, Rendition,"
+                " StartPos, Duration): another is ErrorCode 2 naming Cursor.",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": "SpansRequest", "example": SPANS_REQUEST}},

@@ -1,7 +1,9 @@
 """POST /resource/v1/i/recording-spans: what a recording holds, as spans and gaps, a page at a time.
 
 The web authenticates and validates; a worker on the `spans` queue reads the archive index and
-answers within SPANS_WAIT_S (the web has no archive code: docs/decisions.md).
+answers within SPANS_WAIT_S (the web has no archive code: docs/decisions.md). The worker's
+cursor is a bare position: the web seals it (app/schemas/spans.py) to the request it answers,
+and lets only its own sealed cursors back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from kombu.exceptions import OperationalError
 
 from app.errors import ApiError
 from app.schemas.fields import entry_for
-from app.schemas.spans import SpansRequestSchema
+from app.schemas.spans import SpansRequestSchema, cursor_binding, seal_cursor
 from app.services import services
 from app.session_check import authenticated_body, require_bucket, require_scope
 from tasks.exports.spans_rpc import SpansRequest, new_reply_key, wait_reply
@@ -51,7 +53,8 @@ def spans_request(data: dict[str, Any], default_region: str) -> SpansRequest:
 def recording_spans() -> tuple[Response, int]:
     svc = services()
     body, session = authenticated_body(MAX_BODY_BYTES)
-    request = spans_request(SpansRequestSchema().load(body), svc.settings.aws_region)
+    data = SpansRequestSchema(secret=svc.settings.secret_key).load(body)
+    request = spans_request(data, svc.settings.aws_region)
     require_bucket(request.source.bucket, "storage_info (ts)")
     require_scope(
         session, request.source.bucket, request.source.key(request.live_path), "the recording (LivePath)"
@@ -75,4 +78,14 @@ def recording_spans() -> tuple[Response, int]:
         raise ApiError(
             int(ErrorCode.FAILED), "service temporarily unavailable: no spans worker answered", 503, 2
         )
-    return jsonify(answer), HTTP_STATUS.get(int(answer["ErrorCode"]), 500)
+    return jsonify(sealed(answer, data, svc.settings.secret_key)), HTTP_STATUS.get(
+        int(answer["ErrorCode"]), 500
+    )
+
+
+def sealed(answer: dict[str, Any], data: dict[str, Any], secret: str) -> dict[str, Any]:
+    """The worker's answer with its next-page Cursor bound to this request (seal_cursor)."""
+    binding = cursor_binding(data)
+    if not answer.get("Cursor") or binding is None:
+        return answer
+    return {**answer, "Cursor": seal_cursor(secret, binding, str(answer["Cursor"]))}

@@ -126,7 +126,7 @@ SPANS_ANSWER: dict[str, Any] = {
     "Spans": [{"Start": 1700000000000, "End": 1700000004000}, {"Start": 1700000006000, "End": 1700000020000}],
     "Gaps": [{"Start": 1700000004000, "End": 1700000006000}],
     "Renditions": [{"Name": "", "Width": 0, "Height": 0, "Bandwidth": 0, "Codec": ""}],
-    "Cursor": "djE6MTcwMDAwMDAyMDAwMDoxNzAwMDAwMDIwMDAw",
+    "Cursor": "djE6MTcwMDAwMDAyMDAwMDoxNzAwMDAwMDIwMDAw.Qm9zq3Jz_Vb0xK2mN8pLw4Rt",
 }
 
 SNAPSHOT_REQUEST: dict[str, Any] = {

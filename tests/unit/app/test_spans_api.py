@@ -3,6 +3,8 @@ answer a spans worker gives, relayed (here the worker's function runs inline on 
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 import fakeredis
@@ -12,6 +14,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import SignedSessions
+from app.schemas import spans as spans_schema
 from tasks.exports.spans_rpc import SpansRequest, send_reply
 from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
@@ -159,3 +162,73 @@ def test_a_bucket_not_allowed_is_refused(client: FlaskClient, session: str, inli
     response = client.post(URL, json=body(session, storage_info=storage_info("forbidden")))
     assert (response.status_code, response.get_json()["ErrorCode"]) == (403, 3)
     assert inline.sent == []
+
+
+def long_recording(s3: Any, segments: int = 60) -> None:
+    """A continuous recording of `segments` two-second segments: more than one page's entries."""
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:2", "#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00Z"]
+    for i in range(segments):
+        lines += ["#EXTINF:2.000,", f"s{i}.ts"]
+        s3.put_object(Bucket="archive", Key=f"live/cam/s{i}.ts", Body=b"x")
+    s3.put_object(
+        Bucket="archive", Key="live/cam/index.m3u8", Body="\n".join([*lines, "#EXT-X-ENDLIST", ""]).encode()
+    )
+
+
+def test_a_forged_cursor_is_a_bad_request_naming_cursor(client: FlaskClient, session: str, s3: Any) -> None:
+    """A hand-made worker cursor (v1:<pos>:<last>) once answered 0 with an invented gap."""
+    long_recording(s3)
+    forged = base64.urlsafe_b64encode(f"v1:{T0 + 60_000}:{T0 + 1000}".encode()).decode().rstrip("=")
+    for cursor in (forged, f"{forged}.AAAAAAAAAAAAAAAAAAAAAAAA"):
+        response = client.post(URL, json=body(session, Cursor=cursor))
+        answer = response.get_json()
+        assert (response.status_code, answer["ErrorCode"]) == (400, 2), answer
+        assert answer["ErrorMessage"].startswith("bad request: Cursor: is not a cursor this service")
+
+
+def test_a_cursor_is_bound_to_its_request(client: FlaskClient, session: str, s3: Any) -> None:
+    long_recording(s3)
+    first = client.post(URL, json=body(session, StartPos=T0)).get_json()
+    cursor = first["Cursor"]
+    assert first["ErrorCode"] == 0 and cursor and re.fullmatch(r"[A-Za-z0-9_.-]+", cursor)
+    following = client.post(URL, json=body(session, StartPos=T0, Cursor=cursor)).get_json()
+    assert following["ErrorCode"] == 0 and following["Spans"][0]["Start"] >= first["Spans"][-1]["End"]
+    for other in (
+        {"StartPos": T0 + 1},
+        {"StartPos": T0, "Duration": 3_600_000},
+        {"StartPos": T0, "Rendition": "hi"},
+        {"StartPos": T0, "LivePath": "live/other"},
+        {"StartPos": T0, "storage_info": storage_info("exports")},
+    ):
+        response = client.post(URL, json=body(session, Cursor=cursor, **other))
+        assert (response.status_code, response.get_json()["ErrorCode"]) == (400, 2), other
+        assert "Cursor" in response.get_json()["ErrorMessage"]
+
+
+def test_a_bad_cursor_is_named_with_the_other_bad_fields(client: FlaskClient, session: str) -> None:
+    response = client.post(URL, json=body(session, Cursor="forged", StartPos=1.5, Duration=0))
+    message = response.get_json()["ErrorMessage"]
+    assert response.status_code == 400
+    assert all(f"{name}:" in message for name in ("Cursor", "Duration", "StartPos")), message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("StartPos", 1.5), ("Duration", "1000.5"), ("StartPos", "2.25")]
+)
+def test_a_fraction_of_a_ms_is_a_bad_request(
+    client: FlaskClient, session: str, field: str, value: Any
+) -> None:
+    response = client.post(URL, json=body(session, **{field: value}))
+    answer = response.get_json()
+    assert (response.status_code, answer["ErrorCode"]) == (400, 2)
+    assert f"{field}: must be a whole number of milliseconds" in answer["ErrorMessage"]
+
+
+def test_without_a_secret_key_no_cursor_verifies() -> None:
+    """A MAC keyed with "" would be anyone's to forge: a schema given no key refuses every cursor,
+    even one sealed with "" the way a forger would."""
+    binding = ["archive", "", "live/cam", "", None, None]
+    with pytest.raises(ValueError, match="not a cursor this service handed out"):
+        spans_schema.open_cursor("", binding, "djE6MTAwOg.AAAAAAAAAAAAAAAAAAAAAAAA")
+    with pytest.raises(ValueError, match="not a cursor this service handed out"):
+        spans_schema.seal_cursor("", binding, "djE6MTAwOg")
