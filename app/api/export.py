@@ -93,9 +93,10 @@ def destination_bucket(data: dict[str, Any], mp4: dict[str, Any] | None) -> tupl
     )
 
 
-def split_key(key: str, suffix: str, name: str) -> tuple[str | None, str]:
-    """ExportS3Key as (folder, file name): a key ending in `suffix` names the file itself, any
-    other key is a folder for `name`; no key: (None, name), for a folder per request."""
+def split_key(key: str, suffix: str | tuple[str, ...], name: str) -> tuple[str | None, str]:
+    """ExportS3Key as (folder, file name): a key ending in `suffix` (any case; one of them, when
+    several) names the file itself, any other key is a folder for `name`; no key: (None, name),
+    for a folder per request."""
     if key.lower().endswith(suffix):
         return posixpath.dirname(key), posixpath.basename(key)
     return (key or None), name
@@ -217,7 +218,10 @@ def validated_spec(svc: Services, raw: bytes, body: dict[str, Any], session: Ses
     digest = hashlib.sha256(raw).digest()
     spec = _specs.get(digest)
     if spec is None:
-        data = ExportRequestSchema(max_duration_ms=svc.settings.max_duration_ms).load(body)
+        data = ExportRequestSchema(
+            max_duration_ms=svc.settings.max_duration_ms,
+            callback_allowlist=svc.settings.callback_allowlist,
+        ).load(body)
         spec = spec_for_caller(svc, session, data, build_spec)
         _specs.put(digest, spec)
     require_export_scopes(session, spec)

@@ -9,6 +9,7 @@ from marshmallow import ValidationError, fields, validate, validates
 from app.schemas.fields import Millis, SmallInt
 from app.schemas.requests import DestinationRequestSchema, check_key, doc, rendition_field
 from tasks.exports.spec import ExportType
+from tasks.platform.webhooks import UrlRefused, check_url
 from tasks.tenancy.objectkeys import safe_name
 
 SERVICE_CALLERS = ("mma", "search")
@@ -76,9 +77,10 @@ class ExportRequestSchema(DestinationRequestSchema):
         ),
     )
 
-    def __init__(self, max_duration_ms: int, **kwargs: Any) -> None:
+    def __init__(self, max_duration_ms: int, callback_allowlist: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_duration_ms = max_duration_ms
+        self.callback_allowlist = callback_allowlist
 
     @validates("ServiceCaller")
     def _caller(self, value: str, **_: Any) -> None:
@@ -91,6 +93,18 @@ class ExportRequestSchema(DestinationRequestSchema):
             raise ValidationError("must be greater than 0")
         if value > self.max_duration_ms:
             raise ValidationError(f"must be at most {self.max_duration_ms} ms")
+
+    @validates("CallbackUrl")
+    def _callback(self, value: str, **_: Any) -> None:
+        """The address policy's checks that need no DNS (scheme, form, a literal address), here
+        beside the other fields, so a refused CallbackUrl is named in the first answer with every
+        other bad field; a host name is resolved and judged when the job is registered."""
+        if not value:
+            return
+        try:
+            check_url(value, self.callback_allowlist)
+        except UrlRefused as exc:
+            raise ValidationError(str(exc)) from exc
 
     @validates("export_type")
     def _type(self, value: int, **_: Any) -> None:

@@ -91,15 +91,28 @@ def _public(ip: IpAddress) -> bool:
     return all(_public_v4(v4) for v4 in inner)  # 6to4 relays deliver to the embedded address
 
 
+def _judged_as(ip: IpAddress) -> list[IpAddress]:
+    """The addresses an allowlist entry is matched against: the address itself and, for the
+    forms that reach exactly the IPv4 address they embed (IPv4-mapped, IPv4-compatible, NAT64
+    64:ff9b::/96), that IPv4 too, so `::ffff:127.0.0.1` is judged as 127.0.0.1, as the
+    denylist judges it (README: an embedded IPv4 is judged by that IPv4)."""
+    if isinstance(ip, ipaddress.IPv6Address) and (
+        ip.ipv4_mapped is not None or ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE
+    ):
+        return [ip, *embedded_ipv4(ip)]
+    return [ip]
+
+
 def _allowlisted(host: str, ip: IpAddress, allowlist: tuple[str, ...]) -> bool:
     for entry in allowlist:
         if entry.lower() == host.lower():
             return True
         try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             continue
+        if any(candidate in network for candidate in _judged_as(ip)):
+            return True
     return False
 
 
@@ -114,8 +127,34 @@ def _getaddrinfo(host: str, port: int, timeout_s: float) -> list[Any]:
         raise UrlRefused(f"callback host {host!r} did not resolve within {timeout_s:g} s") from exc
 
 
-def resolve_target(url: str, allowlist: tuple[str, ...], timeout_s: float = RESOLVE_TIMEOUT_S) -> Target:
-    """Check a callback URL and pin the address it will be delivered to."""
+@dataclass(frozen=True)
+class CheckedUrl:
+    """A callback URL whose form the policy accepts; its host may still need resolving."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def _literal_ip(host: str) -> IpAddress | None:
+    try:
+        return ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return None
+
+
+def _refuse_internal(host: str, addresses: list[IpAddress], allowlist: tuple[str, ...]) -> None:
+    for ip in addresses:
+        if not _public(ip) and not _allowlisted(host, ip, allowlist):
+            raise UrlRefused(f"callback host {host!r} resolves to an internal address ({ip})")
+
+
+def check_url(url: str, allowlist: tuple[str, ...]) -> CheckedUrl:
+    """Everything the address policy can judge without DNS: form, scheme, credentials, port,
+    and a literal IP address. Request schemas run it beside their other field checks, so a
+    refused CallbackUrl is named in the same first answer as every other bad field; only a
+    host name's resolution is left to `resolve_target`."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         raise UrlRefused("callback_url must be a URL of at most 2048 characters")
     if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
@@ -134,19 +173,26 @@ def resolve_target(url: str, allowlist: tuple[str, ...], timeout_s: float = RESO
         raise UrlRefused("callback_url has an invalid port") from exc
     if port == 0:
         raise UrlRefused("callback_url has an invalid port")
-    port = port or (443 if parts.scheme == "https" else 80)
+    literal = _literal_ip(host)
+    if literal is not None:
+        _refuse_internal(host, [literal], allowlist)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return CheckedUrl(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
+
+
+def resolve_target(url: str, allowlist: tuple[str, ...], timeout_s: float = RESOLVE_TIMEOUT_S) -> Target:
+    """Check a callback URL and pin the address it will be delivered to."""
+    checked = check_url(url, allowlist)
+    host, port = checked.host, checked.port
     try:
         infos = _getaddrinfo(host, port, max(timeout_s, 0.1))
     except (socket.gaierror, UnicodeError) as exc:
         raise UrlRefused(f"callback host {host!r} does not resolve") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    for ip in addresses:
-        if not _public(ip) and not _allowlisted(host, ip, allowlist):
-            raise UrlRefused(f"callback host {host!r} resolves to an internal address ({ip})")
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return Target(parts.scheme, host, port, path, str(addresses[0]))
+    _refuse_internal(host, addresses, allowlist)
+    return Target(checked.scheme, host, port, checked.path, str(addresses[0]))
 
 
 def signed_headers(secret: str, body: str, message_id: str | None = None) -> dict[str, str]:

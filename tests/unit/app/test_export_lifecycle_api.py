@@ -94,3 +94,31 @@ def test_a_refused_callback_url_is_a_bad_request_before_any_job(
     assert (status, answer["ErrorCode"]) == (400, int(ErrorCode.BAD_REQUEST))
     assert "CallbackUrl" in answer["ErrorMessage"]
     assert sent.sent == [] and jobs_of(app).active_ids() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "http://10.0.0.1/", "http://[::ffff:10.0.0.1]/", "http://u:p@127.0.0.1/"],
+)
+def test_a_refused_callback_url_is_named_with_the_other_bad_fields(
+    client: FlaskClient, session: str, sent: SentTasks, url: str
+) -> None:
+    """The address policy once ran only after the rest was valid: Duration=0 hid CallbackUrl."""
+    body = export_body(session, "alice", 1_700_000_000_000, 0, CallbackUrl=url)
+    status, answer = post(client, body)
+    assert (status, answer["ErrorCode"]) == (400, int(ErrorCode.BAD_REQUEST))
+    assert "CallbackUrl:" in answer["ErrorMessage"] and "Duration:" in answer["ErrorMessage"], answer
+    assert sent.sent == []
+
+
+def test_an_ipv4_mapped_callback_address_is_judged_by_its_ipv4(
+    client: FlaskClient, session: str, app: Flask
+) -> None:
+    """127.0.0.1 is allow-listed here, so ::ffff:127.0.0.1 (the same address) is allowed too."""
+    body = export_body(session, "alice", 1_700_000_000_000, 5000, CallbackUrl="http://[::ffff:127.0.0.1]:9/h")
+    status, answer = post(client, body)
+    assert (status, answer["ErrorCode"]) == (200, 1), answer
+    assert (
+        callbacks.url_of(app.extensions["resourced"].redis, answer["JobId"])
+        == "http://[::ffff:127.0.0.1]:9/h"
+    )

@@ -7,7 +7,7 @@ import json
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tasks.platform.webhooks import UrlRefused, resolve_target, restore_result, signed_headers
+from tasks.platform.webhooks import UrlRefused, check_url, resolve_target, restore_result, signed_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -82,3 +82,38 @@ def test_payload_has_exactly_the_documented_fields() -> None:
     payload = restore_result("t1", "d", {"x": 0}, 0, "ok")
     assert set(payload) == {"code", "message", "type", "task_id", "file_dir", "file_list_status"}
     assert payload["type"] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "allowlist"),
+    [
+        ("http://[::ffff:127.0.0.1]:9000/cb", ("127.0.0.1/32",)),
+        ("http://[::ffff:10.1.2.3]/cb", ("10.0.0.0/8",)),
+        ("http://[64:ff9b::a01:203]/cb", ("10.1.2.3",)),
+    ],
+)
+def test_an_embedded_ipv4_is_allowlisted_by_that_ipv4(url: str, allowlist: tuple[str, ...]) -> None:
+    """README: an address embedding an IPv4 is judged by that IPv4, for the allowlist as well."""
+    assert resolve_target(url, allowlist).port in {80, 9000}
+
+
+@pytest.mark.parametrize(
+    ("url", "allowlist"),
+    [("http://[::ffff:127.0.0.2]/cb", ("127.0.0.1/32",)), ("http://[2002:a01:203::1]/cb", ("10.0.0.0/8",))],
+)
+def test_an_embedded_ipv4_outside_the_allowlist_stays_refused(url: str, allowlist: tuple[str, ...]) -> None:
+    with pytest.raises(UrlRefused):
+        resolve_target(url, allowlist)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "http://10.0.0.1/", "http://[::ffff:127.0.0.1]/", "http://x:y@host.example/"],
+)
+def test_check_url_judges_forms_and_literal_addresses_without_dns(url: str) -> None:
+    with pytest.raises(UrlRefused):
+        check_url(url, ())
+
+
+def test_check_url_leaves_a_host_name_to_resolution() -> None:
+    assert check_url("https://hooks.example:8443/cb?x=1", ()).port == 8443
