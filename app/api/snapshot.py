@@ -25,12 +25,19 @@ from app.schemas.fields import entry_for
 from app.schemas.snapshot import SnapshotRequestSchema
 from app.services import services
 from app.session_check import authenticated_body
-from tasks.exports.spec import ExportSpec, ExportType, S3Location
+from tasks.exports.spec import IMAGE_SUFFIXES, ExportSpec, ExportType, S3Location
 
 bp = Blueprint("snapshot", __name__)
 
 MAX_BODY_BYTES = 256 * 1024
 DEFAULT_NAME = "snapshot.jpg"
+
+
+def image_name(name: str) -> str:
+    """The spec's video_name for an image named `name` (no video is written; it names the image).
+    `x.jpg` is `x.mp4`, as snapshots were always named (their job ids and keys stay); any other
+    ending (`x.JPG`, `x.jpeg`) is kept as given, and ExportSpec.image_key is then `name` itself."""
+    return name[: -len(".jpg")] + ".mp4" if name.endswith(".jpg") else name
 
 
 def _default_dir(user: str, source: S3Location, live_path: str, at_ms: int, width: int, secret: str) -> str:
@@ -45,9 +52,10 @@ def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, se
     at_ms = data["StartPos"] + (data.get("StartTime") or 0)
     live_path = data["LivePath"].strip("/")
     bucket, root, region = destination_bucket(data, mp4)
-    s3_dir, name = split_key(data["ExportS3Key"], ".jpg", DEFAULT_NAME)
+    width = data["Width"] or 0  # 0: the source's width (absent)
+    s3_dir, name = split_key(data["ExportS3Key"], IMAGE_SUFFIXES, DEFAULT_NAME)
     if s3_dir is None:
-        s3_dir = _default_dir(user, source, live_path, at_ms, data["Width"], secret)
+        s3_dir = _default_dir(user, source, live_path, at_ms, width, secret)
     return ExportSpec(
         user=user,
         source=source,
@@ -58,11 +66,10 @@ def build_snapshot_spec(data: dict[str, Any], user: str, default_region: str, se
         destination=S3Location(
             bucket=bucket, region=region or default_region, prefix="/".join(p for p in (root, s3_dir) if p)
         ),
-        video_name=name[: -len(".jpg")]
-        + ".mp4",  # names the image: image_key is its .jpg; no video is written
+        video_name=image_name(name),
         rendition=data["Rendition"].strip(),
         snapshot_ms=at_ms,
-        snapshot_width=data["Width"],
+        snapshot_width=width,
     )
 
 

@@ -15,19 +15,25 @@ from tasks.tenancy.objectkeys import UnsafeKey, safe_path, valid_bucket, valid_r
 
 MAX_STORAGE_INFO_CHARS = 64 * 1024
 NUMERIC = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"  # old clients send numbers as strings
+INTEGRAL = r"^\s*-?[0-9]+\s*$"  # the same, for fields that take whole milliseconds only
 MAX_SAFE_INTEGER = 2**53  # JSON numbers beyond this lose precision in JavaScript clients
 
 
 class Millis(fields.Field):
-    """An integer number of milliseconds, sent as a JSON number or a numeric string."""
+    """An integer number of milliseconds, sent as a JSON number or a numeric string.
 
-    def __init__(self, *, empty_as_zero: bool = False, **kwargs: Any) -> None:
+    The export's fields keep the original interface's leniency (its document says "number"): a
+    fraction is rounded to the nearest ms. `strict` fields (section 6's new endpoints) take whole
+    milliseconds only, so a fraction is a bad request naming the field, never silently rounded."""
+
+    def __init__(self, *, empty_as_zero: bool = False, strict: bool = False, **kwargs: Any) -> None:
         kwargs["metadata"] = {
-            "oneOf": [{"type": "integer"}, {"type": "string", "pattern": NUMERIC}],
+            "oneOf": [{"type": "integer"}, {"type": "string", "pattern": INTEGRAL if strict else NUMERIC}],
             **kwargs.get("metadata", {}),
         }
         super().__init__(**kwargs)
         self.empty_as_zero = empty_as_zero
+        self.strict = strict
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
@@ -45,14 +51,19 @@ class Millis(fields.Field):
             except ValueError as exc:
                 raise ValidationError("is not a number") from exc
         if isinstance(value, float):
-            if not math.isfinite(value):
-                raise ValidationError("must be finite")
-            value = round(value)
+            value = self._whole(value)
         if not isinstance(value, int):
             raise ValidationError("must be a number of milliseconds")
         if abs(value) > MAX_SAFE_INTEGER:
             raise ValidationError("is out of range")
         return value
+
+    def _whole(self, value: float) -> int:
+        if not math.isfinite(value):
+            raise ValidationError("must be finite")
+        if self.strict and not value.is_integer():
+            raise ValidationError("must be a whole number of milliseconds")
+        return round(value)
 
 
 class SmallInt(fields.Field):

@@ -16,13 +16,20 @@ class SnapshotRequestSchema(DestinationRequestSchema):
     """The caller, recording and destination fields and checks are the export's (requests.py)."""
 
     StartPos = Millis(
-        required=True, validate=validate.Range(min=0), metadata=doc("ms on the recording's timeline")
+        required=True,
+        strict=True,
+        validate=validate.Range(min=0),
+        metadata=doc("whole ms on the recording's timeline"),
     )
     StartTime = Millis(
-        load_default=0, empty_as_zero=True, allow_none=True, metadata=doc("ms after StartPos; absent: 0")
+        load_default=0,
+        empty_as_zero=True,
+        allow_none=True,
+        strict=True,
+        metadata=doc("whole ms after StartPos; absent: 0"),
     )
     Width = SmallInt(
-        load_default=0,
+        load_default=None,  # absent (or null): the source's width; 0 is no width, a bad request
         metadata=doc(
             f"the JPEG's width in pixels ({MIN_WIDTH}-{MAX_WIDTH}), aspect kept; absent: the source's"
         ),
@@ -31,11 +38,12 @@ class SnapshotRequestSchema(DestinationRequestSchema):
     ExportS3Key = fields.String(
         load_default="",
         metadata=doc(
-            "the image's key ending in .jpg, or a folder for snapshot.jpg; absent: a folder per request"
+            "the image's key, as given, when it ends in .jpg or .jpeg (any case); any other key is a"
+            " folder for snapshot.jpg; absent: a folder per request"
         ),
     )
 
     @validates("Width")
-    def _width(self, value: int, **_: Any) -> None:
-        if value and not MIN_WIDTH <= value <= MAX_WIDTH:
+    def _width(self, value: int | None, **_: Any) -> None:
+        if value is not None and not MIN_WIDTH <= value <= MAX_WIDTH:
             raise ValidationError(f"must be between {MIN_WIDTH} and {MAX_WIDTH} pixels")

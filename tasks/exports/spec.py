@@ -11,6 +11,10 @@ import json
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 
+# A snapshot's ExportS3Key ending in one of these (any case) is the image's own name, kept as
+# given; any other key is a folder for snapshot.jpg. An export's video always ends in .mp4.
+IMAGE_SUFFIXES = (".jpg", ".jpeg")
+
 
 class ExportType(IntEnum):
     COPY = 0  # keep the source codec
@@ -75,6 +79,8 @@ class ExportSpec:
 
     @property
     def image_key(self) -> str:
+        if self.snapshot_ms is not None and self.video_name.lower().endswith(IMAGE_SUFFIXES):
+            return self.destination.key(self.video_name)  # a snapshot's image named as the client gave it
         stem = self.video_name[: -len(".mp4")] if self.video_name.endswith(".mp4") else self.video_name
         return self.destination.key(f"{stem}.jpg")
 

@@ -71,7 +71,9 @@ class UnknownRendition(ExportError):
 
     def __init__(self, wanted: str, renditions: list[Rendition]) -> None:
         have = ", ".join(f"{r.name} ({r.width}x{r.height})" for r in renditions)
-        super().__init__(ErrorCode.BAD_REQUEST, f"Rendition {wanted[:80]!r} is not one of: {have}")
+        super().__init__(
+            ErrorCode.BAD_REQUEST, f"bad request: Rendition: {wanted[:80]!r} is not one of: {have}"
+        )
 
 
 def is_master(text: str) -> bool:

@@ -50,7 +50,7 @@ def answer_spans(request: SpansRequest) -> dict[str, Any]:
     except NotARecording as exc:
         return {"ErrorCode": int(ErrorCode.NO_MEDIA), "ErrorMessage": f"no media: {exc}"}
     except UnknownRendition as exc:
-        return {"ErrorCode": int(ErrorCode.BAD_REQUEST), "ErrorMessage": f"bad request: {exc.message}"}
+        return {"ErrorCode": int(ErrorCode.BAD_REQUEST), "ErrorMessage": exc.message}
     except BadCursor as exc:
         return {"ErrorCode": int(ErrorCode.BAD_REQUEST), "ErrorMessage": f"bad request: Cursor: {exc}"}
     except NoSuchBucket as exc:

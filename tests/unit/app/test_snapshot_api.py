@@ -15,7 +15,7 @@ from tasks.exports.store import ExportJobStore
 from tasks.platform.settings import Settings
 from tests.factories import current_token, export_spec
 from tests.helpers import storage_info
-from tests.unit.app.conftest import SentTasks
+from tests.unit.app.conftest import SentTasks, jobs_of
 
 URL = "/resource/v1/i/snapshot"
 T = 1_700_000_001_540
@@ -123,3 +123,50 @@ def test_the_section6_examples_validate() -> None:
     paths = build_spec(Settings())["paths"]
     assert {"/resource/v1/i/recording-spans", "/resource/v1/i/snapshot"} <= set(paths)
     assert "ExportEnded" in paths["/resource/v1/i/export-to-s3dir"]["post"]["callbacks"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"Width": 0}, "Width: must be between 16 and 7680"),  # absent is the source's width, 0 is no width
+        ({"Width": "0"}, "Width: must be between 16 and 7680"),
+        ({"StartPos": T + 0.5}, "StartPos: must be a whole number of milliseconds"),
+        ({"StartTime": 1.5}, "StartTime: must be a whole number of milliseconds"),
+        ({"StartTime": "460.25"}, "StartTime: must be a whole number of milliseconds"),
+    ],
+)
+def test_a_zero_width_or_a_fraction_of_a_ms_is_named(
+    client: FlaskClient, session: str, sent: SentTasks, overrides: dict[str, Any], field: str
+) -> None:
+    response = client.post(URL, json=body(session, **overrides))
+    answer = response.get_json()
+    assert (response.status_code, answer["ErrorCode"]) == (400, 2) and "JobId" not in answer
+    assert field in answer["ErrorMessage"] and sent.sent == []
+
+
+def test_an_absent_or_null_width_is_the_sources(client: FlaskClient, session: str, app: Flask) -> None:
+    absent = client.post(URL, json=body(session)).get_json()
+    null = client.post(URL, json=body(session, Width=None)).get_json()
+    assert absent["JobId"] == null["JobId"]
+    record = jobs_of(app).get(absent["JobId"])
+    assert record is not None and record.spec.snapshot_width == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "image"),
+    [
+        ("stills/one.jpg", "stills/one.jpg"),
+        ("stills/one.JPG", "stills/one.JPG"),
+        ("stills/one.jpeg", "stills/one.jpeg"),
+        ("stills/One.JpEg", "stills/One.JpEg"),
+        ("stills/one", "stills/one/snapshot.jpg"),
+        ("stills/one.png", "stills/one.png/snapshot.jpg"),
+    ],
+)
+def test_a_jpeg_key_is_the_images_name_as_given(
+    client: FlaskClient, session: str, app: Flask, key: str, image: str
+) -> None:
+    """x.JPG was stored as x.jpg and x.jpeg became a folder x.jpeg/snapshot.jpg."""
+    answer = client.post(URL, json=body(session, ExportS3Key=key)).get_json()
+    record = jobs_of(app).get(answer["JobId"])
+    assert record is not None and record.spec.written_keys == (image,)

@@ -128,7 +128,7 @@ def test_a_rendition_is_chosen_by_name_uri_folder_or_size(wanted: str, playlist:
 def test_an_unknown_rendition_is_a_bad_request() -> None:
     renditions = ladder([parse_master(MASTER, "r/cam/master.m3u8", "r/cam")])
     with pytest.raises(
-        UnknownRendition, match=r"'4k' is not one of: high.m3u8 \(1920x1080\), 720p"
+        UnknownRendition, match=r"^bad request: Rendition: '4k' is not one of: high.m3u8 \(1920x1080\), 720p"
     ) as raised:
         choose(renditions, "4k", "r/cam")
     assert raised.value.code is ErrorCode.BAD_REQUEST
