@@ -49,3 +49,7 @@ graceful_timeout = int(MAX_LONG_POLL_S) + 5
 # uses it, and under a read-only root (k8s/api.yaml) or ProtectSystem=strict (systemd) it only
 # logs a permission error at every start. Older gunicorns ignore the name.
 control_socket_disable = True
+# gunicorn's largest request line (its default is 4094): a long query (a listing's cursor, say)
+# then reaches the app, which refuses an over-long value as JSON ErrorCode 2 naming it. A line
+# over this is still refused by gunicorn itself (HTTP 414, its own HTML): docs/api.md says so.
+limit_request_line = 8190

@@ -18,6 +18,7 @@ from tasks.exports.states import JobState
 MAX_LIMIT = 1000
 SCAN_BATCH = 200  # registry entries read per round trip
 MAX_SCANNED = 5000  # entries one page may look at (a state filter that rarely matches stops here)
+MAX_CURSOR_CHARS = 128  # a cursor this listing makes is about 50: a time and a job id
 
 
 class Listed(Protocol):
@@ -32,6 +33,8 @@ def parse_cursor(cursor: str) -> tuple[float, str] | None:
     """(created time, job id) of the last entry of the previous page; None for the first page."""
     if not cursor:
         return None
+    if len(cursor) > MAX_CURSOR_CHARS:  # refused without echoing it back: an answer stays small
+        raise ValueError(f"longer than any cursor a listing returns ({MAX_CURSOR_CHARS} characters at most)")
     created, sep, job_id = cursor.partition(":")
     try:
         value = float(created)
