@@ -7,7 +7,8 @@ would, polls until ready, downloads it and prints what it got.
 
 `make serve` (DEMO_SERVE=1) then leaves a complete sandbox running: the image bed on a bucket
 it made, Flower, and `.demo/env` with every variable a second shell needs (URL, a session,
-S3 endpoint and credentials, Redis, the secret key that issues sessions for other users).
+S3 endpoint and credentials, Redis, the secret key that issues sessions for other users, the
+callback signing secret that verifies its webhooks).
 SIGINT and SIGTERM stop every process it started, in reverse order; DEMO_SAMPLE=0 skips the
 sample export (the tests start the sandbox that way).
 """
@@ -66,6 +67,25 @@ def stop_on_signals() -> None:
         signal.signal(signum, handler)
 
 
+def service_env(redis_url: str, s3_url: str, workdir: Path) -> dict[str, str]:
+    """The web's and workers' environment. The callback signing secret is made here, not left to
+    devstack, so the sandbox's .demo/env can hand it to a client that verifies its webhooks."""
+    return {
+        "RESOURCED_REDIS_URL": redis_url,
+        "RESOURCED_S3_ENDPOINT_URL": s3_url,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "demo"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "demo"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "RESOURCED_SECRET_KEY": os.environ.get("RESOURCED_SECRET_KEY") or secrets.token_urlsafe(32),
+        "RESOURCED_CALLBACK_SECRET": os.environ.get("RESOURCED_CALLBACK_SECRET")
+        or devstack.local_callback_secret(),
+        "RESOURCED_ALLOWED_BUCKETS": f"{ARCHIVE},{EXPORTS}",
+        "RESOURCED_IMGBED_BUCKET": IMAGES,
+        "RESOURCED_WORK_DIR": str(workdir),
+        "HOST": "127.0.0.1",
+    }
+
+
 def main() -> int:
     stop_on_signals()
     serving = os.environ.get("DEMO_SERVE") == "1"
@@ -81,18 +101,7 @@ def main() -> int:
             devstack.moto_s3(logs / "s3.log")
         )
         say(f"redis at {redis_url}, S3 at {s3_url}")
-        env = {
-            "RESOURCED_REDIS_URL": redis_url,
-            "RESOURCED_S3_ENDPOINT_URL": s3_url,
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "demo"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "demo"),
-            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            "RESOURCED_SECRET_KEY": os.environ.get("RESOURCED_SECRET_KEY") or secrets.token_urlsafe(32),
-            "RESOURCED_ALLOWED_BUCKETS": f"{ARCHIVE},{EXPORTS}",
-            "RESOURCED_IMGBED_BUCKET": IMAGES,
-            "RESOURCED_WORK_DIR": str(workdir),
-            "HOST": "127.0.0.1",
-        }
+        env = service_env(redis_url, s3_url, workdir)
         s3 = boto3.client(
             "s3",
             endpoint_url=s3_url,
@@ -173,6 +182,7 @@ def main() -> int:
 
 SECOND_SHELL = (
     "RESOURCED_SECRET_KEY",
+    "RESOURCED_CALLBACK_SECRET",  # verifies the webhooks (CallbackUrl, PutRestoreResult) it signs
     "RESOURCED_REDIS_URL",
     "RESOURCED_S3_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",

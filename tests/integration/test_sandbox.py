@@ -78,6 +78,7 @@ def test_a_second_shell_works_and_a_signal_stops_everything(
     demo, env_file = sandbox
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"  # it holds the secret key
     values = dict(line.split("=", 1) for line in second_shell(env_file, "env").splitlines() if "=" in line)
+    assert values["RESOURCED_CALLBACK_SECRET"].startswith("whsec_")  # a client verifies webhooks
     bob = second_shell(env_file, "resourced session issue --user bob").strip()
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, format="PNG")
