@@ -388,6 +388,14 @@ def iso_ms(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _before(segment: Segment, at_ms: int) -> bool:
+    return not segment.refused and segment.end_ms <= at_ms
+
+
+def _after(segment: Segment, at_ms: int) -> bool:
+    return not segment.refused and segment.start_ms >= at_ms
+
+
 def coverage_note(
     store: ObjectStore,
     source: S3Location,
@@ -406,10 +414,15 @@ def coverage_note(
     if extent is None:
         return f"; no media playlist under {live_path!r}"
     parts = [f"the recording covers {iso_ms(extent[0])}-{iso_ms(extent[1])}"]
-    before = [s for s in recording.segments(start_ms - PAGE_MS, start_ms) if s.end_ms <= start_ms]
+    # Readable media only: entries whose segment (or init section, key) storage lacks are the hole.
+    before = held_by_storage(
+        store, source, [s for s in recording.segments(start_ms - PAGE_MS, start_ms) if _before(s, start_ms)]
+    )
     if before:
         parts.append(f"nearest media before ends at {iso_ms(max(s.end_ms for s in before))}")
-    after = [s for s in recording.segments(end_ms, end_ms + PAGE_MS) if s.start_ms >= end_ms]
+    after = held_by_storage(
+        store, source, [s for s in recording.segments(end_ms, end_ms + PAGE_MS) if _after(s, end_ms)]
+    )
     later = min((s.start_ms for s in after), default=None)
     if later is None:
         later = recording.next_start(end_ms)

@@ -239,6 +239,15 @@ def test_a_no_media_note_says_what_the_recording_covers(folder: Folder) -> None:
     assert "the request asked for 1970-01-21" in in_seconds
 
 
+def test_a_no_media_note_points_past_segments_storage_lacks(folder: Folder) -> None:
+    """Segments 6-12 s listed but missing: the nearest media is readable media (it named the
+    missing neighbours, 8 s and 10 s, inside the hole)."""
+    folder.put("a.m3u8", playlist("a", 10, 2.0, T0), skip=(3, 4, 5))
+    note = coverage_note(folder.store, SOURCE, FOLDER, T0 + 8000, T0 + 9000, folder.index)
+    assert "nearest media before ends at 2026-01-01T00:00:06Z" in note
+    assert "nearest media after starts at 2026-01-01T00:00:12Z" in note
+
+
 def test_an_empty_page_jumps_a_long_hole_inside_one_playlist(folder: Folder) -> None:
     """A PROGRAM-DATE-TIME jump of 10 days within one playlist: the page over the hole ends
     where media resumes (it walked the hole an hour a page: 240 empty pages)."""
