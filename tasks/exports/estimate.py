@@ -27,7 +27,10 @@ DEFAULT_WALL_PER_MEDIA_S = {
 }
 UNMEASURED_OVERHEAD_S = 2.0  # indexing, thumbnail, last upload round trips; measured speeds include it
 MIN_WAIT_S, MAX_WAIT_S = 1, 600
-OWN_PACE_FROM = 0.2  # progress from which a running job's own pace predicts the rest of it
+# Progress between which a running job's own pace predicts the rest of it: from a fifth of the
+# way, until its cut ends (0.85: the last parts' upload and the poster are quick, so past the
+# cut that pace would overstate what is left; the job is then close to ready).
+OWN_PACE_FROM, OWN_PACE_UNTIL = 0.2, 0.85
 FIRST_LOOK_S = 2.0  # a started job has indexed its range within this (listing playlists, a few GETs)
 
 
@@ -53,14 +56,14 @@ def _wait(seconds: float) -> int:
 def remaining(jobs: ExportJobStore, record: JobRecord, now: float | None = None) -> float:
     """Seconds of work left on `record` itself, from its progress and the time it has run. A
     job slower than its queue's measured speed (an H.265 1080p encode on a queue that measured
-    720p H.264 ones) is judged by its own pace once it is OWN_PACE_FROM along, so it is not
-    answered "1 s" for the whole of its overrun."""
+    720p H.264 ones) is judged by its own pace while it cuts (OWN_PACE_FROM to OWN_PACE_UNTIL),
+    so it is not answered "1 s" for the whole of its overrun."""
     total = job_seconds(jobs, speed_kind(record.spec, record.queue), record.media_s)
     left = total * (1 - record.progress)
     if record.state is JobState.RUNNING and record.started_at:
         elapsed = (now or time.time()) - record.started_at
         left = min(left, total - elapsed)
-        if record.progress >= OWN_PACE_FROM:
+        if OWN_PACE_FROM <= record.progress < OWN_PACE_UNTIL:
             left = max(left, elapsed * (1 - record.progress) / record.progress)
     return max(left, 0.0)
 

@@ -92,6 +92,10 @@ def test_a_job_slower_than_its_queue_is_judged_by_its_own_pace() -> None:
     assert record is not None and record.started_at is not None
     assert estimate.remaining(jobs, record, now=record.started_at + 30) == 30
     assert estimate.remaining(jobs, record, now=record.started_at + 1) == 3  # ahead of its queue: the queue's
+    jobs.progress(encode.job_id, current_token(jobs, encode.job_id), 0.88, "uploading")
+    record = jobs.get(encode.job_id)
+    assert record is not None and record.started_at is not None
+    assert estimate.remaining(jobs, record, now=record.started_at + 60) == 0  # cut done: nearly ready
 
 
 def test_default_speed_before_anything_was_measured() -> None:
