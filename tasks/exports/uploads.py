@@ -19,7 +19,7 @@ import logging
 from tasks.exports.leases import forget_upload, recorded_uploads
 from tasks.exports.spec import ExportSpec
 from tasks.exports.store import ExportJobStore
-from tasks.storage import ObjectStore
+from tasks.storage import AccessDenied, ObjectNotFound, ObjectStore, WriteConflict
 from tasks.tenancy.ownership import JOB_META
 
 log = logging.getLogger(__name__)
@@ -38,20 +38,51 @@ def abort_recorded_uploads(jobs: ExportJobStore, store: ObjectStore, job_id: str
 
 
 def withdraw_completed(store: ObjectStore, spec: ExportSpec, mark: str) -> int:
-    """Delete what an admission's attempts completed at the job's keys: the version each key
-    holds now, if it carries the admission's `mark` (JobRecord.objects_mark; never another
-    export's or writer's object). By version id where the bucket keeps versions, so no version
-    of an ended job is left; returns how many. Call it once the admission has ended without its
-    result and after abort_recorded_uploads, so that no attempt can complete another object."""
+    """Delete every version at the job's keys that an admission's attempts wrote (its `mark`,
+    JobRecord.objects_mark, begins their JOB_META; never another export's or writer's object),
+    current or not: a writer may have put a version on top since. Returns how many. Call it once
+    the admission has ended without its result and after abort_recorded_uploads, so that no
+    attempt can complete another object."""
     if not mark:
         raise ValueError("an admission's mark is needed: an empty one would match every object")
-    dest, mine = spec.destination, mark + "/"
+    dest = spec.destination
     withdrawn = 0
     for key in spec.written_keys:
-        info = store.look(dest.bucket, key, dest.region)
-        if info is None or not info.metadata.get(JOB_META, "").startswith(mine):
-            continue
-        store.delete(dest.bucket, key, dest.region, info.version_id or None)
-        withdrawn += 1
-        log.warning("withdrew an ended job's object", extra={"job_id": spec.job_id, "key": key})
+        for version_id, etag in _marked(store, dest.bucket, key, dest.region, mark + "/"):
+            try:
+                # A key without versions: only while it still holds that object (conditional
+                # DELETE, unless RESOURCED_S3_CONDITIONAL_WRITES is off), so another export
+                # completing there meanwhile keeps its object.
+                guard = etag if version_id is None and store.settings.s3_conditional_writes else None
+                store.delete(dest.bucket, key, dest.region, version_id, guard)
+            except WriteConflict:
+                continue
+            withdrawn += 1
+            log.warning("withdrew an ended job's object", extra={"job_id": spec.job_id, "key": key})
     return withdrawn
+
+
+def _marked(
+    store: ObjectStore, bucket: str, key: str, region: str, mine: str
+) -> list[tuple[str | None, str]]:
+    """(version id, ETag) of each version at `key` whose JOB_META begins with `mine`; a version id
+    None for the object of a key without versions ("null"). Where listing versions is not
+    allowed, the current object only."""
+    try:
+        version_ids: list[str | None] = [
+            v if v != "null" else None for v in store.version_ids(bucket, key, region)
+        ]
+    except AccessDenied:
+        current = store.look(bucket, key, region)
+        version_ids = (
+            [] if current is None else [current.version_id if current.version_id != "null" else None]
+        )
+    found: list[tuple[str | None, str]] = []
+    for version_id in version_ids:
+        try:
+            info = store.head(bucket, key, region, version_id)
+        except ObjectNotFound:
+            continue
+        if info.metadata.get(JOB_META, "").startswith(mine):
+            found.append((version_id, info.etag))
+    return found

@@ -104,9 +104,13 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, bucket, prefix) from exc
 
-    def head(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo:
+    def head(
+        self, bucket: str, key: str, region: str | None = None, version_id: str | None = None
+    ) -> ObjectInfo:
+        """The object's metadata (with `version_id`: that version's)."""
+        extra = {"VersionId": version_id} if version_id else {}
         try:
-            meta = self.client(region).head_object(Bucket=bucket, Key=key)
+            meta = self.client(region).head_object(Bucket=bucket, Key=key, **extra)
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, bucket, key) from exc
         return ObjectInfo(
@@ -322,13 +326,40 @@ class ObjectStore:
             raise translate(exc, bucket, key) from exc
         return MultipartUpload(client, bucket, key, response["UploadId"])
 
-    def delete(self, bucket: str, key: str, region: str | None = None, version_id: str | None = None) -> None:
-        """Delete the object, or with `version_id` exactly that version (a versioned bucket)."""
-        extra = {"VersionId": version_id} if version_id else {}
+    def delete(
+        self,
+        bucket: str,
+        key: str,
+        region: str | None = None,
+        version_id: str | None = None,
+        if_match: str | None = None,
+    ) -> None:
+        """Delete the object, or with `version_id` exactly that version (a versioned bucket); with
+        `if_match`, only while the key still holds the object with that ETag (WriteConflict
+        otherwise: S3's conditional DELETE)."""
+        extra: dict[str, str] = {"VersionId": version_id} if version_id else {}
+        if if_match:
+            extra["IfMatch"] = f'"{if_match}"'
         try:
             self.client(region).delete_object(Bucket=bucket, Key=key, **extra)
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, bucket, key) from exc
+
+    def version_ids(self, bucket: str, key: str, region: str | None = None) -> list[str]:
+        """Every version of exactly this key, newest first ("null" for the object of a bucket that
+        never kept versions); delete markers are not versions of anything."""
+        found: list[str] = []
+        try:
+            pages = (
+                self.client(region).get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key)
+            )
+            for page in pages:
+                found += [str(v["VersionId"]) for v in page.get("Versions", []) if v["Key"] == key]
+                if any(v["Key"] > key for v in page.get("Versions", [])):
+                    break  # past the key: the rest are other keys that begin with it
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, bucket, key) from exc
+        return found
 
     def restore(self, bucket: str, key: str, days: int, tier: str, region: str | None = None) -> None:
         request: dict[str, Any] = {"Days": days, "GlacierJobParameters": {"Tier": tier}}

@@ -20,7 +20,7 @@ from tasks.exports.outcomes import LEASE_LOST, READY, record_outcome
 from tasks.exports.spec import ErrorCode, ExportSpec
 from tasks.exports.states import ENDED_WITHOUT_RESULT
 from tasks.exports.store import ExportJobStore, JobRecord
-from tasks.exports.uploads import withdraw_completed
+from tasks.exports.uploads import abort_recorded_uploads, withdraw_completed
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError, TransientStorageError
 from workers.archive.model import Segment
@@ -201,12 +201,7 @@ def _refused(
     job_id = record.job_id
     if not jobs.fail(job_id, token, exc.code, exc.message):
         raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before failing") from exc
-    try:
-        withdraw_completed(store, record.spec, record.objects_mark)
-    except StorageError as failed:  # the answer stands; the object is logged for an operator
-        log.error(
-            "could not withdraw a failed job's objects", extra={"job_id": job_id, "reason": str(failed)}
-        )
+    withdraw_ended(jobs, store, record)
     count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
     log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
     return JobOutcome("failed", int(exc.code), time.monotonic() - started)
@@ -234,9 +229,13 @@ def start_restores(store: ObjectStore, spec: ExportSpec, keys: list[str], settin
             log.warning("restore refused", extra={"key": key, "reason": str(exc)})
 
 
-def record_failure(jobs: ExportJobStore, job_id: str, token: str, reason: str, outcome: str) -> str:
-    """The last word on a job whose task gave up: failed with the reason, never stuck at 1, and
-    counted under `outcome`; an attempt fenced off meanwhile changes nothing and counts as such."""
+def record_failure(
+    jobs: ExportJobStore, store: ObjectStore, job_id: str, token: str, reason: str, outcome: str
+) -> str:
+    """The last word on a job whose task gave up (timed out, crashed, retries spent): failed with
+    the reason, never stuck at 1, and counted under `outcome`; then what its attempt began or
+    completed is taken back (withdraw_ended: a poster up before the time limit struck). An
+    attempt fenced off meanwhile changes nothing and counts as such."""
     record = jobs.get(job_id)
     if record is None:
         return "missing"
@@ -244,5 +243,19 @@ def record_failure(jobs: ExportJobStore, job_id: str, token: str, reason: str, o
     if not jobs.fail(job_id, token, ErrorCode.FAILED, reason):
         count(jobs, record.spec, LEASE_LOST, wall)
         return "fenced"
+    withdraw_ended(jobs, store, record)
     count(jobs, record.spec, outcome, wall)
     return "failed"
+
+
+def withdraw_ended(jobs: ExportJobStore, store: ObjectStore, record: JobRecord) -> None:
+    """After the job ended without a clip: abort the uploads its attempts recorded (no attempt can
+    record another now), then delete what they completed. The answer stands if storage fails
+    here; the object is logged for an operator (and a bucket's lifecycle rule ends uploads)."""
+    try:
+        abort_recorded_uploads(jobs, store, record.job_id)
+        withdraw_completed(store, record.spec, record.objects_mark)
+    except (StorageError, redis.RedisError) as exc:
+        log.error(
+            "could not withdraw an ended job's objects", extra={"job_id": record.job_id, "reason": str(exc)}
+        )

@@ -51,7 +51,9 @@ class ExportTask(Task):
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         job_id, token = args[0], str(args[1])
         if isinstance(exc, RETRYABLE):
-            record_failure(runtime().jobs, job_id, token, f"storage kept failing: {exc}", RETRIED_OUT)
+            record_failure(
+                runtime().jobs, runtime().store, job_id, token, f"storage kept failing: {exc}", RETRIED_OUT
+            )
             announce_end(job_id, self.app)
 
 
@@ -142,7 +144,7 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
             return outcome.state
         except SoftTimeLimitExceeded:
             reason = f"export timed out after {rt.settings.export_soft_limit_s} s"
-            ended = record_failure(rt.jobs, job_id, str(token), reason, TIMED_OUT)
+            ended = record_failure(rt.jobs, rt.store, job_id, str(token), reason, TIMED_OUT)
             announce_end(job_id, celery)
             return ended
         except RETRYABLE as exc:
@@ -151,7 +153,7 @@ def register_tasks(celery: Celery, settings: Settings) -> None:
         except Exception as exc:
             log.exception("export crashed")
             reason = f"internal error: {type(exc).__name__}: {exc}"
-            ended = record_failure(rt.jobs, job_id, str(token), reason, CRASHED)
+            ended = record_failure(rt.jobs, rt.store, job_id, str(token), reason, CRASHED)
             announce_end(job_id, celery)
             return ended
         finally:

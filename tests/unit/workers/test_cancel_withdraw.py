@@ -19,7 +19,7 @@ from tasks.storage import ObjectStore
 from tasks.tenancy.ownership import JOB_META
 from tests.factories import current_token, export_spec
 from tests.helpers import moto_buckets
-from workers.jobs.export_attempt import withdraw_if_abandoned
+from workers.jobs.export_attempt import record_failure, withdraw_if_abandoned
 
 SPEC = export_spec()
 
@@ -106,3 +106,67 @@ def test_current_token_helper_still_names_the_running_attempt() -> None:
     jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
     _, token = running(jobs)
     assert current_token(jobs, SPEC.job_id) == token
+
+
+def marked_versions(s3: Any, mark: str) -> list[str]:
+    """Keys of every version (current or not) whose JOB_META begins with the admission's mark."""
+    found = []
+    for version in s3.list_object_versions(Bucket="exports").get("Versions", []):
+        meta = s3.head_object(Bucket="exports", Key=version["Key"], VersionId=version["VersionId"])[
+            "Metadata"
+        ]
+        if meta.get(JOB_META, "").startswith(mark + "/"):
+            found.append(version["Key"])
+    return found
+
+
+def test_a_job_that_times_out_after_its_poster_withdraws_it() -> None:
+    """The task gave up (soft time limit, a crash, retries spent) after the poster went up."""
+    with moto_buckets("exports") as s3:
+        jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
+        record, token = running(jobs)
+        mark = {JOB_META: f"{record.objects_mark}/0123456789abcdef"}
+        s3.put_object(Bucket="exports", Key=SPEC.image_key, Body=b"jpg", Metadata=mark)
+        store = ObjectStore(Settings())
+        assert (
+            record_failure(jobs, store, SPEC.job_id, token, "export timed out after 1 s", "timed_out")
+            == "failed"
+        )
+        assert marked_versions(s3, record.objects_mark) == []
+
+
+def test_a_versioned_key_written_over_keeps_no_version_of_the_cancelled_job() -> None:
+    """Another writer's version on top: the job's version below it is withdrawn, theirs stays."""
+    with moto_buckets("exports") as s3:
+        jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
+        record, _ = running(jobs)
+        complete(s3, record, versioned=True)
+        assert jobs.cancel(SPEC.job_id, 60)[0] == "cancelled"
+        s3.put_object(Bucket="exports", Key=SPEC.image_key, Body=b"someone else's")
+        withdraw_if_abandoned(jobs, ObjectStore(Settings()), record)
+        assert marked_versions(s3, record.objects_mark) == []
+        assert s3.get_object(Bucket="exports", Key=SPEC.image_key)["Body"].read() == b"someone else's"
+
+
+def test_an_unversioned_key_replaced_between_the_look_and_the_delete_keeps_the_new_object() -> None:
+    """The same user's other export completes at the key right after the withdrawal looked: the
+    conditional DELETE (If-Match the ETag it saw) leaves that export's object."""
+    with moto_buckets("exports") as s3:
+        jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
+        record, _ = running(jobs)
+        complete(s3, record, versioned=False)
+
+        class Interleaved(ObjectStore):
+            def head(
+                self, bucket: str, key: str, region: str | None = None, version_id: str | None = None
+            ) -> Any:
+                info = super().head(bucket, key, region, version_id)
+                if key == SPEC.video_key:  # export C completes right now
+                    other = {JOB_META: "otherjob@1.000000/feedfacefeedface"}
+                    s3.put_object(Bucket="exports", Key=key, Body=b"C's export", Metadata=other)
+                return info
+
+        assert jobs.cancel(SPEC.job_id, 60)[0] == "cancelled"
+        withdraw_if_abandoned(jobs, Interleaved(Settings()), record)
+        assert s3.get_object(Bucket="exports", Key=SPEC.video_key)["Body"].read() == b"C's export"
+        assert versions(s3) == [SPEC.video_key]  # the poster, not replaced, was withdrawn

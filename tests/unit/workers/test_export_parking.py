@@ -39,9 +39,9 @@ class ArchiveS3:
         self.restores.append(key)
         self.restoring.add(key)
 
-    def look(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo | None:
+    def version_ids(self, bucket: str, key: str, region: str | None = None) -> list[str]:
         """The job's destination keys (looked at when it ends without a clip): nothing there."""
-        return None
+        return []
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_a_fenced_off_attempt_giving_up_changes_nothing_and_counts_as_lease_lost
     assert rt.jobs.claim(SPEC.job_id, first, "w1") == "running"
     rt.redis.delete(keys.export_lease(SPEC.job_id))
     assert rt.jobs.requeue(SPEC.job_id, first) == 2
-    assert record_failure(rt.jobs, SPEC.job_id, first, "timed out", "timed_out") == "fenced"
+    assert record_failure(rt.jobs, rt.store, SPEC.job_id, first, "timed out", "timed_out") == "fenced"
     record = rt.jobs.get(SPEC.job_id)
     assert record is not None and record.state is JobState.QUEUED and record.attempt == 2
     assert outcome_counts(rt) == {("h265", "lease_lost"): 1}
