@@ -30,8 +30,8 @@ from tasks.tenancy import ownership
 from workers.archive.playlists import LEADING_MS, Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
-from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.jobs.archived import archived_keys
+from workers.errors import ExportError, NoMedia
+from workers.jobs.archived import restore_first
 from workers.jobs.completion import last_look, refused_write, upload_jpeg
 from workers.jobs.fencing import Fence, adopted, completion_failed, object_mark, take_over
 from workers.jobs.snapshot import run_snapshot
@@ -99,7 +99,7 @@ def cut_clip(
                 allow_smart_cut=strategy.smart_cut,
             )
     except ObjectArchived as exc:
-        raise SegmentsArchived(archived_keys(store, spec, segments)) from exc
+        raise restore_first(store, spec, segments) from exc
     except AccessDenied as exc:
         raise ExportError(ErrorCode.FAILED, f"the service may not read the recording: {exc}") from exc
     finally:

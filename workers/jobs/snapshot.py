@@ -22,8 +22,8 @@ from tasks.tenancy import ownership
 from workers.archive.model import Segment
 from workers.archive.ranges import segments_for_range
 from workers.archive.spans import coverage_note
-from workers.errors import ExportError, NoMedia, SegmentsArchived
-from workers.jobs.archived import archived_keys
+from workers.errors import ExportError, NoMedia
+from workers.jobs.archived import restore_first
 from workers.jobs.completion import upload_jpeg
 from workers.jobs.fencing import Fence, object_mark, take_over
 from workers.media.still import NoPicture, TimedPacket, picture_at, scaled, timeline_packets
@@ -64,7 +64,7 @@ def read_packets(
             if item.segment.identity == holder:
                 held, why = bool(got), item.reason or why
     except ObjectArchived as exc:
-        raise SegmentsArchived(archived_keys(store, spec, chosen)) from exc
+        raise restore_first(store, spec, chosen) from exc
     if not held:
         raise NoMedia(f"no picture at the instant: the segment holding it cannot be read ({why})")
     return packets

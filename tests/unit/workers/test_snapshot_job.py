@@ -85,3 +85,19 @@ def test_an_export_of_missing_segments_says_what_the_recording_covers(
         run_export(spec, ObjectStore(settings), settings, fence=NO_JOB_FENCE)
     assert refused.value.code is ErrorCode.NO_MEDIA
     assert "the recording covers" in refused.value.message
+
+
+def test_an_archived_key_object_is_named_for_the_restore(
+    s3: Any, recording: SampleRecording, tmp_path: Path
+) -> None:
+    """The segments are readable but their AES-128 key object is archived: the restore must
+    bring back the key (it parked with nothing to restore, for RESOURCED_RESTORE_WAIT)."""
+    playlist = (Path(recording.directory) / "index.m3u8").read_text()
+    keyed = playlist.replace(
+        "#EXT-X-PROGRAM-DATE-TIME", '#EXT-X-KEY:METHOD=AES-128,URI="k.key"\n#EXT-X-PROGRAM-DATE-TIME', 1
+    )
+    s3.put_object(Bucket="archive", Key="live/cam/index.m3u8", Body=keyed.encode())
+    s3.put_object(Bucket="archive", Key="live/cam/k.key", Body=b"0" * 16, StorageClass="GLACIER")
+    with pytest.raises(SegmentsArchived) as parked:
+        snapshot(s3, tmp_path, PDT_MS + 2500)
+    assert parked.value.keys == ["live/cam/k.key"]
