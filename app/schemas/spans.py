@@ -59,7 +59,7 @@ def open_cursor(secret: str, binding: list[Any], sealed: str) -> str:
     """The worker's cursor inside a sealed one; ValueError when this service did not hand it out
     for this request."""
     inner, dot, mac = sealed.rpartition(".")
-    if not dot or not inner or not hmac.compare_digest(mac, _mac(secret, binding, inner)):
+    if not dot or not inner or not hmac.compare_digest(mac.encode(), _mac(secret, binding, inner).encode()):
         raise ValueError(NOT_OURS)
     return inner
 

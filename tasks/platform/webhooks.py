@@ -57,6 +57,7 @@ class Target:
 NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use, any layout: never public
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+OWN_V6 = ipaddress.ip_network("::/127")  # :: and ::1 lie in that range but are IPv6's own, not 0.0.0.x
 
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -96,8 +97,10 @@ def _judged_as(ip: IpAddress) -> list[IpAddress]:
     forms that reach exactly the IPv4 address they embed (IPv4-mapped, IPv4-compatible, NAT64
     64:ff9b::/96), that IPv4 too, so `::ffff:127.0.0.1` is judged as 127.0.0.1, as the
     denylist judges it (README: an embedded IPv4 is judged by that IPv4)."""
-    if isinstance(ip, ipaddress.IPv6Address) and (
-        ip.ipv4_mapped is not None or ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE
+    if (
+        isinstance(ip, ipaddress.IPv6Address)
+        and ip not in OWN_V6
+        and (ip.ipv4_mapped is not None or ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE)
     ):
         return [ip, *embedded_ipv4(ip)]
     return [ip]

@@ -232,3 +232,9 @@ def test_without_a_secret_key_no_cursor_verifies() -> None:
         spans_schema.open_cursor("", binding, "djE6MTAwOg.AAAAAAAAAAAAAAAAAAAAAAAA")
     with pytest.raises(ValueError, match="not a cursor this service handed out"):
         spans_schema.seal_cursor("", binding, "djE6MTAwOg")
+
+
+def test_a_cursor_with_characters_a_mac_never_has_is_refused_not_a_500() -> None:
+    binding = ["archive", "", "live/cam", "", None, None]
+    with pytest.raises(ValueError, match="not a cursor this service handed out"):
+        spans_schema.open_cursor("k" * 32, binding, "djE6MTAwOg.\u00e9")

@@ -99,7 +99,11 @@ def test_an_embedded_ipv4_is_allowlisted_by_that_ipv4(url: str, allowlist: tuple
 
 @pytest.mark.parametrize(
     ("url", "allowlist"),
-    [("http://[::ffff:127.0.0.2]/cb", ("127.0.0.1/32",)), ("http://[2002:a01:203::1]/cb", ("10.0.0.0/8",))],
+    [
+        ("http://[::ffff:127.0.0.2]/cb", ("127.0.0.1/32",)),
+        ("http://[2002:a01:203::1]/cb", ("10.0.0.0/8",)),
+        ("http://[::1]/cb", ("0.0.0.0/8",)),  # IPv6 loopback is not the compatible form of 0.0.0.1
+    ],
 )
 def test_an_embedded_ipv4_outside_the_allowlist_stays_refused(url: str, allowlist: tuple[str, ...]) -> None:
     with pytest.raises(UrlRefused):
