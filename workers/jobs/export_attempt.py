@@ -201,9 +201,9 @@ def _refused(
     job_id = record.job_id
     if not jobs.fail(job_id, token, exc.code, exc.message):
         raise LeaseLost(f"job {job_id}: attempt {token[:8]} was fenced off before failing") from exc
-    withdraw_ended(jobs, store, record)
     count(jobs, record.spec, f"error{int(exc.code)}", time.monotonic() - started)
     log.info("export refused", extra={"job_id": job_id, "code": int(exc.code), "reason": exc.message})
+    withdraw_ended(jobs, store, record)
     return JobOutcome("failed", int(exc.code), time.monotonic() - started)
 
 
@@ -243,8 +243,8 @@ def record_failure(
     if not jobs.fail(job_id, token, ErrorCode.FAILED, reason):
         count(jobs, record.spec, LEASE_LOST, wall)
         return "fenced"
+    count(jobs, record.spec, outcome, wall)  # before the cleanup: the answer and its metric go together
     withdraw_ended(jobs, store, record)
-    count(jobs, record.spec, outcome, wall)
     return "failed"
 
 
