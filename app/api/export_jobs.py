@@ -23,7 +23,7 @@ from tasks.exports.answers import ended_answer, progress_percent
 from tasks.exports.spec import ErrorCode
 from tasks.exports.states import JobState
 from tasks.exports.store import JobRecord
-from tasks.exports.uploads import abort_recorded_uploads, withdraw_completed
+from tasks.exports.uploads import take_back
 from tasks.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ def stop_writing(svc: Services, record: JobRecord) -> None:
     last check): a cancelled export leaves no object version. A failure here is left to the
     attempt, which withdraws the same objects when it finds itself fenced off by the cancel."""
     try:
-        aborted = abort_recorded_uploads(svc.jobs, svc.store, record.job_id)
-        withdrawn = withdraw_completed(svc.store, record.spec, record.objects_mark)
+        aborted, withdrawn = take_back(svc.jobs, svc.store, record)
     except StorageError as exc:  # the bucket's lifecycle rule for incomplete uploads is the backstop
         log.error("cancel could not stop the writes", extra={"job_id": record.job_id, "reason": str(exc)})
         return

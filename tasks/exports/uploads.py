@@ -18,7 +18,7 @@ import logging
 
 from tasks.exports.leases import forget_upload, recorded_uploads
 from tasks.exports.spec import ExportSpec
-from tasks.exports.store import ExportJobStore
+from tasks.exports.store import ExportJobStore, JobRecord
 from tasks.storage import AccessDenied, ObjectNotFound, ObjectStore, WriteConflict
 from tasks.tenancy.ownership import JOB_META
 
@@ -37,25 +37,34 @@ def abort_recorded_uploads(jobs: ExportJobStore, store: ObjectStore, job_id: str
     return len(uploads)
 
 
+def take_back(jobs: ExportJobStore, store: ObjectStore, record: JobRecord) -> tuple[int, int]:
+    """What ending a job without its clip undoes, in this order: the uploads its attempts
+    recorded are aborted (none can record another now), then what they had completed is
+    withdrawn. Returns (aborted, withdrawn); raises StorageError for the caller to log."""
+    aborted = abort_recorded_uploads(jobs, store, record.job_id)
+    return aborted, withdraw_completed(store, record.spec, record.objects_mark)
+
+
 def withdraw_completed(store: ObjectStore, spec: ExportSpec, mark: str) -> int:
     """Delete every version at the job's keys that an admission's attempts wrote (its `mark`,
     JobRecord.objects_mark, begins their JOB_META; never another export's or writer's object),
     current or not: a writer may have put a version on top since. Returns how many. Call it once
     the admission has ended without its result and after abort_recorded_uploads, so that no
-    attempt can complete another object."""
+    attempt can complete another object. Two withdrawals racing (the cancel's and the fenced
+    attempt's) are fine: a version the other deleted first is skipped."""
     if not mark:
         raise ValueError("an admission's mark is needed: an empty one would match every object")
     dest = spec.destination
     withdrawn = 0
     for key in spec.written_keys:
         for version_id, etag in _marked(store, dest.bucket, key, dest.region, mark + "/"):
+            # A key without versions: only while it still holds that object (conditional
+            # DELETE, unless RESOURCED_S3_CONDITIONAL_WRITES is off), so another export
+            # completing there meanwhile keeps its object.
+            guard = etag if version_id is None and store.settings.s3_conditional_writes else None
             try:
-                # A key without versions: only while it still holds that object (conditional
-                # DELETE, unless RESOURCED_S3_CONDITIONAL_WRITES is off), so another export
-                # completing there meanwhile keeps its object.
-                guard = etag if version_id is None and store.settings.s3_conditional_writes else None
                 store.delete(dest.bucket, key, dest.region, version_id, guard)
-            except WriteConflict:
+            except (WriteConflict, ObjectNotFound):  # replaced, or deleted by the other withdrawal
                 continue
             withdrawn += 1
             log.warning("withdrew an ended job's object", extra={"job_id": spec.job_id, "key": key})
@@ -69,20 +78,16 @@ def _marked(
     None for the object of a key without versions ("null"). Where listing versions is not
     allowed, the current object only."""
     try:
-        version_ids: list[str | None] = [
-            v if v != "null" else None for v in store.version_ids(bucket, key, region)
-        ]
+        seen = [store.look(bucket, key, region, _real(v)) for v in store.version_ids(bucket, key, region)]
     except AccessDenied:
-        current = store.look(bucket, key, region)
-        version_ids = (
-            [] if current is None else [current.version_id if current.version_id != "null" else None]
-        )
-    found: list[tuple[str | None, str]] = []
-    for version_id in version_ids:
-        try:
-            info = store.head(bucket, key, region, version_id)
-        except ObjectNotFound:
-            continue
-        if info.metadata.get(JOB_META, "").startswith(mine):
-            found.append((version_id, info.etag))
-    return found
+        seen = [store.look(bucket, key, region)]
+    return [
+        (_real(info.version_id), info.etag)
+        for info in seen
+        if info is not None and info.metadata.get(JOB_META, "").startswith(mine)
+    ]
+
+
+def _real(version_id: str | None) -> str | None:
+    """S3 names the object of a key without versions "null": no version id to send."""
+    return None if version_id in (None, "null") else version_id

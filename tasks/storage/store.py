@@ -298,10 +298,12 @@ class ObjectStore:
             return None
         return WriteCondition.free() if existing is None else WriteCondition.replacing(existing.etag)
 
-    def look(self, bucket: str, key: str, region: str | None = None) -> ObjectInfo | None:
+    def look(
+        self, bucket: str, key: str, region: str | None = None, version_id: str | None = None
+    ) -> ObjectInfo | None:
         """HEAD, with a missing object as None: what a writer sees before it writes the key."""
         try:
-            return self.head(bucket, key, region)
+            return self.head(bucket, key, region, version_id)
         except ObjectNotFound:
             return None
 

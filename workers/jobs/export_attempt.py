@@ -20,7 +20,7 @@ from tasks.exports.outcomes import LEASE_LOST, READY, record_outcome
 from tasks.exports.spec import ErrorCode, ExportSpec
 from tasks.exports.states import ENDED_WITHOUT_RESULT
 from tasks.exports.store import ExportJobStore, JobRecord
-from tasks.exports.uploads import abort_recorded_uploads, withdraw_completed
+from tasks.exports.uploads import take_back, withdraw_completed
 from tasks.platform.settings import Settings
 from tasks.storage import ObjectStore, StorageError, TransientStorageError
 from workers.archive.model import Segment
@@ -253,8 +253,7 @@ def withdraw_ended(jobs: ExportJobStore, store: ObjectStore, record: JobRecord) 
     record another now), then delete what they completed. The answer stands if storage fails
     here; the object is logged for an operator (and a bucket's lifecycle rule ends uploads)."""
     try:
-        abort_recorded_uploads(jobs, store, record.job_id)
-        withdraw_completed(store, record.spec, record.objects_mark)
+        take_back(jobs, store, record)
     except (StorageError, redis.RedisError) as exc:
         log.error(
             "could not withdraw an ended job's objects", extra={"job_id": record.job_id, "reason": str(exc)}

@@ -90,7 +90,11 @@ def test_a_key_just_looked_at_is_judged_from_that_look(
     heads: list[str] = []
     head = objects.head
     monkeypatch.setattr(
-        objects, "head", lambda bucket, key, region=None: heads.append(key) or head(bucket, key, region)
+        objects,
+        "head",
+        lambda bucket, key, region=None, version_id=None: (
+            heads.append(key) or head(bucket, key, region, version_id)
+        ),
     )
     assert "another user" in (export_refusal(objects, spec_for("mallory"), {"clips/a.mp4": looked}) or "")
     assert export_refusal(objects, spec_for("mallory"), {"clips/a.mp4": None}) is None  # free when looked

@@ -170,3 +170,25 @@ def test_an_unversioned_key_replaced_between_the_look_and_the_delete_keeps_the_n
         withdraw_if_abandoned(jobs, Interleaved(Settings()), record)
         assert s3.get_object(Bucket="exports", Key=SPEC.video_key)["Body"].read() == b"C's export"
         assert versions(s3) == [SPEC.video_key]  # the poster, not replaced, was withdrawn
+
+
+def test_two_withdrawals_racing_each_finish_every_key() -> None:
+    """The cancel's withdrawal deletes the video right after the fenced attempt's looked at it:
+    the attempt's conditional DELETE finds nothing and goes on to the poster."""
+    with moto_buckets("exports") as s3:
+        jobs = ExportJobStore(fakeredis.FakeRedis(), 3600)
+        record, _ = running(jobs)
+        complete(s3, record, versioned=False)
+
+        class Raced(ObjectStore):
+            def look(
+                self, bucket: str, key: str, region: str | None = None, version_id: str | None = None
+            ) -> Any:
+                info = super().look(bucket, key, region, version_id)
+                if key == SPEC.video_key:
+                    s3.delete_object(Bucket="exports", Key=key)  # the other withdrawal, first
+                return info
+
+        assert jobs.cancel(SPEC.job_id, 60)[0] == "cancelled"
+        withdraw_if_abandoned(jobs, Raced(Settings()), record)
+        assert versions(s3) == []
